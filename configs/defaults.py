@@ -1,0 +1,261 @@
+"""Shared config skeletons (score_sde's ml_collections schema) for the three model families.
+
+Every config file under ``configs/`` starts from one of these and sets the official values of one
+model (see the tables in the README).  Field meanings:
+
+* ``model.family``: ``ncsn`` | ``ncsnv2`` | ``ncsnpp`` -- picks the checkpoint format and score wrapper.
+* ``model.name``: the registered network (``ncsn``, ``ncsnv2_64``, ``ncsnv2_128``, ``ncsnv2_256``, ``ncsnpp``).
+* ``model.sigma_max`` / ``sigma_min`` / ``num_scales``: the geometric noise schedule (NCSN/NCSNv2:
+  sigma_begin / sigma_end / num_classes).
+* ``sampling.method``: ``pc`` (score_sde predictor-corrector) or ``ald`` (annealed Langevin of NCSN/NCSNv2).
+* ``pds``: preconditioning (off unless ``pds.enabled``); see ``preconditioning/``.
+"""
+import ml_collections
+
+
+def _common():
+    config = ml_collections.ConfigDict()
+    config.seed = 42
+    config.device = 'auto'
+
+    config.training = training = ml_collections.ConfigDict()
+    training.batch_size = 128
+    training.n_iters = 200001
+    training.snapshot_freq = 5000
+    training.log_freq = 50
+    training.snapshot_sampling = False
+    training.sde = 'vesde'
+    training.continuous = False
+    training.reduce_mean = False
+    training.likelihood_weighting = False
+    training.anneal_power = 2.0
+
+    config.sampling = sampling = ml_collections.ConfigDict()
+    sampling.method = 'pc'
+    sampling.predictor = 'reverse_diffusion'
+    sampling.corrector = 'langevin'
+    sampling.snr = 0.16
+    sampling.n_steps_each = 1
+    sampling.noise_removal = True
+    sampling.probability_flow = False
+    sampling.eps = 1e-5              # smallest time of the VE SDE sampler (official: 1e-5)
+    sampling.speed_up = 1.0          # PDS command line: N = int(num_scales / speed_up), eps = 1e-5 * speed_up
+    sampling.num_steps = 0           # PC: number of predictor steps N (0 = int(num_scales / speed_up))
+    # annealed Langevin (sampling.method = 'ald')
+    sampling.ald_variant = 'ncsnv2'  # 'ncsn' (v1: noise before score, no denoise) | 'ncsnv2'
+    sampling.step_lr = 2e-5
+    sampling.denoise = True
+    sampling.num_levels = 0          # 0 = all model.num_scales levels; else that many, evenly picked
+    sampling.init = 'uniform'        # ALD starts from U[0,1] as the official code does
+    sampling.batch_size = 64
+
+    config.data = data = ml_collections.ConfigDict()
+    data.dataset = 'CIFAR10'
+    data.image_size = 32
+    data.num_channels = 3
+    data.centered = False
+    data.random_flip = True
+    data.uniform_dequantization = False
+    data.crop = 'none'               # 'none' | 'celeba' (CenterCrop 140 then resize) | 'lsun' (resize then centre crop)
+
+    config.model = model = ml_collections.ConfigDict()
+    model.family = 'ncsnpp'
+    model.name = 'ncsnpp'
+    model.sigma_max = 50.
+    model.sigma_min = 0.01
+    model.num_scales = 1000
+    model.ema = True
+    model.ema_rate = 0.999
+    model.nf = 128
+    model.scale_by_sigma = True
+
+    config.optim = optim = ml_collections.ConfigDict()
+    optim.optimizer = 'Adam'
+    optim.lr = 2e-4
+    optim.beta1 = 0.9
+    optim.eps = 1e-8
+    optim.weight_decay = 0.
+    optim.amsgrad = False
+    optim.warmup = 0
+    optim.grad_clip = -1.
+
+    config.eval = evaluate = ml_collections.ConfigDict()
+    evaluate.batch_size = 64
+    evaluate.num_samples = 50000
+
+    config.pds = pds_config()
+    return config
+
+
+def pds_config():
+    """PDS settings (supp. Eq. 19-24).  Off by default; ``<dataset>_pds.py`` configs turn it on."""
+    pds = ml_collections.ConfigDict()
+    pds.enabled = False
+    pds.setting = ''                 # name of the paper-table row applied (see apply_setting)
+    pds.freq = 'none'                # 'none' | 'radial' (Eq. 20) | 'stats' (Eq. 22, a *_freq.npy file)
+    pds.freq_path = ''
+    pds.alpha = 5.                   # Eq. 22 normalisation of statistics filters
+    pds.radius = 0.2                 # Eq. 20: r as a fraction of H (r = 0.2H)
+    pds.lam = 1.6                    # Eq. 20: lambda outside the radius
+    pds.radial_direction = 'inverse'  # 'inverse': the sampler uses 1/R (Eq. 23); 'direct': uses R as written in Eq. 20
+    pds.space = False                # Eq. 21 space filter A (the paper uses it for FFHQ only)
+    pds.space_path = ''
+    pds.omega = 0.                   # Eq. 23 solenoidal weight (0 = off)
+    pds.solenoidal = 'fft'           # 'fft': Re[F - F^T]; 'roll': P_mn - P_mn^T; 'fft_roll': Re[F (P_mn - P_mn^T) F^-1]
+    pds.shift = (1, 1)               # (m, n) of P_mn
+    return pds
+
+
+def ve_ncsnpp():
+    """score_sde VE NCSN++ defaults (configs/default_cifar10_configs.py + ncsnpp)."""
+    config = _common()
+    config.training.sde = 'vesde'
+    config.training.continuous = True
+    config.training.batch_size = 128
+    config.training.n_iters = 1300001
+    config.training.snapshot_freq = 50000
+    config.training.reduce_mean = False
+    config.sampling.method = 'pc'
+    config.sampling.predictor = 'reverse_diffusion'
+    config.sampling.corrector = 'langevin'
+    config.sampling.snr = 0.16
+    config.sampling.n_steps_each = 1
+    config.data.random_flip = True
+    config.data.centered = False
+    config.data.uniform_dequantization = False
+    model = config.model
+    model.family = 'ncsnpp'
+    model.name = 'ncsnpp'
+    model.sigma_max = 50.
+    model.sigma_min = 0.01
+    model.num_scales = 1000
+    model.ema_rate = 0.999
+    model.scale_by_sigma = True
+    model.normalization = 'GroupNorm'
+    model.nonlinearity = 'swish'
+    model.nf = 128
+    model.ch_mult = (1, 2, 2, 2)
+    model.num_res_blocks = 4
+    model.attn_resolutions = (16,)
+    model.resamp_with_conv = True
+    model.conditional = True
+    model.fir = True
+    model.fir_kernel = [1, 3, 3, 1]
+    model.skip_rescale = True
+    model.resblock_type = 'biggan'
+    model.progressive = 'none'
+    model.progressive_input = 'residual'
+    model.progressive_combine = 'sum'
+    model.attention_type = 'ddpm'
+    model.init_scale = 0.
+    model.fourier_scale = 16
+    model.embedding_type = 'fourier'
+    model.conv_size = 3
+    model.dropout = 0.1
+    config.optim.lr = 2e-4
+    config.optim.warmup = 5000
+    config.optim.grad_clip = 1.
+    return config
+
+
+def ve_ncsnpp_lsun(image_size=256):
+    """score_sde default_lsun_configs + ncsnpp 256 px (bedroom, church, FFHQ-256, CelebA-HQ-256)."""
+    config = ve_ncsnpp()
+    config.training.batch_size = 64
+    config.training.n_iters = 2400001
+    config.sampling.snr = 0.075
+    config.data.image_size = image_size
+    config.data.crop = 'lsun'
+    config.model.sigma_max = 378.
+    config.model.num_scales = 2000
+    config.model.ch_mult = (1, 1, 2, 2, 2, 2, 2)
+    config.model.num_res_blocks = 2
+    config.model.dropout = 0.
+    config.model.progressive = 'output_skip'
+    config.model.progressive_input = 'input_skip'
+    config.model.progressive_combine = 'sum'
+    config.eval.batch_size = 8
+    return config
+
+
+def ncsnv2(name='ncsnv2_64'):
+    """ermongroup/ncsnv2 defaults (InstanceNorm++, ELU, EMA 0.999, denoise)."""
+    config = _common()
+    config.training.continuous = False
+    config.training.n_iters = 300001
+    config.training.batch_size = 128
+    config.sampling.method = 'ald'
+    config.sampling.ald_variant = 'ncsnv2'
+    config.sampling.predictor = 'none'
+    config.sampling.corrector = 'ald'
+    config.sampling.denoise = True
+    config.data.random_flip = True
+    model = config.model
+    model.family = 'ncsnv2'
+    model.name = name
+    model.nf = 128
+    model.sigma_min = 0.01
+    model.ema = True
+    model.ema_rate = 0.999
+    model.scale_by_sigma = True
+    model.normalization = 'InstanceNorm++'
+    model.nonlinearity = 'elu'
+    config.optim.lr = 1e-4
+    return config
+
+
+def ncsn():
+    """ermongroup/ncsn anneal.yml defaults (conditional RefineNet, CIN++, no EMA, no denoise)."""
+    config = _common()
+    config.training.continuous = False
+    config.training.n_iters = 200001
+    config.training.batch_size = 128
+    config.training.snapshot_freq = 5000
+    config.sampling.method = 'ald'
+    config.sampling.ald_variant = 'ncsn'
+    config.sampling.predictor = 'none'
+    config.sampling.corrector = 'ald'
+    config.sampling.step_lr = 2e-5
+    config.sampling.n_steps_each = 100
+    config.sampling.denoise = False
+    config.sampling.batch_size = 25
+    config.data.uniform_dequantization = True
+    model = config.model
+    model.family = 'ncsn'
+    model.name = 'ncsn'
+    model.nf = 128
+    model.sigma_max = 1.
+    model.sigma_min = 0.01
+    model.num_scales = 10
+    model.ema = False
+    model.scale_by_sigma = False
+    model.normalization = 'InstanceNorm++'
+    model.nonlinearity = 'elu'
+    config.optim.lr = 1e-3
+    return config
+
+
+_SETTING_FIELDS = {
+    'sampling': ('speed_up', 'num_steps', 'num_levels', 'n_steps_each', 'step_lr', 'snr', 'denoise'),
+    'pds': ('alpha', 'radius', 'lam', 'radial_direction', 'space', 'omega', 'solenoidal', 'shift',
+            'freq', 'freq_path', 'space_path'),
+}
+
+
+def apply_setting(config, settings, name):
+    """Turn PDS on with the named table row ``settings[name]`` (e.g. ``'table1_20it'``)."""
+    if name not in settings:
+        raise ValueError(f'unknown PDS setting {name!r}; this config has {sorted(settings)}')
+    config.pds.enabled = True
+    config.pds.setting = name
+    for key, value in settings[name].items():
+        section = next((s for s, keys in _SETTING_FIELDS.items() if key in keys), None)
+        if section is None:
+            raise ValueError(f'PDS setting {name!r}: unknown field {key!r}')
+        config[section][key] = value
+    return config
+
+
+def pds_config_from(module, default_setting, setting=''):
+    """``<dataset>_pds.py`` helper: the official model config of ``module`` with one PDS table row applied."""
+    return apply_setting(module.get_config(), module.PDS_SETTINGS, setting or default_setting)

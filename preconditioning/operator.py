@@ -1,0 +1,141 @@
+"""The PDS preconditioner as the sampler sees it (supp. Eq. 19 and 23).
+
+With a frequency factor ``Fm`` (C, H, W) on the unshifted DFT grid and a space factor ``S``
+(C, H, W) -- both already *inverted* filters, see ``filters.py`` -- the sampler's operator is
+
+    M z   = Re F^-1[ Fm * F[ S * z ] ]                       (noise and prior, Eq. 23: M^-1 dw)
+    M M^T v = Re F^-1[ Fm * F[ S^2 * F^-1[ Fm * F[v] ] ] ]   (drift / score, Eq. 23: M^-1 M^-T grad)
+
+exactly the official PDS formulation.  When ``Fm`` is real and Hermitian-symmetric
+(``Fm[k] == Fm[-k]``, true for every filter built from real images or from Eq. 20) the operator is
+real and we use real FFTs (``rfft2``): half the work, and with S = 1, M M^T v = F^-1[Fm^2 F[v]] is
+one FFT round trip.  A non-symmetric table falls back to the full complex formulation.
+
+``drift`` also adds the solenoidal term ``omega * S_sol v`` of Eq. 23-24 when omega != 0.
+"""
+import torch
+
+from preconditioning import filters
+
+HERMITIAN_TOL = 1e-4
+
+
+class Identity:
+    """No preconditioning: the sampler does no FFT at all."""
+    is_identity = True
+
+    def noise(self, z):
+        return z
+
+    def drift(self, v):
+        return v
+
+
+def is_hermitian(table):
+    """True if table[..., k, l] == table[..., -k, -l] (indices mod H, W) to a relative 1e-4."""
+    flipped = torch.roll(torch.flip(table, dims=(-2, -1)), shifts=(1, 1), dims=(-2, -1))
+    return bool((table - flipped).abs().max() <= HERMITIAN_TOL * table.abs().max())
+
+
+class Preconditioner:
+    """M = C diag(S) with C = Re F^-1 diag(Fm) F; optional solenoidal term omega * S_sol.
+
+    ``freq`` and ``space`` are (C, H, W) tables (or None for 1); ``solenoidal`` is a callable v -> S_sol v."""
+    is_identity = False
+
+    def __init__(self, freq=None, space=None, omega=0., solenoidal=None, device='cpu', dtype=torch.float32):
+        as_table = lambda t: None if t is None else torch.as_tensor(t).to(device=device, dtype=dtype)[None]  # noqa: E731
+        self.freq, self.space = as_table(freq), as_table(space)
+        self.omega, self.solenoidal = float(omega), solenoidal
+        if self.omega and solenoidal is None:
+            raise ValueError('omega != 0 needs a solenoidal operator')
+        self.real = self.freq is None or is_hermitian(self.freq)
+        if self.freq is not None and self.real:
+            width = self.freq.shape[-1]
+            self.half = self.freq[..., : width // 2 + 1].contiguous()      # rfft2 half-plane of Fm
+            self.half_sq = self.half ** 2
+        self.space_sq = None if self.space is None else self.space ** 2
+
+    def _filter(self, v, table_half):
+        """C v = Re F^-1[Fm F[v]] (table_half: the rfft half-plane of Fm or of Fm^2)."""
+        if self.freq is None:
+            return v
+        if self.real:
+            return torch.fft.irfft2(torch.fft.rfft2(v) * table_half, s=v.shape[-2:])
+        return torch.fft.ifft2(torch.fft.fft2(v) * self.freq).real
+
+    def noise(self, z):
+        """M z: the preconditioned Gaussian noise (and prior) of Eq. 23."""
+        if self.space is not None:
+            z = z * self.space
+        return self._filter(z, self.half if self.freq is not None and self.real else None)
+
+    def gram(self, v):
+        """M M^T v = C S^2 C v."""
+        if self.freq is None:
+            return v if self.space_sq is None else v * self.space_sq
+        if self.space is None and self.real:
+            return self._filter(v, self.half_sq)                       # one FFT round trip
+        if self.real:
+            return self._filter(self._filter(v, self.half) * self.space_sq, self.half)
+        # Official complex formulation: the imaginary part is kept between the two filters.
+        inner = torch.fft.ifft2(torch.fft.fft2(v) * self.freq) * (self.space_sq if self.space_sq is not None else 1)
+        return torch.fft.ifft2(torch.fft.fft2(inner) * self.freq).real
+
+    def drift(self, v):
+        """(M M^T + omega S_sol) v: what multiplies the score in every update (Eq. 23)."""
+        out = self.gram(v)
+        return out + self.omega * self.solenoidal(v) if self.omega else out
+
+
+# ----------------------------------------------------------------------------------------------
+# Solenoidal operators of Eq. 24 (all skew-symmetric).  Note: for the 2-D DFT matrix F^T = F, so
+# Re[F - F^T] = 0, and F P F^-1 is diagonal with conjugate-pair entries, so Re[F (P - P^T) F^-1] = 0
+# on real images too: both are zero operators in exact arithmetic (the supplementary reports "no
+# obvious effect" for them).  Only the roll form P_mn - P_mn^T acts.  We implement all three
+# literally so that the paper's experiments can be rerun.
+
+def solenoidal_roll(shift):
+    m, n = shift
+    return lambda v: torch.roll(v, (m, n), dims=(-2, -1)) - torch.roll(v, (-m, -n), dims=(-2, -1))
+
+
+def solenoidal_fft():
+    # Re[F v] - Re[F^T v], with F^T = F for the DFT matrix.
+    return lambda v: torch.fft.fft2(v).real - torch.fft.fft2(v).real
+
+
+def solenoidal_fft_roll(shift):
+    roll = solenoidal_roll(shift)
+    return lambda v: torch.fft.fft2(roll(torch.fft.ifft2(v))).real
+
+
+SOLENOIDAL = {'roll': solenoidal_roll, 'fft': lambda shift: solenoidal_fft(), 'fft_roll': solenoidal_fft_roll}
+
+
+def from_config(pds, shape, device='cpu', dtype=torch.float32):
+    """Build the preconditioner of a config's ``pds`` section for samples of shape (C, H, W)."""
+    if not pds.enabled:
+        return Identity()
+    freq = space = None
+    if pds.freq == 'radial':
+        table = filters.radial_filter(shape, pds.radius, pds.lam)
+        if pds.radial_direction not in ('inverse', 'direct'):
+            raise ValueError(f"pds.radial_direction must be 'inverse' or 'direct', got {pds.radial_direction!r}")
+        freq = 1. / table if pds.radial_direction == 'inverse' else table
+    elif pds.freq == 'stats':
+        if not pds.freq_path:
+            raise filters.FilterError("pds.freq = 'stats' needs pds.freq_path (a *_freq.npy file, C x H x W)")
+        freq = filters.normalised_inverse(filters.load_statistic(pds.freq_path, shape, 'frequency filter'), pds.alpha)
+    elif pds.freq != 'none':
+        raise ValueError(f"pds.freq must be 'none', 'radial' or 'stats', got {pds.freq!r}")
+    if pds.space:
+        if not pds.space_path:
+            raise filters.FilterError('pds.space = True needs pds.space_path (a *_space.npy file, C x H x W)')
+        space = filters.normalised_inverse(filters.load_statistic(pds.space_path, shape, 'space filter'), pds.alpha)
+    solenoidal = None
+    if pds.omega:
+        if pds.solenoidal not in SOLENOIDAL:
+            raise ValueError(f'pds.solenoidal must be one of {sorted(SOLENOIDAL)}, got {pds.solenoidal!r}')
+        solenoidal = SOLENOIDAL[pds.solenoidal](tuple(pds.shift))
+    return Preconditioner(freq, space, pds.omega, solenoidal, device=device, dtype=dtype)

@@ -1,0 +1,33 @@
+"""Shared test helpers: the official reference fixtures are switched on by PDS_FIXTURES."""
+import json
+import os
+
+import ml_collections
+import pytest
+
+FIXTURES_ENV = 'PDS_FIXTURES'
+
+
+def fixture_cases(*required_files):
+    """pytest params, one per case folder of $PDS_FIXTURES holding all ``required_files`` (ids = folder names);
+    a single skipped param when the variable is unset."""
+    root = os.environ.get(FIXTURES_ENV)
+    if not root:
+        return [pytest.param(None, marks=pytest.mark.skip(
+            reason=f'{FIXTURES_ENV} is not set (point it at the official reference fixtures folder)'))]
+    if not os.path.isdir(root):
+        raise RuntimeError(f'{FIXTURES_ENV}={root!r} is not a folder')
+    cases = [os.path.join(root, name) for name in sorted(os.listdir(root))
+             if all(os.path.isfile(os.path.join(root, name, f)) for f in required_files)]
+    if not cases:
+        raise RuntimeError(f'{FIXTURES_ENV}={root!r} has no case folder with {required_files}')
+    return [pytest.param(case, id=os.path.basename(case)) for case in cases]
+
+
+def load_case_config(folder):
+    with open(os.path.join(folder, 'config.json')) as f:
+        return ml_collections.ConfigDict(json.load(f))
+
+
+def rel_err(out, ref):
+    return float((out.double() - ref.double()).abs().max() / ref.double().abs().max())

@@ -31,7 +31,7 @@ def annealed_langevin(score, shape, sigmas, draw, step_lr, n_steps_each, variant
                       P=Identity(), device='cpu', x_init=None, uniform=None, callback=None):
     """Annealed Langevin dynamics.  ``sigmas``: descending NumPy array of the levels to visit;
     ``draw()`` the next N(0, I) draw, ``uniform()`` the U[0, 1] draw of the initial state (official init).
-    Returns ``(x, nfe)`` (unclamped)."""
+    ``callback(i, sigma, x)`` runs after every step.  Returns ``(x, nfe)`` (unclamped)."""
     if variant not in ('ncsn', 'ncsnv2'):
         raise ValueError(f"annealed Langevin variant must be 'ncsn' or 'ncsnv2', got {variant!r}")
     x = x_init if x_init is not None else uniform().to(device)
@@ -48,8 +48,8 @@ def annealed_langevin(score, shape, sigmas, draw, step_lr, n_steps_each, variant
                 grad = P.drift(score(x, float(sigma)))
                 x = x + step * grad + P.noise(draw()) * noise_scale
             nfe += 1
-        if callback is not None:
-            callback(c, x)
+            if callback is not None:
+                callback(nfe - 1, float(sigma), x)
     if denoise:
         x = x + float(sigmas[-1] ** 2) * P.drift(score(x, float(sigmas[-1])))
         nfe += 1

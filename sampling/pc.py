@@ -105,7 +105,7 @@ def pc_sampler(score, shape, sde, draw, predictor='reverse_diffusion', corrector
     """score_sde's PC sampler (corrector before predictor at each t_i = linspace(1, eps, N)[i]).
 
     The prior is x_T = sigma_max M z (Eq. 23); with ``noise_removal`` the result is the last
-    predictor's mean.  Returns ``(x, nfe)``.  ``callback(i, x)`` runs after every step."""
+    predictor's mean.  Returns ``(x, nfe)``.  ``callback(i, sigma, x_mean)`` runs after every step."""
     predictor_fn, corrector_fn = _lookup(PREDICTORS, predictor, 'predictor'), _lookup(CORRECTORS, corrector, 'corrector')
     x = P.noise(draw()) * sde.sigma_max
     x_mean, nfe = x, 0
@@ -115,7 +115,7 @@ def pc_sampler(score, shape, sde, draw, predictor='reverse_diffusion', corrector
         x, x_mean, n_p = predictor_fn(score, sde, x, vec_t, draw, P)
         nfe += n_c + n_p
         if callback is not None:
-            callback(i, x_mean)
+            callback(i, float(sde.sigma(t)), x_mean)
     return (x_mean if noise_removal else x), nfe
 
 

@@ -1,0 +1,80 @@
+"""What each ``main.py --mode`` does with the parsed flags (kept out of main.py so it stays thin)."""
+import os
+
+import torch
+
+
+def resolve_device(name, local_rank=0):
+    if name == 'auto':
+        return torch.device(f'cuda:{local_rank}' if torch.cuda.is_available() else 'cpu')
+    return torch.device(name)
+
+
+def dist_env():
+    """(rank, world_size, local_rank) from torchrun's environment (0, 1, 0 without it)."""
+    return int(os.environ.get('RANK', 0)), int(os.environ.get('WORLD_SIZE', 1)), int(os.environ.get('LOCAL_RANK', 0))
+
+
+def run(mode, config, flags):
+    if flags.seed is not None:
+        config.seed = flags.seed
+    if flags.speed_up is not None:
+        config.sampling.speed_up = flags.speed_up
+    if flags.pds is not None:
+        config.pds.enabled = flags.pds
+    try:
+        {'sample': _sample, 'stats': _stats, 'train': _train}[mode](config, flags)
+    except _user_errors() as err:    # bad input: one clear message, no traceback
+        raise SystemExit(f'error: {err}') from None
+
+
+def _user_errors():
+    from models.checkpoint import CheckpointError
+    from preconditioning import FilterError
+    from runners.sample import SamplingError
+    errors = [CheckpointError, FilterError, SamplingError, ValueError, FileNotFoundError]
+    try:
+        from data.readers import DataError
+        errors.append(DataError)
+    except ImportError:
+        pass
+    return tuple(errors)
+
+
+def _need(flags, *names):
+    missing = [f'--{n}' for n in names if getattr(flags, n) in (None, '')]
+    if missing:
+        raise SystemExit(f'--mode {flags.mode} needs {", ".join(missing)}')
+
+
+def _sample(config, flags):
+    from models.checkpoint import load_score_model
+    from runners.sample import run_sample
+    _need(flags, 'checkpoint', 'workdir')
+    rank, world, local = dist_env()
+    device = resolve_device(flags.device, local)
+    model = load_score_model(flags.checkpoint, config, use_ema=flags.ema, device=device)
+    run_sample(config, model, flags.workdir, flags.num_samples, flags.batch_size or config.sampling.batch_size,
+               config.seed, device=device, checkpoint=os.path.abspath(flags.checkpoint), use_ema=flags.ema,
+               rank=rank, world_size=world, noise_device='cpu' if flags.noise_device == 'cpu' else device)
+    if rank == 0:
+        print(f'samples in {os.path.join(flags.workdir, "samples")}, grid in {os.path.join(flags.workdir, "grid.png")}')
+
+
+def _stats(config, flags):
+    from data.stats import plot_stats, run_stats
+    _need(flags, 'data')
+    name = flags.name or config.data.dataset.lower()
+    paths = run_stats(config, flags.data, flags.stats_dir, name, num_images=flags.num_images, seed=flags.seed or 0,
+                      num_workers=flags.workers, skip_bad=flags.skip_bad)
+    print(f'wrote {paths}')
+    if flags.plot:
+        png = os.path.join(flags.stats_dir, f'{name}_stats.png')
+        plot_stats(os.path.join(flags.stats_dir, f'{name}_freq.npy'), os.path.join(flags.stats_dir, f'{name}_space.npy'), png)
+        print(f'wrote {png}')
+
+
+def _train(config, flags):
+    from training.train import run_train
+    _need(flags, 'workdir', 'data')
+    run_train(config, flags.workdir, flags.data, num_workers=flags.workers)

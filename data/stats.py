@@ -1,0 +1,283 @@
+"""Per-dataset statistics for the PDS statistics filters (supp. Eq. 21-22), as fudan-zvg/PDS ``mask_gen_demo.py``.
+
+* frequency statistic (Eq. 22 input): ``freq[c,u,v] = log(1 + mean_i |DFT2(x_i)[c,u,v]|^2)``, the mean power
+  spectrum, with ``DFT2 = torch.fft.fft2`` over (H, W) (= the official ``fft(fft(x, dim=2), dim=3)``): full complex,
+  unnormalised forward, **unshifted** (DC at [0, 0]), per channel.
+* space statistic (Eq. 21 input): ``space[c,h,w] = mean_i x_i[c,h,w]^2`` (second moment, no log).
+
+Both are taken on **[0, 1] images** (uncentred), whatever ``config.data.centered`` says, because that is what the
+official demo does (``ToTensor()`` only) and the filters are max-normalised downstream.  Sums are float64, the
+saved arrays float32 of shape (C, H, W).  ``preconditioning/`` turns them into filters; this module only measures.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import tempfile
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Subset
+
+from .readers import BadItem, DataError, open_dataset
+
+__all__ = ['compute_stats', 'run_stats', 'plot_stats', 'subset_indices', 'stats_paths', 'STATS_FORMAT']
+
+STATS_FORMAT = (
+    'PDS dataset statistics v1 (fudan-zvg/PDS mask_gen_demo.py convention). <name>_freq.npy: '
+    'log(1 + mean_i |fft2(x_i)|^2) per (c,u,v), torch.fft.fft2 over (H,W), full complex, unnormalised forward, '
+    'unshifted (DC at [0,0]). <name>_space.npy: mean_i x_i^2 per (c,h,w), no log. x_i in [0,1] (uncentred, '
+    'whatever config.data.centered says). float64 sums, saved float32 (C,H,W).')
+DEFAULT_BATCH_SIZE = 256
+
+
+def subset_indices(n_total: int, num_images: Optional[int], seed: int = 0) -> List[int]:
+    """Indices read by ``compute_stats``: all of ``range(n_total)`` when ``num_images`` is None (or equals
+    ``n_total``), else the first ``num_images`` of ``torch.randperm(n_total)`` under ``torch.Generator`` seeded
+    with ``seed``, sorted ascending (deterministic, sequential reads)."""
+    if num_images is None:
+        return list(range(n_total))
+    num_images = int(num_images)
+    if num_images <= 0:
+        raise ValueError(f'num_images must be positive (or None for all), got {num_images}')
+    if num_images > n_total:
+        raise DataError(f'num_images is {num_images} but the dataset holds only {n_total} images')
+    g = torch.Generator()
+    g.manual_seed(int(seed))
+    return sorted(torch.randperm(n_total, generator=g)[:num_images].tolist())
+
+
+def _collate_with_bad(batch):
+    xs = [b for b in batch if isinstance(b, torch.Tensor)]
+    bad = [b for b in batch if isinstance(b, BadItem)]
+    return (torch.stack(xs) if xs else None), bad
+
+
+def compute_stats(dataset, num_images: Optional[int] = None, seed: int = 0, batch_size: int = DEFAULT_BATCH_SIZE,
+                  num_workers: int = 0, progress: bool = True) -> Dict[str, object]:
+    """One pass over ``dataset`` (map-style, items are (C,H,W) tensors in [0,1]) computing the PDS statistics.
+
+    Args:
+      dataset: e.g. ``open_dataset(path, config, centered=False)``; items may be ``BadItem`` (skipped, counted).
+      num_images: None = every image; else a seeded random subset of that size (``subset_indices``), read in
+        ascending index order.
+      seed: seeds the subset choice only.
+      batch_size, num_workers: DataLoader settings; the result does not depend on ``num_workers``.
+      progress: show a tqdm bar on stderr.
+
+    Returns:
+      dict with ``freq`` = log(1 + mean |fft2(x)|^2) and ``space`` = mean x^2, float32 numpy arrays (C,H,W)
+      (frequency entries unshifted, DC at [0,0]), ``count`` (images used), ``skipped`` (names of BadItems),
+      ``indices_count`` (images asked for).
+
+    Raises:
+      ValueError: an item outside [0,1] (e.g. a centred dataset), or inconsistent shapes.
+      DataError: no readable image, or ``num_images`` larger than the dataset.
+    """
+    indices = subset_indices(len(dataset), num_images, seed)
+    src = dataset if num_images is None else Subset(dataset, indices)
+    loader = DataLoader(src, batch_size=int(batch_size), shuffle=False, num_workers=int(num_workers),
+                        collate_fn=_collate_with_bad)
+    power = sq = None
+    count, skipped = 0, []
+    bar = None
+    if progress:
+        from tqdm import tqdm
+        bar = tqdm(total=len(indices), desc='stats', unit='img', dynamic_ncols=True)
+    for x, bad in loader:
+        skipped.extend(b.name for b in bad)
+        if bar is not None:
+            bar.update((0 if x is None else x.shape[0]) + len(bad))
+        if x is None:
+            continue
+        if x.ndim != 4:
+            raise ValueError(f'expected (C,H,W) images, got a batch of shape {tuple(x.shape)}')
+        lo, hi = (float(v) for v in torch.aminmax(x))
+        if lo < 0. or hi > 1.:
+            raise ValueError(f'images must be in [0,1] (uncentred) for the PDS statistics, got values in '
+                             f'[{lo:.4g}, {hi:.4g}]; open the dataset with centered=False')
+        x = x.to(torch.float64)
+        spec = torch.fft.fft2(x)                          # over the last two dims, unshifted, unnormalised
+        p = (spec.real.square() + spec.imag.square()).sum(0)
+        s = x.square().sum(0)
+        if power is None:
+            power, sq = p, s
+        elif p.shape != power.shape:
+            raise ValueError(f'image shape changed from {tuple(power.shape)} to {tuple(p.shape)}')
+        else:
+            power += p
+            sq += s
+        count += x.shape[0]
+    if bar is not None:
+        bar.close()
+    if count == 0:
+        raise DataError(f'no readable images among the {len(indices)} asked for ({len(skipped)} skipped)')
+    freq = torch.log1p(power / count).to(torch.float32).numpy()     # log(1 + mean |F|^2), Eq. 22 input
+    space = (sq / count).to(torch.float32).numpy()                   # mean x^2, Eq. 21 input
+    return {'freq': freq, 'space': space, 'count': count, 'skipped': skipped, 'indices_count': len(indices)}
+
+
+def _npy_bytes(a: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, np.ascontiguousarray(a), allow_pickle=False)
+    return buf.getvalue()
+
+
+def _atomic_write(path: str, data: bytes) -> None:
+    d = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix='.' + os.path.basename(path) + '.', suffix='.tmp', dir=d)
+    try:
+        with os.fdopen(fd, 'wb') as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def stats_paths(out_dir: str, name: str) -> Dict[str, str]:
+    """``{'freq', 'space', 'json', 'png'}`` file paths for statistics ``name`` in ``out_dir``."""
+    return {k: os.path.join(out_dir, f'{name}_{suffix}') for k, suffix in
+            (('freq', 'freq.npy'), ('space', 'space.npy'), ('json', 'stats.json'), ('png', 'stats.png'))}
+
+
+def _default_name(config) -> str:
+    return ''.join(ch if ch.isalnum() else '_' for ch in str(config.data.dataset).lower()) or 'dataset'
+
+
+def run_stats(config, data_path: str, out_dir: str, name: Optional[str] = None, num_images: Optional[int] = None,
+              seed: int = 0, num_workers: int = 0, split: str = 'train', skip_bad: bool = False,
+              batch_size: int = DEFAULT_BATCH_SIZE, progress: bool = True,
+              command: Optional[str] = None) -> Dict[str, object]:
+    """Compute and save the PDS statistics of the dataset at ``data_path`` (the ``--mode stats`` entry point).
+
+    Opens ``data_path`` with ``open_dataset(data_path, config, split, skip_bad, centered=False)`` (the config's
+    crop/size/channels; always uncentred), runs ``compute_stats`` and writes, atomically (tmp file + os.replace):
+    ``<out_dir>/<name>_freq.npy``, ``<name>_space.npy`` (float32, C x H x W) and ``<name>_stats.json`` (sorted
+    keys: the data path as given, split, count, seed, num_images, batch_size, the transform, config.data, sha256 of
+    both .npy files, the format, and ``command`` if given, e.g. the main.py command line).  Nothing in the files
+    depends on time or on the machine, so a rerun gives byte-identical files.
+
+    Args:
+      config: ml_collections config (only ``config.data`` is used).
+      data_path: see ``open_dataset``; recorded as given (write ``'$PDS_DATA/...'`` to keep it portable).
+      out_dir: created if missing.
+      name: file prefix; default ``config.data.dataset`` lower-cased.
+      num_images, seed: None = all images; else a seeded subset (``subset_indices``).
+      num_workers, batch_size, progress: reading settings (the result does not depend on num_workers).
+      split, skip_bad: passed to ``open_dataset``.
+      command: free text recorded as ``command`` in the JSON.
+
+    Returns:
+      dict: ``freq``/``space``/``json`` paths, ``count``, ``skipped`` (names), ``record`` (the JSON dict).
+    """
+    name = name or _default_name(config)
+    ds = open_dataset(data_path, config, split=split, skip_bad=skip_bad, centered=False)
+    res = compute_stats(ds, num_images=num_images, seed=seed, batch_size=batch_size, num_workers=num_workers,
+                        progress=progress)
+    os.makedirs(out_dir, exist_ok=True)
+    paths = stats_paths(out_dir, name)
+    freq_bytes, space_bytes = _npy_bytes(res['freq']), _npy_bytes(res['space'])
+    d = config.data
+    record = {
+        'format': STATS_FORMAT,
+        'name': name,
+        'data_path': str(data_path),
+        'source': ds.source_kind,
+        'split': ds.split,
+        'count': res['count'],
+        'skipped': res['skipped'],
+        'skip_bad': bool(skip_bad),
+        'num_images': None if num_images is None else int(num_images),
+        'seed': int(seed),
+        'batch_size': int(batch_size),
+        'transform': ds.describe(),
+        'shape': list(res['freq'].shape),
+        'dtype': 'float32',
+        'config': {'dataset': str(d.dataset), 'image_size': int(d.image_size), 'num_channels': int(d.num_channels),
+                   'crop': str(d.get('crop', 'none')), 'centered': bool(d.centered)},
+        'call': (f'data.stats.run_stats(config, {str(data_path)!r}, out_dir, {name!r}, num_images={num_images!r}, '
+                 f'seed={int(seed)}, split={split!r}, skip_bad={bool(skip_bad)}, batch_size={int(batch_size)}) '
+                 'with config.data as in "config"'),
+        'sha256': {os.path.basename(paths['freq']): hashlib.sha256(freq_bytes).hexdigest(),
+                  os.path.basename(paths['space']): hashlib.sha256(space_bytes).hexdigest()},
+        'freq_max': float(res['freq'].max()),
+        'space_max': float(res['space'].max()),
+    }
+    if command is not None:
+        record['command'] = str(command)
+    _atomic_write(paths['freq'], freq_bytes)
+    _atomic_write(paths['space'], space_bytes)
+    _atomic_write(paths['json'], (json.dumps(record, sort_keys=True, indent=2) + '\n').encode('utf-8'))
+    return {'freq': paths['freq'], 'space': paths['space'], 'json': paths['json'], 'count': res['count'],
+            'skipped': res['skipped'], 'record': record}
+
+
+def plot_stats(freq_path: Optional[str], space_path: Optional[str], out_png: str,
+               title: Optional[str] = None) -> str:
+    """Save a PNG showing the statistics (matplotlib, Agg backend); returns ``out_png``.
+
+    One row per channel (C <= 4; else the mean over channels): left, the frequency statistic
+    log(1 + mean|F|^2) fftshift-ed so DC is in the centre (already a log scale; colour bar in those units);
+    right, the space statistic mean x^2.  Either path may be None.  Written atomically.
+    """
+    import matplotlib
+    matplotlib.use('Agg', force=True)
+    import matplotlib.pyplot as plt
+
+    panels: List[Tuple[str, np.ndarray]] = []
+    if freq_path is not None:
+        f = np.load(freq_path).astype(np.float64)
+        if f.ndim == 2:
+            f = f[None]
+        panels.append(('frequency: log(1 + mean |DFT|^2), fftshift-ed (DC at centre)',
+                       np.fft.fftshift(f, axes=(-2, -1))))
+    if space_path is not None:
+        s = np.load(space_path).astype(np.float64)
+        if s.ndim == 2:
+            s = s[None]
+        panels.append(('space: mean x^2', s))
+    if not panels:
+        raise ValueError('plot_stats needs freq_path or space_path')
+    rows = []
+    for label, a in panels:
+        if a.shape[0] > 4:
+            rows.append([(f'{label}\nmean over {a.shape[0]} channels', a.mean(0))])
+        elif a.shape[0] == 1:
+            rows.append([(label, a[0])])
+        else:
+            rows.append([(f'{label}\nchannel {c}', a[c]) for c in range(a.shape[0])])
+    ncols = len(rows)
+    nrows = max(len(r) for r in rows)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(5.2 * ncols, 4.4 * nrows), squeeze=False)
+    for j, r in enumerate(rows):
+        for i in range(nrows):
+            ax = axes[i][j]
+            if i >= len(r):
+                ax.axis('off')
+                continue
+            lab, img = r[i]
+            im = ax.imshow(img, cmap='magma' if j == 0 and freq_path is not None else 'viridis',
+                           interpolation='nearest')
+            ax.set_title(lab, fontsize=9)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    if title is None:
+        title = os.path.basename(freq_path or space_path).rsplit('_', 1)[0]
+    fig.suptitle(f'PDS statistics: {title}')
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format='png', dpi=100, metadata={'Software': None})
+    plt.close(fig)
+    out_dir = os.path.dirname(os.path.abspath(out_png))
+    os.makedirs(out_dir, exist_ok=True)
+    _atomic_write(out_png, buf.getvalue())
+    return out_png

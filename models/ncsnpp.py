@@ -28,7 +28,7 @@ import torch.nn.functional as F
 
 from models import register_model
 from models import fir as fir_ops
-from models.refinenet import get_sigmas  # the one float32 geometric schedule
+from models.score import sigma_buffer
 
 SQRT2 = math.sqrt(2.)
 
@@ -325,7 +325,7 @@ class NCSNpp(nn.Module):
         self.config = config
         m = config.model
         self.act = act = get_act(m.nonlinearity)
-        self.register_buffer('sigmas', get_sigmas(config))
+        self.register_buffer('sigmas', sigma_buffer(config))
 
         self.nf = nf = int(m.nf)
         ch_mult = tuple(int(c) for c in m.ch_mult)

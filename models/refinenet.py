@@ -18,19 +18,12 @@ indices, 0 = largest sigma):
 * ``ncsnv2_128`` -- NCSNv2Deeper (LSUN).
 * ``ncsnv2_256`` -- NCSNv2Deepest (FFHQ).
 """
-import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from models import register_model
-
-
-def get_sigmas(config):
-    """Descending geometric schedule, float32 (official ``get_sigmas``: NumPy float64, then cast)."""
-    m = config.model
-    s = np.exp(np.linspace(np.log(m.sigma_max), np.log(m.sigma_min), m.num_scales))
-    return torch.tensor(s, dtype=torch.float32)
+from models.score import sigma_buffer
 
 
 # ---------------------------------------------------------------------------------------------
@@ -247,7 +240,7 @@ class _RefineNet(nn.Module):
         self.centered = bool(config.data.get('centered', False))
         nc = config.model.num_scales if self.conditional else None
         # v2: `sigmas` is the first state_dict entry; v1: same attribute, not saved (official v1 has none).
-        self.register_buffer('sigmas', get_sigmas(config), persistent=self.scale_by_sigma)
+        self.register_buffer('sigmas', sigma_buffer(config), persistent=self.scale_by_sigma)
 
         self.begin_conv = conv3x3(channels, ngf)
         self.normalizer = InstanceNormPlus(ngf, nc)
@@ -331,3 +324,6 @@ class NCSNv2Deepest(_RefineNet):
     """NCSNv2Deepest (FFHQ): Deeper plus ``res31``/``refine31`` (total /8). 230 keys."""
     levels = _RES1_2 + (('res31', [(2, 2, 'down', 1), (2, 2, None, 1)], 'refine31', 2),) + _RES4_5
     refine_order = ('refine1', 'refine2', 'refine3', 'refine31', 'refine4', 'refine5')
+
+
+get_sigmas = sigma_buffer  # TEMP alias for training/losses.py (being written); remove when it imports sigma_buffer

@@ -17,6 +17,12 @@ def geometric_sigmas(sigma_max, sigma_min, num_scales):
     return np.exp(np.linspace(np.log(sigma_max), np.log(sigma_min), num_scales))
 
 
+def sigma_buffer(config):
+    """The networks' float32 ``sigmas`` buffer (official: the float64 schedule cast to float32)."""
+    m = config.model
+    return torch.tensor(geometric_sigmas(m.sigma_max, m.sigma_min, m.num_scales), dtype=torch.float32)
+
+
 class ScoreModel(nn.Module):
     """Wraps a raw network (see ``models.create_model``) as ``score(x, sigma, labels=None)``.
 

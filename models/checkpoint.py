@@ -47,13 +47,20 @@ def detect_format(obj):
         f'NCSNv2 [state_dict, optimizer, epoch, step, ema] or score_sde dict(model, ema, optimizer, step)')
 
 
-def resolve_path(path):
-    """A checkpoint file, or an official run folder (``checkpoint.pth``, ``checkpoints/checkpoint.pth``,
-    else the highest ``checkpoint_<k>.pth`` inside it or inside its ``checkpoints/``)."""
+def resolve_path(path, ckpt_id=None):
+    """A checkpoint file, or an official run folder: ``checkpoint_<ckpt_id>.pth`` if asked for (NCSNv2's
+    ``sampling.ckpt_id``), else ``checkpoint.pth``, ``checkpoints/checkpoint.pth``, else the highest
+    ``checkpoint_<k>.pth`` inside it or inside its ``checkpoints/``."""
     if os.path.isfile(path):
         return path
     if not os.path.isdir(path):
         raise CheckpointError(f'checkpoint {path!r} does not exist')
+    if ckpt_id is not None:
+        wanted = os.path.join(path, f'checkpoint_{ckpt_id}.pth')
+        if not os.path.isfile(wanted):
+            raise CheckpointError(f'folder {path!r} has no checkpoint_{ckpt_id}.pth (sampling.ckpt_id); '
+                                  'pass a checkpoint file itself to use another one')
+        return wanted
     for name in _FOLDER_CANDIDATES:
         if os.path.isfile(os.path.join(path, name)):
             return os.path.join(path, name)
@@ -141,7 +148,7 @@ def _copy_ema(fail, trainable, tensors):
 def load_score_model(path, config, use_ema=True, device='cpu'):
     """Build the network of ``config``, load an official checkpoint file or run folder into it, and
     return a :class:`ScoreModel` in eval mode on ``device``."""
-    path = resolve_path(path)
+    path = resolve_path(path, config.sampling.get('ckpt_id'))
     obj = torch.load(path, map_location='cpu', weights_only=True)
     net = models.create_model(config)
     load_into(net, obj, config, use_ema=use_ema, source=path)

@@ -66,6 +66,9 @@ def test_run_folder_layouts(tmp_path):
     assert resolve_path(str(tmp_path)).endswith('checkpoint_12.pth')
     save(official_object('ncsnv2', net), tmp_path / 'checkpoint.pth')
     assert resolve_path(str(tmp_path)).endswith('checkpoint.pth')
+    assert resolve_path(str(tmp_path / 'checkpoints'), ckpt_id=3).endswith('checkpoint_3.pth')
+    with pytest.raises(CheckpointError, match='no checkpoint_5.pth'):
+        resolve_path(str(tmp_path / 'checkpoints'), ckpt_id=5)
     with pytest.raises(CheckpointError, match='does not exist'):
         resolve_path(str(tmp_path / 'nope'))
 

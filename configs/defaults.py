@@ -29,6 +29,10 @@ def _common():
     training.reduce_mean = False
     training.likelihood_weighting = False
     training.anneal_power = 2.0
+    # speed options (CUDA only; ignored on CPU): channels-last memory format, bf16 autocast, torch.compile
+    training.channels_last = False
+    training.bf16 = False
+    training.compile = False
 
     config.sampling = sampling = ml_collections.ConfigDict()
     sampling.method = 'pc'

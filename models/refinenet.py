@@ -325,5 +325,3 @@ class NCSNv2Deepest(_RefineNet):
     levels = _RES1_2 + (('res31', [(2, 2, 'down', 1), (2, 2, None, 1)], 'refine31', 2),) + _RES4_5
     refine_order = ('refine1', 'refine2', 'refine3', 'refine31', 'refine4', 'refine5')
 
-
-get_sigmas = sigma_buffer  # TEMP alias for training/losses.py (being written); remove when it imports sigma_buffer

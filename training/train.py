@@ -1,0 +1,449 @@
+"""Training loop for the three families (NCSN, NCSNv2, NCSN++), resumable and bit-reproducible on the CPU.
+
+One step (score_sde ``losses.get_step_fn`` + ``optimization_manager``; the NCSN/NCSNv2 runners do the same
+without warm-up or clipping): draw the randomness of the global batch, augment, compute the family's loss
+(:mod:`training.losses`), backprop, linear lr warm-up, gradient-norm clipping, Adam, EMA update.
+
+Randomness:
+
+* data order: epoch ``e`` visits the dataset in ``randperm(N)`` of a generator seeded with ``(seed, e)``;
+  batches run on across epoch ends (like score_sde's ``repeat().shuffle().batch()``), so the position in the
+  stream is just the number of samples consumed;
+* noise levels, Gaussian noise, dequantisation noise and flips come from one ``torch.Generator`` on the
+  training device, seeded with ``seed`` and checkpointed; it draws for the *global* batch and every process
+  takes its slice, so all processes hold the same generator and a run gives the same draws for any number
+  of processes;
+* dropout (NCSN++ only) uses torch's global RNG, which is reseeded every step from ``(seed, step, rank)``.
+
+Files under ``workdir``:
+
+* ``checkpoints/checkpoint_<step>.pth``: the official object of the family (NCSN ``[state_dict, optimizer]``,
+  NCSNv2 ``[state_dict, optimizer, epoch, step, ema]``, score_sde ``dict(model, ema, optimizer, step)``); an
+  NCSN trained with ``model.ema`` is saved in the NCSNv2 layout, which is the official one with an EMA slot;
+* ``checkpoints-meta/latest.pth``: the same object plus the generator state, EMA counter, data position, the
+  unlogged loss window and the logged history (our resume file);
+* ``train_log.csv``: step, mean loss over the last ``log_freq`` steps, lr, it/s and the loss per noise-level
+  bucket (columns named by their sigma range, largest sigma first).
+
+All files are written atomically (temporary file + rename), the official checkpoint before ``latest.pth``.
+"""
+import contextlib
+import csv
+import io
+import json
+import logging
+import math
+import os
+import time
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.utils.data import DataLoader, Sampler
+
+import models
+from models.checkpoint import atomic_save, default_format, load_into, official_object
+from training.ema import EMA, ema_rule
+from training.losses import draw_levels, get_loss_fn
+
+log = logging.getLogger(__name__)
+LOG_NAME = 'train_log.csv'
+LATEST = os.path.join('checkpoints-meta', 'latest.pth')
+NUM_BUCKETS = 10
+_NOISE, _ORDER, _DROPOUT, _INIT = range(4)        # seed-derivation tags
+
+
+def run_train(config, workdir, data, num_workers=0, progress=True, max_steps=None):
+    """Train ``config``'s model on ``data`` in ``workdir``; a rerun of the same call resumes.
+
+    Args:
+      config: an ml_collections config (``configs/...``).  Reads ``seed``, ``device`` ('auto' | 'cpu' | 'cuda'),
+        ``training.{batch_size, n_iters, snapshot_freq, log_freq, continuous, reduce_mean,
+        likelihood_weighting, anneal_power}``, ``optim.{optimizer='Adam', lr, beta1, eps, weight_decay, amsgrad,
+        warmup, grad_clip}``, ``model.{family, ema, ema_rate, sigma_*, num_scales, ...}`` and
+        ``data.{image_size, num_channels, random_flip, uniform_dequantization, centered}``.
+        Optional speed switches, off when absent (``config.training.get``), all ignored on the CPU:
+        ``training.channels_last`` (channels-last memory format; applied on CUDA only),
+        ``training.bf16`` (bfloat16 autocast of the forward pass on CUDA), ``training.compile`` (``torch.compile``
+        on CUDA).
+      workdir: the run folder (created).  If ``<workdir>/checkpoints-meta/latest.pth`` exists, training resumes
+        from it (same config assumed) and continues bit-identically on the CPU.
+      data: a dataset path (opened with ``data.readers.open_dataset(path, config, split='train')``, uncentred,
+        no augmentation: that is done here) or any map-style Dataset of float32 ``(C, H, W)`` tensors in [0, 1]
+        (items may also be tuples whose first entry is the image, as from a TensorDataset).
+      num_workers: DataLoader worker processes (0 = load in the main process).
+      progress: show a tqdm progress bar (rank 0).
+      max_steps: stop after this global step (default: ``training.n_iters``); used to train in pieces.
+
+    ``training.n_iters`` is the number of optimiser steps; an official checkpoint is written every
+    ``training.snapshot_freq`` steps and at the end.  Under ``torchrun`` (RANK / WORLD_SIZE set) it runs
+    DistributedDataParallel (nccl on CUDA, gloo on the CPU); ``training.batch_size`` is the global batch, split
+    evenly across the processes, and rank 0 writes every file.
+
+    Returns:
+      dict with ``step`` (the last step), ``columns`` and ``history`` (the logged rows, rank 0), ``checkpoint``
+      (the last official checkpoint path), ``net`` (the trained raw network) and ``ema`` (a
+      :class:`training.ema.EMA` or None).
+    """
+    run = Trainer(config, workdir, data, num_workers, progress)
+    try:
+        return run.train(max_steps)
+    finally:
+        run.close()
+
+
+class Trainer:
+    """One training run: model, optimiser, EMA, generator and position, resumed from ``workdir`` if possible.
+
+    :func:`run_train` is the entry point (same arguments); :meth:`train` is the loop and :meth:`train_step`
+    one optimisation step on a batch of this process (``benchmarks/train_bench.py`` times it).
+    """
+
+    def __init__(self, config, workdir, data, num_workers=0, progress=True):
+        self.config, self.workdir, self.progress = config, workdir, progress
+        tr, opt = config.training, config.optim
+        self.rank, self.world, self.device, self.owns_group = _setup_distributed(config)
+        self.batch = int(tr.batch_size)
+        if self.batch % self.world:
+            raise ValueError(f'training.batch_size={self.batch} must be divisible by the {self.world} processes')
+        self.local = self.batch // self.world
+        on_cuda = self.device.type == 'cuda'
+        self.speed = {k: bool(tr.get(k, False)) and on_cuda for k in ('channels_last', 'bf16', 'compile')}
+        ignored = [k for k in ('channels_last', 'bf16', 'compile') if tr.get(k, False) and not on_cuda]
+        if ignored and self.rank == 0:
+            log.info('training: %s ignored on %s', ', '.join(ignored), self.device)
+
+        self.dataset = _open_data(data, config)
+        self.shape = (int(config.data.num_channels), int(config.data.image_size), int(config.data.image_size))
+        first = _image(self.dataset[0])
+        if tuple(first.shape) != self.shape:
+            raise ValueError(f'dataset items have shape {tuple(first.shape)}; the config expects {self.shape} '
+                             '(data.num_channels, data.image_size, data.image_size)')
+
+        with torch.random.fork_rng(devices=[]):          # same initial weights on every process and rerun
+            torch.manual_seed(_derive_seed(config.seed, _INIT))
+            self.net = models.create_model(config).train()
+        memory_format = torch.channels_last if self.speed['channels_last'] else torch.preserve_format
+        self.net.to(self.device, memory_format=memory_format)
+        self.has_dropout = any(isinstance(m, nn.Dropout) and m.p > 0 for m in self.net.modules())
+        if opt.get('optimizer', 'Adam') != 'Adam':
+            raise ValueError(f"optim.optimizer={opt.optimizer!r}: only 'Adam' (the official optimiser) is supported")
+        self.optimizer = torch.optim.Adam(self.net.parameters(), lr=opt.lr, betas=(opt.beta1, 0.999), eps=opt.eps,
+                                          weight_decay=opt.weight_decay, amsgrad=bool(opt.get('amsgrad', False)))
+        rule = ema_rule(config)
+        self.ema = EMA(self.net, config.model.ema_rate, rule) if rule else None
+        # An NCSN with EMA goes into NCSNv2's layout (official, and it has the EMA slot).
+        self.format = 'ncsnv2' if config.model.family == 'ncsn' and self.ema else default_format(config)
+        self.generator = torch.Generator(device=self.device).manual_seed(_derive_seed(config.seed, _NOISE))
+        self.loss_fn = get_loss_fn(config, self.device)
+        self.columns = ['step', 'loss', 'lr', 'it_per_s'] + _bucket_names(config)
+        self.window = torch.zeros(2, NUM_BUCKETS + 1, dtype=torch.float64, device=self.device)  # sums, counts
+        self.step, self.consumed, self.history, self.saved_step = 0, 0, [], None
+        self._resume()
+
+        model = self.net
+        if self.world > 1:
+            model = nn.parallel.DistributedDataParallel(model, device_ids=[self.device.index] if on_cuda else None)
+        self.model = torch.compile(model) if self.speed['compile'] else model
+        self.autocast = (torch.autocast('cuda', dtype=torch.bfloat16) if self.speed['bf16']
+                         else contextlib.nullcontext())
+        self.num_workers = num_workers
+
+    # -- the loop ------------------------------------------------------------------------------------------
+
+    def train(self, max_steps):
+        tr = self.config.training
+        stop = int(tr.n_iters) if max_steps is None else min(int(max_steps), int(tr.n_iters))
+        log_freq, snapshot_freq = int(tr.log_freq), int(tr.snapshot_freq)
+        bar = _progress_bar(self.progress and self.rank == 0, stop, self.step)
+        tick, tick_step = time.time(), self.step
+        batches = self._batches()
+        while self.step < stop:
+            out = self.train_step(next(batches))
+            self.step += 1
+            self.consumed += self.batch
+            self._accumulate(out)
+            bar.update(1)
+            if self.step % log_freq == 0:
+                rate = (self.step - tick_step) / max(time.time() - tick, 1e-9)
+                row = self._log(rate)
+                tick, tick_step = time.time(), self.step
+                if row is not None:
+                    bar.set_postfix(loss=f'{row[1]:.4g}')
+            if self.step % snapshot_freq == 0:
+                self.save()
+        batches.close()         # stops DataLoader workers
+        bar.close()
+        if self.saved_step != self.step:
+            self.save()
+        return {'step': self.step, 'columns': list(self.columns), 'history': [list(r) for r in self.history],
+                'checkpoint': self._checkpoint_path(self.step), 'net': self.net, 'ema': self.ema}
+
+    def train_step(self, x):
+        """One optimisation step on this process's share ``x`` of the global batch."""
+        x, draws = self._augment_and_draw(x)
+        if self.has_dropout:
+            torch.manual_seed(_derive_seed(self.config.seed, _DROPOUT, self.step, self.rank))
+        self.optimizer.zero_grad(set_to_none=True)
+        with self.autocast:
+            out = self.loss_fn(self.model, x, draws)
+        out.loss.backward()
+        _optimize(self.optimizer, self.net.parameters(), self.step, self.config.optim)
+        if self.ema is not None:
+            self.ema.update(self.net)
+        return out
+
+    def _augment_and_draw(self, x):
+        """Draw everything random for the global batch (fixed order), keep this process's slice, and apply
+        uniform dequantisation x*255/256 + U/256, random horizontal flips and centring 2x-1 as configured."""
+        d, g, n, dev = self.config.data, self.generator, self.batch, self.device
+        mine = slice(self.rank * self.local, (self.rank + 1) * self.local)
+        u = torch.rand((n, *self.shape), generator=g, device=dev) if d.uniform_dequantization else None
+        flip = torch.rand(n, generator=g, device=dev) < 0.5 if d.random_flip else None
+        draws = {k: (v[mine] if v is not None else None)
+                 for k, v in draw_levels(self.config, n, self.shape, g, dev).items()}
+        if u is not None:
+            x = x * (255. / 256.) + u[mine] / 256.
+        if flip is not None:
+            x = torch.where(flip[mine].view(-1, 1, 1, 1), x.flip(-1), x)
+        if d.centered:
+            x = 2. * x - 1.
+        if self.speed['channels_last']:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x, draws
+
+    def _batches(self):
+        stream = _BatchStream(len(self.dataset), self.batch, self.config.seed, self.consumed, self.rank, self.world)
+        loader = DataLoader(self.dataset, batch_sampler=stream, num_workers=self.num_workers, collate_fn=_collate,
+                            pin_memory=self.device.type == 'cuda')
+        for x in loader:
+            yield x.to(self.device, non_blocking=True)
+
+    # -- logging -------------------------------------------------------------------------------------------
+
+    def _accumulate(self, out):
+        losses = out.losses.detach().double()
+        bucket = _bucket(out.sigma.detach().double(), self.config.model) + 1
+        self.window[0, 0] += losses.sum()
+        self.window[1, 0] += losses.numel()
+        self.window[0].index_add_(0, bucket, losses)
+        self.window[1].index_add_(0, bucket, torch.ones_like(losses))
+
+    def _reduce_window(self):
+        """Sum the loss window over processes into rank 0 (the others restart from zero)."""
+        if self.world > 1:
+            dist.all_reduce(self.window)
+            if self.rank != 0:
+                self.window.zero_()
+
+    def _log(self, rate):
+        self._reduce_window()
+        if self.rank != 0:
+            return None
+        sums, counts = self.window.cpu().numpy()
+        means = [float(s / c) if c else float('nan') for s, c in zip(sums, counts)]
+        row = [self.step, means[0], float(self.optimizer.param_groups[0]['lr']), round(rate, 3)] + means[1:]
+        self.history.append(row)
+        self.window.zero_()
+        path = os.path.join(self.workdir, LOG_NAME)
+        with open(path, 'a', newline='') as f:
+            csv.writer(f).writerow(row)
+        log.info('step %d: loss %.5e', self.step, means[0])
+        return row
+
+    def _rewrite_log(self):
+        """Start ``train_log.csv`` afresh from the logged history (drops rows of steps lost at a kill)."""
+        buf = io.StringIO()
+        writer = csv.writer(buf)
+        writer.writerow(self.columns)
+        writer.writerows(self.history)
+        _atomic_write_text(os.path.join(self.workdir, LOG_NAME), buf.getvalue())
+
+    # -- checkpoints -----------------------------------------------------------------------------------
+
+    def _checkpoint_path(self, step):
+        return os.path.join(self.workdir, 'checkpoints', f'checkpoint_{step}.pth')
+
+    def save(self):
+        """Write the official checkpoint, then ``latest.pth`` (rank 0; barriers around)."""
+        self._reduce_window()
+        _barrier(self.world)
+        if self.rank == 0:
+            n = len(self.dataset)
+            ema = self.ema
+            official = official_object(
+                self.format, self.net, self.optimizer.state_dict(), step=self.step, epoch=self.consumed // n,
+                ema_params=ema.shadow_params if ema else None,
+                ema_decay=ema.decay if ema else float(self.config.model.get('ema_rate', 0.999)),
+                ema_num_updates=ema.num_updates if ema else self.step)
+            atomic_save(official, self._checkpoint_path(self.step))
+            atomic_save({
+                'official': official, 'format': self.format, 'step': self.step,
+                'consumed': self.consumed, 'epoch': self.consumed // n, 'offset': self.consumed % n,
+                'dataset_size': n, 'generator': self.generator.get_state(),
+                'ema_num_updates': ema.num_updates if ema else 0,
+                'window': self.window.cpu(), 'columns': self.columns, 'history': self.history,
+                'world_size': self.world, 'config': self.config.to_json(),
+            }, os.path.join(self.workdir, LATEST))
+        self.saved_step = self.step
+        _barrier(self.world)
+
+    def _resume(self):
+        path = os.path.join(self.workdir, LATEST)
+        if not os.path.isfile(path):
+            if self.rank == 0:
+                os.makedirs(self.workdir, exist_ok=True)
+                self._rewrite_log()
+            _barrier(self.world)
+            return
+        state = torch.load(path, map_location='cpu', weights_only=True)
+        official = state['official']
+        if state['format'] != self.format:
+            raise ValueError(f'{path}: saved in the {state["format"]} layout, this config trains {self.format}')
+        load_into(self.net, official, self.config, use_ema=False, source=path)
+        self.optimizer.load_state_dict(official['optimizer'] if isinstance(official, dict) else official[1])
+        if self.ema is not None:
+            if self.format == 'score_sde':
+                self.ema.load_state_dict(official['ema'])
+            else:
+                self.ema.load_state_dict({'decay': self.ema.decay, 'num_updates': state['ema_num_updates'],
+                                          'shadow_params': [official[4][k] for k in self.ema.names]})
+        saved = json.loads(state['config'])
+        changed = [k for k in ('model', 'data', 'optim') if saved.get(k) != json.loads(self.config[k].to_json())]
+        if changed and self.rank == 0:
+            log.warning('resuming %s with a different config.%s than the run that wrote it',
+                            path, '/'.join(changed))
+        self.generator.set_state(state['generator'])
+        self.step = self.saved_step = int(state['step'])
+        self.consumed = int(state['consumed'])
+        if int(state['dataset_size']) != len(self.dataset):
+            log.warning('resuming on a dataset of %d items; the run started on %d: the data order changes',
+                            len(self.dataset), state['dataset_size'])
+        self.history = [list(r) for r in state['history']]
+        if self.rank == 0:
+            self.window.copy_(state['window'])
+            self._rewrite_log()
+        _barrier(self.world)
+        if self.rank == 0:
+            log.info('training: resumed %s at step %d', path, self.step)
+
+    def close(self):
+        if self.owns_group and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+# -- the pieces ------------------------------------------------------------------------------------------
+
+def _optimize(optimizer, params, step, optim):
+    """score_sde ``optimization_manager``: lr = lr * min(step / warmup, 1) (step = steps done before this
+    one), clip the global gradient norm to ``grad_clip`` when ``grad_clip >= 0``, then the optimiser step."""
+    if optim.warmup > 0:
+        for group in optimizer.param_groups:
+            group['lr'] = optim.lr * min(step / optim.warmup, 1.)
+    if optim.grad_clip >= 0:
+        torch.nn.utils.clip_grad_norm_(list(params), max_norm=optim.grad_clip)
+    optimizer.step()
+
+
+class _BatchStream(Sampler):
+    """This process's index lists of successive global batches, starting after ``consumed`` samples.
+
+    Epoch e is ``randperm(N)`` of a generator seeded with (seed, e); a batch that reaches the end of an epoch
+    continues in the next one.  Process r of W takes the r-th contiguous 1/W of every global batch.
+    """
+
+    def __init__(self, size, batch, seed, consumed, rank, world):
+        self.size, self.batch, self.seed, self.consumed = size, batch, seed, consumed
+        self.mine = slice(rank * batch // world, (rank + 1) * batch // world)
+
+    def _perm(self, epoch):
+        g = torch.Generator().manual_seed(_derive_seed(self.seed, _ORDER, epoch))
+        return torch.randperm(self.size, generator=g).tolist()
+
+    def __iter__(self):
+        pos, epoch, perm = self.consumed, None, None
+        while True:
+            batch = []
+            while len(batch) < self.batch:
+                e, offset = divmod(pos, self.size)
+                if e != epoch:
+                    epoch, perm = e, self._perm(e)
+                take = min(self.batch - len(batch), self.size - offset)
+                batch += perm[offset:offset + take]
+                pos += take
+            yield batch[self.mine]
+
+
+def _derive_seed(*ints):
+    """A 63-bit seed from a tuple of non-negative integers (NumPy SeedSequence hashing)."""
+    words = np.random.SeedSequence([int(i) for i in ints]).generate_state(2, np.uint32)
+    return (int(words[0]) << 31) ^ int(words[1])
+
+
+def _image(item):
+    return item[0] if isinstance(item, (tuple, list)) else item
+
+
+def _collate(items):
+    return torch.stack([torch.as_tensor(_image(it), dtype=torch.float32) for it in items])
+
+
+def _open_data(data, config):
+    if isinstance(data, (str, os.PathLike)):
+        from data.readers import open_dataset
+        return open_dataset(os.fspath(data), config, split='train', centered=False, augment=False)
+    if not hasattr(data, '__getitem__') or not hasattr(data, '__len__'):
+        raise TypeError(f'data must be a dataset path or a map-style Dataset, not {type(data).__name__}')
+    if len(data) == 0:
+        raise ValueError('the training dataset is empty')
+    return data
+
+
+def _bucket(sigma, m):
+    """Noise-level bucket 0..NUM_BUCKETS-1 of each sigma: equal slices of log sigma, largest sigma first."""
+    pos = torch.log(m.sigma_max / sigma) / math.log(m.sigma_max / m.sigma_min)
+    return (pos * NUM_BUCKETS + 1e-6).floor().long().clamp_(0, NUM_BUCKETS - 1)
+
+
+def _bucket_names(config):
+    """CSV column per bucket of :func:`_bucket`, named by its sigma range (hi, lo]; the last includes sigma_min."""
+    smax, smin = float(config.model.sigma_max), float(config.model.sigma_min)
+    edges = [smax * (smin / smax) ** (k / NUM_BUCKETS) for k in range(NUM_BUCKETS + 1)]
+    return [f'loss_sigma_{hi:.4g}_{lo:.4g}' for hi, lo in zip(edges, edges[1:])]
+
+
+def _setup_distributed(config):
+    """(rank, world_size, device, whether we created the process group) from torchrun's environment."""
+    world = int(os.environ.get('WORLD_SIZE', '1'))
+    rank = int(os.environ.get('RANK', '0')) if world > 1 else 0
+    local_rank = int(os.environ.get('LOCAL_RANK', rank)) if world > 1 else 0
+    want = str(config.get('device', 'auto'))
+    if want == 'auto':
+        want = 'cuda' if torch.cuda.is_available() else 'cpu'
+    device = torch.device(want)
+    if device.type == 'cuda':
+        device = torch.device('cuda', local_rank if world > 1 else (device.index or 0))
+        torch.cuda.set_device(device)
+    owns = False
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group(backend='nccl' if device.type == 'cuda' else 'gloo')
+        owns = True
+    return rank, world, device, owns
+
+
+def _barrier(world):
+    if world > 1:
+        dist.barrier()
+
+
+def _progress_bar(enabled, total, initial):
+    from tqdm import tqdm
+    return tqdm(total=total, initial=initial, disable=not enabled, dynamic_ncols=True, desc='train')
+
+
+def _atomic_write_text(path, text):
+    tmp = f'{path}.tmp-{os.getpid()}'
+    with open(tmp, 'w', newline='') as f:
+        f.write(text)
+    os.replace(tmp, path)

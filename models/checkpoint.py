@@ -147,7 +147,11 @@ def _copy_ema(fail, trainable, tensors):
 
 def load_score_model(path, config, use_ema=True, device='cpu'):
     """Build the network of ``config``, load an official checkpoint file or run folder into it, and
-    return a :class:`ScoreModel` in eval mode on ``device``."""
+    return a :class:`ScoreModel` in eval mode on ``device``.  (``model.family = 'empirical'``: ``path``
+    is an image array and the exact score of that set is returned, see ``models/empirical.py``.)"""
+    if config.model.family == 'empirical':   # no network: the exact score of an image set (models/empirical.py)
+        from models.empirical import EmpiricalScore
+        return EmpiricalScore.from_file(path, config).to(device)
     path = resolve_path(path, config.sampling.get('ckpt_id'))
     obj = torch.load(path, map_location='cpu', weights_only=True)
     net = models.create_model(config)

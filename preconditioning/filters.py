@@ -4,10 +4,10 @@ Frequency tables are indexed on the *unshifted* DFT grid (DC at [0, 0]), exactly
 PDS mask files and ``torch.fft.fft2`` are.  Figures and Eq. 20 are written on the *centred* grid;
 :func:`radial_filter` builds it there and moves it with ``ifftshift``.
 
-Direction convention (Eq. 19 and 23): the paper's operator is M = A (.) F^-1[R (.) F[.]] and the
-sampler runs the diffusion with M^-1, so the sampler's frequency factor is 1/R and its space factor
-1/A.  :func:`normalised_inverse` is that factor for statistics filters (Eq. 21-22 and the official
-code): alpha / (m / max(m) + alpha - 1).
+Direction convention (Eq. 19 and 23): the paper's operator is M = A (.) F^-1[R (.) F[.]] and Eq. 23
+runs the diffusion with M^-1, so for statistics filters the sampler's factor is the inverse,
+:func:`normalised_inverse` = alpha / (m / max(m) + alpha - 1), exactly as the official code.  For the
+radial filter of Eq. 20 (no official code) the direction is the config choice ``pds.radial_direction``.
 """
 import numpy as np
 import torch

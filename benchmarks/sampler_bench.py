@@ -81,7 +81,10 @@ def main():
     parser.add_argument('--batch', type=int, default=1)
     parser.add_argument('--steps', type=int, default=3)
     parser.add_argument('--space', action='store_true', help='also use the space filter (two FFT round trips)')
+    parser.add_argument('--threads', type=int, default=None, help='CPU threads (default: torch default)')
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     if device.type == 'cuda':
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False

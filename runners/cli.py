@@ -74,6 +74,8 @@ def _config_name(flags):
 def _eval(config, flags):
     from runners import distributed
     from runners.evaluate import run_eval
+    if config.model.family == 'empirical' and not flags.checkpoint and not flags.sample_dir:
+        flags.checkpoint = config.model.data          # the image set is the model
     if not flags.sample_dir:
         _need(flags, 'checkpoint', 'workdir')
     device = resolve_device(flags.device, distributed.env()[2])

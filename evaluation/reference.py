@@ -1,0 +1,256 @@
+"""Reference statistics for Clean-FID: clean-fid's precomputed ones by name, a local statistics file, or custom
+statistics made once from a dataset and cached.
+
+A reference is named by a string (``--fid_ref``):
+
+=================================  ==============================================================================
+``cleanfid:<name>/<split>/<res>``  clean-fid's precomputed Inception statistics, e.g. ``cleanfid:cifar10/train/32``,
+                                   ``cleanfid:lsun_church/train/256``, ``cleanfid:ffhq/trainval70k/1024``: the file
+                                   ``<name>_<mode>_<split>_<res>.npz`` from the cache folder or clean-fid's own
+                                   ``stats/`` folder, else downloaded by URL the way clean-fid does (into the cache).
+``<file>.npz``                     a local statistics file holding ``mu`` and ``sigma`` (clean-fid's downloaded files
+                                   are such files; so are ours).  KID uses its ``feats`` (ours) or a sibling
+                                   ``<stem>_kid.npz`` (clean-fid's layout) when there is one.
+``data:<path>`` or ``<path>``      custom statistics of a dataset read by ``data.readers.open_dataset(path, config,
+                                   split)`` (MNIST/Fashion-MNIST IDX, folders or zips of images, .npy/.npz arrays),
+                                   made once and cached as ``<cache>/<name>_<mode>_<res>[_<features>][_n<N>s<seed>]
+                                   .npz`` (mu, sigma, feats) with ``.json`` provenance beside it.
+(nothing)                          the precomputed statistics of the config's dataset and resolution when clean-fid has
+                                   them (:data:`CLEANFID_PRECOMPUTED`); otherwise an error asks for a dataset.
+=================================  ==============================================================================
+
+The cache folder is ``--fid_cache``, else ``$PDS_FID_CACHE``, else ``~/.cache/pds/fid_stats``.
+"""
+import datetime
+import json
+import os
+import tempfile
+import urllib.error
+from dataclasses import dataclass, field
+from typing import Optional
+
+import numpy as np
+import torch
+
+from evaluation.features import EvalError, _download, _need_cleanfid, cleanfid_version
+from evaluation.metrics import dataset_features, statistics
+
+CACHE_ENV = 'PDS_FID_CACHE'
+STATS_FORMAT = 'PDS Clean-FID reference statistics v1'
+CLEANFID_URL = 'https://www.cs.cmu.edu/~clean-fid/stats/'     # cleanfid.features.get_reference_statistics
+
+# (config.data.dataset, config.data.category, config.data.image_size) -> clean-fid (name, split, res)
+CLEANFID_PRECOMPUTED = {
+    ('cifar10', '', 32): ('cifar10', 'train', 32),
+    ('lsun', 'church_outdoor', 256): ('lsun_church', 'train', 256),
+    ('ffhq', '', 1024): ('ffhq', 'trainval70k', 1024),
+    ('ffhq', '', 256): ('ffhq', 'trainval70k', 256),
+}
+
+
+@dataclass
+class Reference:
+    """Statistics to compare samples with: ``mu`` (D,), ``sigma`` (D, D), ``feats`` (N, D) for KID or None."""
+    mu: np.ndarray
+    sigma: np.ndarray
+    feats: Optional[np.ndarray]
+    info: dict = field(default_factory=dict)
+
+    @property
+    def label(self):
+        return self.info.get('label', '')
+
+
+def default_cache_dir():
+    return os.environ.get(CACHE_ENV) or os.path.join(os.path.expanduser('~'), '.cache', 'pds', 'fid_stats')
+
+
+def _data_key(config):
+    d = config.data
+    return (str(d.dataset).lower(), str(d.get('category', '') or '').lower(), int(d.image_size))
+
+
+def default_reference(config):
+    """``cleanfid:<name>/<split>/<res>`` for the config's dataset and resolution, or an EvalError."""
+    key = _data_key(config)
+    if key in CLEANFID_PRECOMPUTED:
+        name, split, res = CLEANFID_PRECOMPUTED[key]
+        return f'cleanfid:{name}/{split}/{res}'
+    what = f'{config.data.dataset}' + (f' ({config.data.category})' if config.data.get('category') else '')
+    raise EvalError(f'clean-fid has no precomputed statistics for {what} at {key[2]} x {key[2]}; give the real images '
+                    'with --fid_ref=data:<path> (or --data=<path>): an MNIST IDX folder, a folder or .zip of images, '
+                    'or a .npy/.npz array; their statistics are computed once and cached')
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# clean-fid's precomputed statistics
+# ---------------------------------------------------------------------------------------------------------------
+
+def cleanfid_stats_dir():
+    _need_cleanfid()
+    import cleanfid
+    return os.path.join(os.path.dirname(cleanfid.__file__), 'stats')
+
+
+def _parse_cleanfid(spec):
+    body = spec[len('cleanfid:'):]
+    parts = body.split('/')
+    if len(parts) != 3 or not parts[2].isdigit():
+        raise EvalError(f'bad reference {spec!r}; expected cleanfid:<name>/<split>/<resolution>, e.g. '
+                        'cleanfid:cifar10/train/32')
+    return parts[0].lower(), parts[1].lower(), int(parts[2])
+
+
+def cleanfid_reference(spec, mode, cache_dir, features_info):
+    """clean-fid's precomputed statistics named by ``spec`` (see the module docstring)."""
+    if features_info.get('kind') != 'inception':
+        raise EvalError(f'{spec} holds Inception statistics; the {features_info.get("kind")} feature extractor needs '
+                        'statistics of its own: give the real images with --fid_ref=data:<path>')
+    name, split, res = _parse_cleanfid(spec)
+    fname = f'{name}_{mode}_{split}_{res}.npz'.lower()
+    places = [os.path.join(cache_dir, fname), os.path.join(cleanfid_stats_dir(), fname)]
+    path = next((p for p in places if os.path.isfile(p)), None)
+    if path is None:
+        url = CLEANFID_URL + fname
+        try:
+            path = _download(url, places[0])
+        except (OSError, urllib.error.URLError, ValueError) as e:
+            raise EvalError(f'clean-fid statistics {fname} are not on this machine and downloading them from {url} '
+                            f'failed ({type(e).__name__}: {e}). Get that file elsewhere and pass --fid_ref=<its path>, '
+                            f'or put it in {cache_dir}') from None
+    stats = np.load(path)
+    kid_name = fname[:-len('.npz')] + '_kid.npz'
+    kid_places = [os.path.join(os.path.dirname(q), kid_name) for q in places]
+    kid_path = next((p for p in kid_places if os.path.isfile(p)), None)
+    feats = np.load(kid_path)['feats'] if kid_path else None
+    info = dict(kind='cleanfid', label=spec, name=name, split=split, resolution=res, file=path, kid_file=kid_path)
+    return Reference(stats['mu'], stats['sigma'], feats, info)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# A local statistics file
+# ---------------------------------------------------------------------------------------------------------------
+
+def is_stats_file(path):
+    if not (os.path.isfile(path) and path.lower().endswith('.npz')):
+        return False
+    try:
+        with np.load(path) as z:
+            return 'mu' in z.files and 'sigma' in z.files
+    except Exception:
+        return False
+
+
+def file_reference(path):
+    """Statistics from a local .npz with ``mu``, ``sigma`` (and ``feats``, or a sibling ``<stem>_kid.npz``)."""
+    with np.load(path) as z:
+        mu, sigma = z['mu'], z['sigma']
+        feats = z['feats'] if 'feats' in z.files else None
+    kid_path = path[:-len('.npz')] + '_kid.npz'
+    if feats is None and os.path.isfile(kid_path):
+        feats = np.load(kid_path)['feats']
+    info = dict(kind='file', label=os.path.basename(path), file=os.path.abspath(path))
+    meta = path[:-len('.npz')] + '.json'
+    if os.path.isfile(meta):
+        with open(meta) as f:
+            info['provenance'] = json.load(f)
+    return Reference(mu, sigma, feats, info)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Custom statistics of a dataset, cached
+# ---------------------------------------------------------------------------------------------------------------
+
+def _default_name(path):
+    base = os.path.basename(os.path.normpath(os.path.expandvars(os.path.expanduser(str(path)))))
+    for ext in ('.gz', '.zip', '.npz', '.npy'):
+        if base.lower().endswith(ext):
+            base = base[:-len(ext)]
+    return ''.join(c if c.isalnum() or c in '-_' else '_' for c in base).lower() or 'data'
+
+
+def custom_stem(name, split, mode, res, features_kind, num_images=None, seed=0):
+    stem = f'{name}_{split}_{mode}_{res}'
+    if features_kind != 'inception':
+        stem += f'_{features_kind}'
+    if num_images:
+        stem += f'_n{num_images}s{seed}'
+    return stem
+
+
+def _atomic(path, write):
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix='.tmp-', suffix=os.path.splitext(path)[1])
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def dataset_reference(path, config, model, features_info, mode='clean', cache_dir=None, split='train', name=None,
+                      num_images=None, seed=0, batch_size=64, num_workers=0, device='cpu', progress=True):
+    """Custom statistics of the dataset at ``path``, read as ``config`` says (``open_dataset``, uncentred, at
+    ``config.data.image_size``), computed once and cached with their provenance.  ``num_images``: at most that many
+    images, a seeded random subset (``data.stats.subset_indices``) when the dataset holds more."""
+    from data.readers import open_dataset
+    from data.stats import subset_indices
+    cache_dir = cache_dir or default_cache_dir()
+    res = int(config.data.image_size)
+    name = name or _default_name(path)
+    stem = custom_stem(name, split, mode, res, features_info['kind'], num_images, seed)
+    npz, meta = os.path.join(cache_dir, stem + '.npz'), os.path.join(cache_dir, stem + '.json')
+    d = config.data
+    want = dict(path=os.path.abspath(os.path.expandvars(os.path.expanduser(str(path)))), split=split,
+                num_images=num_images, seed=seed if num_images else None, mode=mode, resolution=res,
+                features=features_info['kind'],
+                data=dict(dataset=str(d.dataset), category=str(d.get('category', '') or ''), image_size=res,
+                          num_channels=int(d.num_channels), crop=str(d.get('crop', 'none'))))
+    if os.path.isfile(npz) and os.path.isfile(meta):
+        with open(meta) as f:
+            old = json.load(f)
+        changed = [k for k in want if old.get('key', {}).get(k) != want[k]]
+        if changed:
+            raise EvalError(f'cached reference statistics {npz} were made with other settings ({", ".join(changed)} '
+                            f'differ: {[old.get("key", {}).get(k) for k in changed]} vs {[want[k] for k in changed]}); '
+                            'delete them, or use another --fid_cache folder')
+        ref = file_reference(npz)
+        ref.info.update(kind='dataset', label=f'data:{path}', cached=True)
+        return ref
+    ds = open_dataset(path, config, split=split, centered=False)
+    indices = subset_indices(len(ds), min(num_images, len(ds)) if num_images else None, seed)   # at most N
+    start = datetime.datetime.now()
+    feats = dataset_features(ds, model, mode, indices, batch_size=batch_size, num_workers=num_workers, device=device,
+                             progress=progress, description=f'reference {stem}')
+    mu, sigma = statistics(feats)
+    _atomic(npz, lambda tmp: np.savez(open(tmp, 'wb'), mu=mu, sigma=sigma, feats=feats.astype(np.float32)))
+    provenance = dict(format=STATS_FORMAT, key=want, name=name, dataset_path=str(path), count=len(indices),
+                      dataset_size=len(ds), preprocessing=ds.describe(), feature_extractor=features_info,
+                      feature_dims=int(feats.shape[1]), clean_fid=cleanfid_version(), torch=torch.__version__,
+                      created=start.isoformat(timespec='seconds'),
+                      seconds=round((datetime.datetime.now() - start).total_seconds(), 1))
+    _atomic(meta, lambda tmp: open(tmp, 'w').write(json.dumps(provenance, indent=1, sort_keys=True)))
+    return Reference(mu, sigma, feats, dict(kind='dataset', label=f'data:{path}', file=os.path.abspath(npz),
+                                            provenance=provenance, cached=False))
+
+
+def resolve_reference(spec, config, model, features_info, mode='clean', cache_dir=None, split='train',
+                      num_images=None, seed=0, batch_size=64, num_workers=0, device='cpu', progress=True):
+    """The :class:`Reference` named by ``spec`` (module docstring), ``None`` meaning the config's default."""
+    cache_dir = cache_dir or default_cache_dir()
+    spec = spec or default_reference(config)
+    if spec.startswith('cleanfid:'):
+        return cleanfid_reference(spec, mode, cache_dir, features_info)
+    if spec.startswith('data:'):
+        path = spec[len('data:'):]
+    elif is_stats_file(spec):
+        return file_reference(spec)
+    else:
+        path = spec
+    return dataset_reference(path, config, model, features_info, mode, cache_dir, split, num_images=num_images,
+                             seed=seed, batch_size=batch_size, num_workers=num_workers, device=device,
+                             progress=progress)

@@ -1,0 +1,93 @@
+"""``main.py --mode eval`` end to end on a tiny random NCSN with the stand-in features: records, resume, an existing
+folder, errors, the defaults, and the plot."""
+import csv
+import json
+import os
+
+import numpy as np
+import pytest
+
+from evaluation.features import EvalError
+from evaluation.results import CSV_COLUMNS
+from tests.evaluation.eval_helpers import TINY, mnist_config, run_main
+
+EVAL = ['--config', 'configs/mnist_pds.py', '--mode', 'eval', *TINY, '--fid_features', 'standin', '--device', 'cpu']
+
+
+def test_eval_end_to_end_resume_and_sample_dir(tiny_checkpoint, fake_mnist, tmp_path):
+    work, cache, table = str(tmp_path / 'run'), str(tmp_path / 'cache'), str(tmp_path / 'results.csv')
+    common = [*EVAL, '--checkpoint', tiny_checkpoint, '--workdir', work, '--num_samples', '12', '--batch_size', '4',
+              '--data', fake_mnist, '--fid_cache', cache, '--results_csv', table]
+    out = run_main(*common)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert 'FID ' in out.stdout and 'KID ' in out.stdout
+    rec = json.load(open(os.path.join(work, 'eval.json')))
+    assert sorted(os.listdir(os.path.join(work, 'samples'))) == sorted(f'{i}.png' for i in range(12))
+    assert rec['num_samples'] == 12 and rec['iterations'] == 20 and rec['nfe'] == 20 and rec['pds'] is True
+    assert rec['pds_setting'] == 'table1_20it' and rec['pds_radius'] == 0.2 and rec['pds_lam'] == 1.6
+    assert rec['features'] == 'standin' and rec['fid_mode'] == 'clean'
+    assert rec['config'] == 'configs/mnist_pds.py --config.model.nf=4'
+    assert rec['fid'] > 0 and rec['kid'] is not None and rec['reference'] == f'data:{fake_mnist}'
+    assert rec['sampler'] == 'ald:ncsn' and rec['device'] == 'cpu' and rec['sampling_seconds'] > 0
+    rows = list(csv.DictReader(open(table)))
+    assert len(rows) == 1 and tuple(rows[0]) == CSV_COLUMNS and float(rows[0]['fid']) == pytest.approx(rec['fid'])
+
+    # interrupted sampling: a batch lost -> eval redoes exactly that batch and gets the same FID
+    os.remove(os.path.join(work, 'batches', 'batch_000001.npz'))
+    os.remove(os.path.join(work, 'samples', '5.png'))
+    mtime0 = os.path.getmtime(os.path.join(work, 'samples', '0.png'))
+    out = run_main(*common)
+    assert out.returncode == 0, out.stderr[-3000:]
+    again = json.load(open(os.path.join(work, 'eval.json')))
+    assert again['fid'] == rec['fid'] and again['kid'] == rec['kid']
+    assert os.path.getmtime(os.path.join(work, 'samples', '0.png')) == mtime0
+    assert len(list(csv.DictReader(open(table)))) == 2
+
+    # the same samples as an existing folder: the workdir (read by index) and its plain samples/ folder
+    from runners.evaluate import run_eval
+    config = mnist_config()
+    for folder in (work, os.path.join(work, 'samples')):
+        rec2 = run_eval(config, sample_dir=folder, features='standin', ref=fake_mnist, fid_cache=cache,
+                        progress=False)
+        assert rec2['fid'] == pytest.approx(rec['fid'], abs=1e-9) and rec2['num_samples'] == 12
+        assert json.load(open(os.path.join(folder, 'eval.json')))['fid'] == rec2['fid']
+    with pytest.raises(EvalError, match='fewer than the 13 asked for'):
+        run_eval(config, sample_dir=os.path.join(work, 'samples'), num_samples=13, features='standin',
+                 ref=fake_mnist, fid_cache=cache, progress=False)
+
+
+def test_eval_errors_are_one_line(tiny_checkpoint, tmp_path):
+    # MNIST has no clean-fid statistics: the error asks for the images, before any sampling
+    out = run_main(*EVAL, '--checkpoint', tiny_checkpoint, '--workdir', str(tmp_path / 'w'), '--num_samples', '2')
+    assert out.returncode != 0 and 'no precomputed statistics' in out.stderr and 'Traceback' not in out.stderr
+    assert not os.path.exists(tmp_path / 'w' / 'samples')
+
+
+def test_defaults_follow_config_eval(tiny_checkpoint, fake_mnist, tmp_path):
+    """num_samples / batch_size default to config.eval (50,000 in the paper's configs), seed to config.seed."""
+    from configs import mnist_pds
+    from runners.evaluate import run_eval
+    assert mnist_pds.get_config().eval.num_samples == 50000
+    config = mnist_config(num_levels=2, n_steps_each=1)
+    config.eval.num_samples, config.eval.batch_size, config.seed = 5, 2, 7
+    rec = run_eval(config, str(tmp_path / 'w'), checkpoint=tiny_checkpoint, features='standin',
+                   ref=f'data:{fake_mnist}', fid_cache=str(tmp_path / 'c'), progress=False)
+    settings = json.load(open(tmp_path / 'w' / 'settings.json'))
+    assert rec['num_samples'] == 5 and settings['batch_size'] == 2 and settings['seed'] == 7
+    assert rec['iterations'] == 2 and sorted(os.listdir(tmp_path / 'w' / 'batches'))[-1] == 'batch_000002.npz'
+
+
+def test_plot_fid_against_iterations(tmp_path):
+    from evaluation import plot
+    from evaluation.results import append_csv
+    table = str(tmp_path / 'r.csv')
+    for its, pds, fid in [(20, False, 80.), (20, True, 30.), (40, False, 50.), (40, True, 25.), (40, True, 20.)]:
+        append_csv(table, dict(model='ncsn:ncsn MNIST 28px', iterations=its, pds=pds, fid=fid))
+    append_csv(table, dict(model='ncsnv2:ncsnv2_128 LSUN/tower 128px', iterations=65, pds=True, fid=40.))
+    series = plot._series(list(csv.DictReader(open(table))), 'fid')
+    assert series['ncsn:ncsn MNIST 28px'] == {'vanilla': [(20, 80.), (40, 50.)], 'PDS': [(20, 30.), (40, 20.)]}
+    assert plot.main([table, str(tmp_path / 'fid.png')]) == 0
+    from PIL import Image
+    img = np.asarray(Image.open(tmp_path / 'fid.png').convert('L'))
+    assert img.shape[1] > 600 and img.std() > 10        # two panels drawn
+    assert plot.main([str(tmp_path / 'nope.csv'), str(tmp_path / 'x.png')]) == 2

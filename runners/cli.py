@@ -10,11 +10,6 @@ def resolve_device(name, local_rank=0):
     return torch.device(name)
 
 
-def dist_env():
-    """(rank, world_size, local_rank) from torchrun's environment (0, 1, 0 without it)."""
-    return int(os.environ.get('RANK', 0)), int(os.environ.get('WORLD_SIZE', 1)), int(os.environ.get('LOCAL_RANK', 0))
-
-
 def run(mode, config, flags):
     if flags.seed is not None:
         config.seed = flags.seed
@@ -49,16 +44,19 @@ def _need(flags, *names):
 
 def _sample(config, flags):
     from models.checkpoint import load_score_model
+    from runners import distributed
     from runners.sample import run_sample
     if config.model.family == 'empirical' and not flags.checkpoint:
         flags.checkpoint = config.model.data          # the image set is the model
     _need(flags, 'checkpoint', 'workdir')
-    rank, world, local = dist_env()
-    device = resolve_device(flags.device, local)
-    model = load_score_model(flags.checkpoint, config, use_ema=flags.ema, device=device)
-    run_sample(config, model, flags.workdir, flags.num_samples or 64, flags.batch_size or config.sampling.batch_size,
-               config.seed, device=device, checkpoint=os.path.abspath(flags.checkpoint), use_ema=flags.ema,
-               rank=rank, world_size=world, noise_device='cpu' if flags.noise_device == 'cpu' else device)
+    device = resolve_device(flags.device, distributed.env()[2])
+    with distributed.session(device) as (rank, world, _):
+        model = load_score_model(flags.checkpoint, config, use_ema=flags.ema, device=device)
+        run_sample(config, model, flags.workdir, flags.num_samples or 64, flags.batch_size or config.sampling.batch_size,
+                   config.seed, device=device, checkpoint=os.path.abspath(flags.checkpoint), use_ema=flags.ema,
+                   rank=rank, world_size=world, noise_device='cpu' if flags.noise_device == 'cpu' else device,
+                   barrier=distributed.barrier)
+        distributed.barrier()
     if rank == 0:
         print(f'samples in {os.path.join(flags.workdir, "samples")}, grid in {os.path.join(flags.workdir, "grid.png")}')
 

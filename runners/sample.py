@@ -95,11 +95,11 @@ def _batch_done(workdir, b, count):
 
 
 def run_sample(config, score, workdir, num_samples, batch_size, seed, device='cpu', checkpoint='', use_ema=True,
-               rank=0, world_size=1, progress=True, noise_device='cpu'):
+               rank=0, world_size=1, progress=True, noise_device='cpu', barrier=None):
     """Sample ``num_samples`` images with ``score`` (a ScoreModel or any score(x, sigma)) into ``workdir``.
 
-    Resumable: finished batches are skipped, unfinished ones redone from their seed.  Returns the list
-    of batch indices this process sampled."""
+    Resumable: finished batches are skipped, unfinished ones redone from their seed.  Under torchrun give
+    ``barrier`` (runners.distributed.barrier).  Returns the list of batch indices this process sampled."""
     shape = (batch_size, config.data.num_channels, config.data.image_size, config.data.image_size)
     its, nfe_per_sample = sampling.iterations(config)
     os.makedirs(os.path.join(workdir, 'samples'), exist_ok=True)
@@ -110,6 +110,8 @@ def run_sample(config, score, workdir, num_samples, batch_size, seed, device='cp
     settings = json.loads(json.dumps(settings, default=list))  # tuples -> lists, as read back
     if rank == 0:
         _check_settings(workdir, settings)
+    if barrier is not None:          # other ranks write only once rank 0 has accepted the folder
+        barrier()
     P = preconditioning.from_config(config.pds, shape[1:], device=device)
     n_batches = math.ceil(num_samples / batch_size)
     count = lambda b: min(batch_size, num_samples - b * batch_size)  # noqa: E731

@@ -15,7 +15,6 @@ import hashlib
 import io
 import json
 import os
-import tempfile
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -23,6 +22,7 @@ import torch
 from torch.utils.data import DataLoader, Subset
 
 from .readers import BadItem, DataError, open_dataset
+from utils.atomic import atomic_write_bytes
 
 __all__ = ['compute_stats', 'run_stats', 'plot_stats', 'subset_indices', 'stats_paths', 'STATS_FORMAT']
 
@@ -126,22 +126,6 @@ def _npy_bytes(a: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def _atomic_write(path: str, data: bytes) -> None:
-    d = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix='.' + os.path.basename(path) + '.', suffix='.tmp', dir=d)
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
 def stats_paths(out_dir: str, name: str) -> Dict[str, str]:
     """``{'freq', 'space', 'json', 'png'}`` file paths for statistics ``name`` in ``out_dir``."""
     return {k: os.path.join(out_dir, f'{name}_{suffix}') for k, suffix in
@@ -213,9 +197,9 @@ def run_stats(config, data_path: str, out_dir: str, name: Optional[str] = None, 
     }
     if command is not None:
         record['command'] = str(command)
-    _atomic_write(paths['freq'], freq_bytes)
-    _atomic_write(paths['space'], space_bytes)
-    _atomic_write(paths['json'], (json.dumps(record, sort_keys=True, indent=2) + '\n').encode('utf-8'))
+    atomic_write_bytes(paths['freq'], freq_bytes)
+    atomic_write_bytes(paths['space'], space_bytes)
+    atomic_write_bytes(paths['json'], (json.dumps(record, sort_keys=True, indent=2) + '\n').encode('utf-8'))
     return {'freq': paths['freq'], 'space': paths['space'], 'json': paths['json'], 'count': res['count'],
             'skipped': res['skipped'], 'record': record}
 
@@ -279,5 +263,5 @@ def plot_stats(freq_path: Optional[str], space_path: Optional[str], out_png: str
     plt.close(fig)
     out_dir = os.path.dirname(os.path.abspath(out_png))
     os.makedirs(out_dir, exist_ok=True)
-    _atomic_write(out_png, buf.getvalue())
+    atomic_write_bytes(out_png, buf.getvalue())
     return out_png

@@ -24,7 +24,6 @@ The cache folder is ``--fid_cache``, else ``$PDS_FID_CACHE``, else ``~/.cache/pd
 import datetime
 import json
 import os
-import tempfile
 import urllib.error
 from dataclasses import dataclass, field
 from typing import Optional
@@ -34,6 +33,7 @@ import torch
 
 from evaluation.features import EvalError, _download, _need_cleanfid, cleanfid_version
 from evaluation.metrics import dataset_features, statistics
+from utils.atomic import atomic_write, atomic_write_text
 
 CACHE_ENV = 'PDS_FID_CACHE'
 STATS_FORMAT = 'PDS Clean-FID reference statistics v1'
@@ -178,20 +178,6 @@ def custom_stem(name, split, mode, res, features_kind, num_images=None, seed=0):
     return stem
 
 
-def _atomic(path, write):
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix='.tmp-', suffix=os.path.splitext(path)[1])
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
 def dataset_reference(path, config, model, features_info, mode='clean', cache_dir=None, split='train', name=None,
                       num_images=None, seed=0, batch_size=64, num_workers=0, device='cpu', progress=True):
     """Custom statistics of the dataset at ``path``, read as ``config`` says (``open_dataset``, uncentred, at
@@ -227,13 +213,13 @@ def dataset_reference(path, config, model, features_info, mode='clean', cache_di
     feats = dataset_features(ds, model, mode, indices, batch_size=batch_size, num_workers=num_workers, device=device,
                              progress=progress, description=f'reference {stem}')
     mu, sigma = statistics(feats)
-    _atomic(npz, lambda tmp: np.savez(open(tmp, 'wb'), mu=mu, sigma=sigma, feats=feats.astype(np.float32)))
+    atomic_write(npz, lambda tmp: np.savez(open(tmp, 'wb'), mu=mu, sigma=sigma, feats=feats.astype(np.float32)))
     provenance = dict(format=STATS_FORMAT, key=want, name=name, dataset_path=str(path), count=len(indices),
                       dataset_size=len(ds), preprocessing=ds.describe(), feature_extractor=features_info,
                       feature_dims=int(feats.shape[1]), clean_fid=cleanfid_version(), torch=torch.__version__,
                       created=start.isoformat(timespec='seconds'),
                       seconds=round((datetime.datetime.now() - start).total_seconds(), 1))
-    _atomic(meta, lambda tmp: open(tmp, 'w').write(json.dumps(provenance, indent=1, sort_keys=True)))
+    atomic_write_text(meta, json.dumps(provenance, indent=1, sort_keys=True))
     return Reference(mu, sigma, feats, dict(kind='dataset', label=f'data:{path}', file=os.path.abspath(npz),
                                             provenance=provenance, cached=False))
 

@@ -13,12 +13,12 @@ Model keys carry DataParallel's ``module.`` prefix; it is stripped (keys without
 Every mismatch raises :class:`CheckpointError` naming the detected format and the config used.
 """
 import os
-import tempfile
 
 import torch
 
 import models
 from models.score import ScoreModel
+from utils.atomic import atomic_write
 
 FORMATS = ('ncsn', 'ncsnv2', 'score_sde')
 # Which checkpoint formats can hold which model family (NCSNv2's ncsn_original.yml saves an NCSN in ncsnv2 format).
@@ -161,17 +161,7 @@ def load_score_model(path, config, use_ema=True, device='cpu'):
 
 def atomic_save(obj, path):
     """torch.save to a temporary file in the same folder, then rename: never a half-written file."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix='.tmp-', suffix='.pth')
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    atomic_write(path, lambda tmp: torch.save(obj, tmp))
 
 
 def official_object(fmt, net, optimizer_state=None, step=0, epoch=0, ema_params=None, ema_decay=0.999,

@@ -15,7 +15,6 @@ rank b % world_size).
 import json
 import math
 import os
-import tempfile
 import time
 
 import numpy as np
@@ -25,6 +24,7 @@ from tqdm import tqdm
 
 import preconditioning
 import sampling
+from utils.atomic import atomic_write, atomic_write_text
 
 
 class SamplingError(RuntimeError):
@@ -43,23 +43,10 @@ def to_uint8(x, centered=False):
     return (x.clamp(0, 1) * 255 + 0.5).clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
 
 
-def _atomic_write(path, write):
-    folder = os.path.dirname(path)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix='.tmp-', suffix=os.path.splitext(path)[1])
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
 def save_png(image, path):
     """Atomically save one uint8 HWC image (1 channel -> grayscale)."""
     img = Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image)
-    _atomic_write(path, lambda tmp: img.save(tmp, format='PNG'))
+    atomic_write(path, lambda tmp: img.save(tmp, format='PNG'))
 
 
 def make_grid(images, nrow=None):
@@ -85,7 +72,7 @@ def _check_settings(workdir, settings):
             raise SamplingError(f'{workdir!r} already holds samples made with other settings ({", ".join(changed)} '
                                 f'differ); use a new --workdir or the same settings to resume')
         settings = dict(old, num_samples=max(old['num_samples'], settings['num_samples']))
-    _atomic_write(path, lambda tmp: open(tmp, 'w').write(json.dumps(settings, indent=1, sort_keys=True)))
+    atomic_write_text(path, json.dumps(settings, indent=1, sort_keys=True))
 
 
 def _batch_done(workdir, b, count):
@@ -131,7 +118,7 @@ def run_sample(config, score, workdir, num_samples, batch_size, seed, device='cp
         keep = min(batch_size, num_samples - first)
         for k in range(keep):
             save_png(images[k], os.path.join(workdir, 'samples', f'{first + k}.png'))
-        _atomic_write(os.path.join(workdir, 'batches', f'batch_{b:06d}.npz'),
+        atomic_write(os.path.join(workdir, 'batches', f'batch_{b:06d}.npz'),
                       lambda tmp: np.savez(open(tmp, 'wb'), images=images[:keep], samples=x[:keep].cpu().numpy(),
                                            indices=np.arange(first, first + keep), nfe=nfe,
                                            seconds=time.time() - start))

@@ -46,6 +46,7 @@ import models
 from models.checkpoint import atomic_save, default_format, load_into, official_object
 from training.ema import EMA, ema_rule
 from training.losses import draw_levels, get_loss_fn
+from utils.atomic import atomic_write_text
 
 log = logging.getLogger(__name__)
 LOG_NAME = 'train_log.csv'
@@ -258,7 +259,7 @@ class Trainer:
         writer = csv.writer(buf)
         writer.writerow(self.columns)
         writer.writerows(self.history)
-        _atomic_write_text(os.path.join(self.workdir, LOG_NAME), buf.getvalue())
+        atomic_write_text(os.path.join(self.workdir, LOG_NAME), buf.getvalue())
 
     # -- checkpoints -----------------------------------------------------------------------------------
 
@@ -442,8 +443,3 @@ def _progress_bar(enabled, total, initial):
     return tqdm(total=total, initial=initial, disable=not enabled, dynamic_ncols=True, desc='train')
 
 
-def _atomic_write_text(path, text):
-    tmp = f'{path}.tmp-{os.getpid()}'
-    with open(tmp, 'w', newline='') as f:
-        f.write(text)
-    os.replace(tmp, path)

@@ -35,3 +35,17 @@ def test_first_block_sample_run(tmp_path):
 
 def test_second_block_is_the_test_command():
     assert fenced_blocks()[1].strip() == 'python -m pytest -q'
+
+
+def test_python_api_example_runs():
+    text = open(os.path.join(ROOT, 'README.md')).read()
+    section = text[text.index('## Python API'):]
+    code = re.search(r'```python\n(.*?)```', section, flags=re.S).group(1)
+    scope = {}
+    cwd = os.getcwd()
+    os.chdir(ROOT)
+    try:
+        exec(compile(code, 'README.md', 'exec'), scope)
+    finally:
+        os.chdir(cwd)
+    assert scope['x'].shape == (16, 1, 28, 28) and scope['nfe'] == 20

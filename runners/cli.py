@@ -44,7 +44,7 @@ def _need(flags, *names):
 
 def _sample(config, flags):
     from models.checkpoint import load_score_model
-    from runners import distributed
+    from utils import distributed
     from runners.sample import run_sample
     if config.model.family == 'empirical' and not flags.checkpoint:
         flags.checkpoint = config.model.data          # the image set is the model
@@ -70,7 +70,7 @@ def _config_name(flags):
 
 
 def _eval(config, flags):
-    from runners import distributed
+    from utils import distributed
     from runners.evaluate import run_eval
     if config.model.family == 'empirical' and not flags.checkpoint and not flags.sample_dir:
         flags.checkpoint = config.model.data          # the image set is the model
@@ -110,4 +110,6 @@ def _stats(config, flags):
 def _train(config, flags):
     from training.train import run_train
     _need(flags, 'workdir', 'data')
+    if flags.device != 'auto':
+        config.device = flags.device
     run_train(config, flags.workdir, flags.data, num_workers=flags.workers)

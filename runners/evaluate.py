@@ -91,7 +91,7 @@ def run_eval(config, workdir=None, checkpoint=None, sample_dir=None, num_samples
       num_workers / fid_batch_size: data loader workers and batch size of the feature extraction.
       config_name: how the config was named on the command line (recorded).
       rank / world_size / barrier: torchrun rank, number of ranks, and a callable that waits for all ranks
-        (``runners.distributed.barrier``); rank 0 scores after every rank has sampled its batches.
+        (``utils.distributed.barrier``); rank 0 scores after every rank has sampled its batches.
 
     The record holds the CSV columns (``evaluation.results.CSV_COLUMNS``: config, model, sampler, PDS parameters,
     iterations, NFE, number of samples, FID, KID, seconds, device, ...) plus details (reference and feature

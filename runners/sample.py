@@ -86,7 +86,7 @@ def run_sample(config, score, workdir, num_samples, batch_size, seed, device='cp
     """Sample ``num_samples`` images with ``score`` (a ScoreModel or any score(x, sigma)) into ``workdir``.
 
     Resumable: finished batches are skipped, unfinished ones redone from their seed.  Under torchrun give
-    ``barrier`` (runners.distributed.barrier).  Returns the list of batch indices this process sampled."""
+    ``barrier`` (utils.distributed.barrier).  Returns the list of batch indices this process sampled."""
     shape = (batch_size, config.data.num_channels, config.data.image_size, config.data.image_size)
     its, nfe_per_sample = sampling.iterations(config)
     os.makedirs(os.path.join(workdir, 'samples'), exist_ok=True)

@@ -363,7 +363,7 @@ def parse_args(argv):
 
 def main(argv=None):
     args = parse_args(argv)
-    from runners import distributed
+    from utils import distributed
     from runners.cli import resolve_device
     sets = parse_sets(args.set)
     refs = {}

@@ -46,6 +46,7 @@ import models
 from models.checkpoint import atomic_save, default_format, load_into, official_object
 from training.ema import EMA, ema_rule
 from training.losses import draw_levels, get_loss_fn
+from utils import distributed
 from utils.atomic import atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -269,7 +270,7 @@ class Trainer:
     def save(self):
         """Write the official checkpoint, then ``latest.pth`` (rank 0; barriers around)."""
         self._reduce_window()
-        _barrier(self.world)
+        distributed.barrier()
         if self.rank == 0:
             n = len(self.dataset)
             ema = self.ema
@@ -288,7 +289,7 @@ class Trainer:
                 'world_size': self.world, 'config': self.config.to_json(),
             }, os.path.join(self.workdir, LATEST))
         self.saved_step = self.step
-        _barrier(self.world)
+        distributed.barrier()
 
     def _resume(self):
         path = os.path.join(self.workdir, LATEST)
@@ -296,7 +297,7 @@ class Trainer:
             if self.rank == 0:
                 os.makedirs(self.workdir, exist_ok=True)
                 self._rewrite_log()
-            _barrier(self.world)
+            distributed.barrier()
             return
         state = torch.load(path, map_location='cpu', weights_only=True)
         official = state['official']
@@ -325,7 +326,7 @@ class Trainer:
         if self.rank == 0:
             self.window.copy_(state['window'])
             self._rewrite_log()
-        _barrier(self.world)
+        distributed.barrier()
         if self.rank == 0:
             log.info('training: resumed %s at step %d', path, self.step)
 
@@ -416,9 +417,7 @@ def _bucket_names(config):
 
 def _setup_distributed(config):
     """(rank, world_size, device, whether we created the process group) from torchrun's environment."""
-    world = int(os.environ.get('WORLD_SIZE', '1'))
-    rank = int(os.environ.get('RANK', '0')) if world > 1 else 0
-    local_rank = int(os.environ.get('LOCAL_RANK', rank)) if world > 1 else 0
+    rank, world, local_rank = distributed.env()
     want = str(config.get('device', 'auto'))
     if want == 'auto':
         want = 'cuda' if torch.cuda.is_available() else 'cpu'
@@ -426,16 +425,9 @@ def _setup_distributed(config):
     if device.type == 'cuda':
         device = torch.device('cuda', local_rank if world > 1 else (device.index or 0))
         torch.cuda.set_device(device)
-    owns = False
-    if world > 1 and not dist.is_initialized():
-        dist.init_process_group(backend='nccl' if device.type == 'cuda' else 'gloo')
-        owns = True
+    owns = world > 1 and not distributed.initialized()
+    distributed.init(device)
     return rank, world, device, owns
-
-
-def _barrier(world):
-    if world > 1:
-        dist.barrier()
 
 
 def _progress_bar(enabled, total, initial):

@@ -208,7 +208,20 @@ def _to_nhwc_layout(shape: Tuple[int, ...], what: str) -> str:
     raise DataError(f'{what} has shape {tuple(shape)}; expected (N,H,W,C) or (N,C,H,W) with C in (1, 3), or (N,H,W)')
 
 
-class _ArraySource:
+class _IndexedArray:
+    """Shared by the array-backed sources: ``self.arr`` (N, ...) read from ``self.path``; item i is named ``file[i]``."""
+
+    def __len__(self):
+        return self.arr.shape[0]
+
+    def name(self, i):
+        return f'{os.path.basename(self.path)}[{i}]'
+
+    def full_name(self, i):
+        return f'{self.path}[{i}]'
+
+
+class _ArraySource(_IndexedArray):
     kind = 'array'
 
     def __init__(self, path: str):
@@ -246,15 +259,6 @@ class _ArraySource:
             raise DataError(f'{what} holds no images (shape {tuple(arr.shape)})')
         self.arr = arr
         self.what = what
-
-    def __len__(self):
-        return self.arr.shape[0]
-
-    def name(self, i):
-        return f'{os.path.basename(self.path)}[{i}]'
-
-    def full_name(self, i):
-        return f'{self.path}[{i}]'
 
     def load(self, i):
         a = np.asarray(self.arr[i])
@@ -309,7 +313,7 @@ def _looks_like_idx(path: str) -> bool:
         return False
 
 
-class _IdxSource:
+class _IdxSource(_IndexedArray):
     kind = 'idx'
 
     def __init__(self, path: str, split: Optional[str]):
@@ -339,15 +343,6 @@ class _IdxSource:
         if n == 0:
             raise DataError(f"'{path}' holds no images")
         self.is_float = False
-
-    def __len__(self):
-        return self.arr.shape[0]
-
-    def name(self, i):
-        return f'{os.path.basename(self.path)}[{i}]'
-
-    def full_name(self, i):
-        return f'{self.path}[{i}]'
 
     def load(self, i):
         return np.array(self.arr[i])[:, :, None]

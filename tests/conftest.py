@@ -4,6 +4,7 @@ import os
 
 import ml_collections
 import pytest
+import torch
 
 FIXTURES_ENV = 'PDS_FIXTURES'
 
@@ -31,3 +32,13 @@ def load_case_config(folder):
 
 def rel_err(out, ref):
     return float((out.double() - ref.double()).abs().max() / ref.double().abs().max())
+
+
+@pytest.fixture
+def single_thread():
+    """Run a test with one torch thread: tiny models are dominated by per-op overhead, one thread is fastest and
+    immune to a busy machine, and subprocess comparisons see the same numbers (folders use it autouse)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

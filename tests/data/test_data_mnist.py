@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from configs.defaults import ncsn
+from tests.data.conftest import build_config as _build_config
 from data import DataError, compute_stats, open_dataset, run_stats, subset_indices
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -26,13 +26,8 @@ FILES = ['train-images-idx3-ubyte.gz', 'train-labels-idx1-ubyte.gz', 't10k-image
 
 
 def build_config(dataset='MNIST', image_size=28, num_channels=1, crop='none', centered=False):
-    config = ncsn()                  # configs/ncsn/mnist.py (the lead's) sets these same data values
-    config.data.dataset = dataset
-    config.data.image_size = image_size
-    config.data.num_channels = num_channels
-    config.data.crop = crop
-    config.data.centered = centered
-    return config
+    """tests/data/conftest.py's builder with MNIST's data values (those of configs/ncsn/mnist.py)."""
+    return _build_config(dataset, image_size, num_channels, crop, centered)
 
 
 def _cfg(dataset='MNIST'):

@@ -1,7 +1,6 @@
 """Fixtures of the evaluation tests (helpers in eval_helpers.py)."""
 import numpy as np
 import pytest
-import torch
 
 from tests.evaluation.eval_helpers import dataset_config, make_tiny_checkpoint, random_images
 
@@ -26,9 +25,6 @@ def make_dataset_config():
 
 
 @pytest.fixture(autouse=True)
-def one_thread():
+def one_thread(single_thread):
     """In-process work single-threaded too, like the subprocesses (same numbers on both sides of a comparison)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
     yield
-    torch.set_num_threads(threads)

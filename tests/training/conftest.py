@@ -1,12 +1,7 @@
-"""Training tests: one torch thread each (see the fixture)."""
+"""Training tests: one torch thread each (tests/conftest.py: single_thread)."""
 import pytest
-import torch
 
 
 @pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models are dominated by per-op overhead: one thread is fastest and immune to a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
+def one_thread(single_thread):
     yield
-    torch.set_num_threads(before)

@@ -213,7 +213,7 @@ def dataset_reference(path, config, model, features_info, mode='clean', cache_di
     feats = dataset_features(ds, model, mode, indices, batch_size=batch_size, num_workers=num_workers, device=device,
                              progress=progress, description=f'reference {stem}')
     mu, sigma = statistics(feats)
-    atomic_write(npz, lambda tmp: np.savez(open(tmp, 'wb'), mu=mu, sigma=sigma, feats=feats.astype(np.float32)))
+    atomic_write(npz, lambda tmp: np.savez(tmp, mu=mu, sigma=sigma, feats=feats.astype(np.float32)))
     provenance = dict(format=STATS_FORMAT, key=want, name=name, dataset_path=str(path), count=len(indices),
                       dataset_size=len(ds), preprocessing=ds.describe(), feature_extractor=features_info,
                       feature_dims=int(feats.shape[1]), clean_fid=cleanfid_version(), torch=torch.__version__,

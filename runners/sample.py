@@ -101,7 +101,9 @@ def run_sample(config, score, workdir, num_samples, batch_size, seed, device='cp
         barrier()
     P = preconditioning.from_config(config.pds, shape[1:], device=device)
     n_batches = math.ceil(num_samples / batch_size)
-    count = lambda b: min(batch_size, num_samples - b * batch_size)  # noqa: E731
+
+    def count(b):                    # images in batch b (the last one may be partial)
+        return min(batch_size, num_samples - b * batch_size)
     todo = [b for b in range(rank, n_batches, world_size) if not _batch_done(workdir, b, count(b))]
     bar = tqdm(total=len(todo) * nfe_per_sample, disable=not progress, unit='nfe', desc='sampling')
     done = []
@@ -114,14 +116,13 @@ def run_sample(config, score, workdir, num_samples, batch_size, seed, device='cp
         start = time.time()
         x, nfe = sampling.sample(config, score, shape, batch_generator(seed, b, noise_device), device, P, check)
         images = to_uint8(x, config.data.centered)
-        first = b * batch_size
-        keep = min(batch_size, num_samples - first)
+        first, keep = b * batch_size, count(b)
         for k in range(keep):
             save_png(images[k], os.path.join(workdir, 'samples', f'{first + k}.png'))
         atomic_write(os.path.join(workdir, 'batches', f'batch_{b:06d}.npz'),
-                      lambda tmp: np.savez(open(tmp, 'wb'), images=images[:keep], samples=x[:keep].cpu().numpy(),
-                                           indices=np.arange(first, first + keep), nfe=nfe,
-                                           seconds=time.time() - start))
+                     lambda tmp: np.savez(tmp, images=images[:keep], samples=x[:keep].cpu().numpy(),
+                                          indices=np.arange(first, first + keep), nfe=nfe,
+                                          seconds=time.time() - start))
         bar.set_postfix(batch=b, nfe=nfe)
         done.append(b)
     bar.close()

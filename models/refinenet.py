@@ -18,6 +18,8 @@ indices, 0 = largest sigma):
 * ``ncsnv2_128`` -- NCSNv2Deeper (LSUN).
 * ``ncsnv2_256`` -- NCSNv2Deepest (FFHQ).
 """
+import contextlib
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -51,18 +53,101 @@ class InstanceNormPlus(nn.Module):
             self.gamma = nn.Parameter(torch.empty(num_features).normal_(1., 0.02))
             self.beta = nn.Parameter(torch.zeros(num_features))
 
+    def _params(self, y):
+        if self.conditional:
+            return self.embed(y).chunk(3, dim=-1)
+        return self.gamma[None], self.alpha[None], self.beta[None]
+
     def forward(self, x, y=None):
+        if _REFERENCE:
+            return self.forward_reference(x, y)
+        # The same function with the affine maps folded per (sample, channel):
+        #   out = (x - mu) * scale + shift,  scale = gamma / sqrt(var + eps),  shift = beta + gamma alpha mu~.
+        mu = x.mean(dim=(2, 3), keepdim=True)
+        d = x - mu                                                  # two-pass variance: exact and, on the
+        var = (d * d).mean(dim=(2, 3))                              # CPU, ~15x faster than torch.var_mean
+        mu = mu[..., 0, 0]
+        v, m = torch.var_mean(mu, dim=-1, keepdim=True)            # unbiased, over channels ([B, C]: tiny)
+        mu_t = (mu - m) * torch.rsqrt(v + 1e-5)
+        gamma, alpha, beta = self._params(y)
+        scale = gamma * torch.rsqrt(var + 1e-5)
+        shift = beta + gamma * alpha * mu_t
+        return torch.addcmul(shift[..., None, None], d, scale[..., None, None])
+
+    def forward_reference(self, x, y=None):
+        """The definition, step by step (several passes over x); ``forward`` computes the same."""
         means = x.mean(dim=(2, 3))
         m = means.mean(dim=-1, keepdim=True)
         v = means.var(dim=-1, keepdim=True)  # unbiased, over channels
         means = (means - m) / torch.sqrt(v + 1e-5)
         h = F.instance_norm(x, eps=1e-5)
-        if self.conditional:
-            gamma, alpha, beta = self.embed(y).chunk(3, dim=-1)
-        else:
-            gamma, alpha, beta = self.gamma[None], self.alpha[None], self.beta[None]
+        gamma, alpha, beta = self._params(y)
         h = h + means[..., None, None] * alpha[..., None, None]
         return gamma[..., None, None] * h + beta[..., None, None]
+
+
+_REFERENCE = False
+
+
+@contextlib.contextmanager
+def reference_ops():
+    """Run the networks on the step-by-step reference path (the pre-optimisation code) inside the block:
+    InstanceNorm++ in several passes, 2x2 mean pooling as four slices, identity resizes computed.  Used by
+    ``benchmarks/cpu_speed.py`` (old vs new side by side) and the tests that compare both paths."""
+    global _REFERENCE
+    previous, _REFERENCE = _REFERENCE, True
+    try:
+        yield
+    finally:
+        _REFERENCE = previous
+
+
+class _ELU(torch.autograd.Function):
+    """ELU(x) = x (x > 0), exp(x) - 1 (x <= 0).  On the CPU torch's ELU (and expm1) is not vectorised: this
+    computes exp(min(x, 0)) - 1 + relu(x) with vectorised kernels (~7x faster; |diff| <= 1.2e-7 for
+    |ELU| <= 1) and back-propagates from the output, as torch's own ELU does."""
+
+    @staticmethod
+    def forward(ctx, x):
+        out = torch.clamp(x, max=0.).exp_().sub_(1.).add_(F.relu(x))
+        ctx.save_for_backward(out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        out, = ctx.saved_tensors
+        return torch.ops.aten.elu_backward(grad, 1., 1., 1., True, out)
+
+
+def elu(x):
+    return F.elu(x) if _REFERENCE else _ELU.apply(x)
+
+
+def _norm_elu(norm, x, y):
+    return elu(norm(x, y))
+
+
+_BANDS = {}
+
+
+def _box_matrix(n, k, device, dtype):
+    """(n, n) banded matrix of 1/k: ``x @ B`` is the k-wide zero-padded moving average along the last axis."""
+    key = (n, k, device, dtype)
+    if key not in _BANDS:
+        with torch.inference_mode(False):       # a cached ordinary tensor, usable later by autograd
+            i = torch.arange(n, device=device)
+            _BANDS[key] = (((i[:, None] - i[None, :]).abs() <= k // 2).to(dtype) / k)
+    return _BANDS[key]
+
+
+def avg_pool_same(x, k):
+    """k x k average pooling, stride 1, padding k // 2, zero padding counted (AvgPool2d's default), as two
+    small matrix products B_H x B_W (separable box filter): on the CPU ~6x faster than AvgPool2d."""
+    if _REFERENCE:
+        return F.avg_pool2d(x, k, stride=1, padding=k // 2)
+    bh = _box_matrix(x.shape[-2], k, x.device, x.dtype)
+    bw = _box_matrix(x.shape[-1], k, x.device, x.dtype)
+    return torch.matmul(bh, torch.matmul(x, bw))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -81,7 +166,9 @@ class ConvMeanPool(nn.Module):
 
     def forward(self, x):
         h = self.conv(x)
-        return (h[:, :, ::2, ::2] + h[:, :, 1::2, ::2] + h[:, :, ::2, 1::2] + h[:, :, 1::2, 1::2]) / 4.
+        if _REFERENCE or h.shape[-1] % 2 or h.shape[-2] % 2:
+            return (h[:, :, ::2, ::2] + h[:, :, 1::2, ::2] + h[:, :, ::2, 1::2] + h[:, :, 1::2, 1::2]) / 4.
+        return F.avg_pool2d(h, 2)      # = the four-slice mean for even sizes, one kernel
 
 
 # ---------------------------------------------------------------------------------------------
@@ -120,8 +207,8 @@ class ResidualBlock(nn.Module):
         self.normalize1 = InstanceNormPlus(cin, num_classes)
 
     def forward(self, x, y=None):
-        h = self.conv1(F.elu(self.normalize1(x, y)))
-        h = self.conv2(F.elu(self.normalize2(h, y)))
+        h = self.conv1(_norm_elu(self.normalize1, x, y))
+        h = self.conv2(_norm_elu(self.normalize2, h, y))
         skip = x if self.shortcut is None else self.shortcut(x)
         return skip + h
 
@@ -147,9 +234,8 @@ class RCUBlock(nn.Module):
         for b in range(1, self.n_blocks + 1):
             residual = x
             for s in range(1, self.n_stages + 1):
-                if self.conditional:
-                    x = getattr(self, f'{b}_{s}_norm')(x, y)
-                x = getattr(self, f'{b}_{s}_conv')(F.elu(x))
+                h = _norm_elu(getattr(self, f'{b}_{s}_norm'), x, y) if self.conditional else elu(x)
+                x = getattr(self, f'{b}_{s}_conv')(h)
             x = x + residual
         return x
 
@@ -170,7 +256,9 @@ class MSFBlock(nn.Module):
         for i, x in enumerate(xs):
             if self.norms is not None:
                 x = self.norms[i](x, y)
-            h = F.interpolate(self.convs[i](x), size=shape, mode='bilinear', align_corners=True)
+            h = self.convs[i](x)
+            if _REFERENCE or tuple(h.shape[2:]) != tuple(shape):   # same size + align_corners: identity
+                h = F.interpolate(h, size=shape, mode='bilinear', align_corners=True)
             out = out + h
         return out
 
@@ -184,13 +272,13 @@ class CRPBlock(nn.Module):
         self.convs = nn.ModuleList([conv3x3(features, features, bias=False) for _ in range(n_stages)])
         if num_classes is not None:
             self.norms = nn.ModuleList([InstanceNormPlus(features, num_classes) for _ in range(n_stages)])
-            self.pool = nn.AvgPool2d(5, stride=1, padding=2)
+            self.pool = lambda h: avg_pool_same(h, 5)
         else:
             self.norms = None
             self.pool = nn.MaxPool2d(5, stride=1, padding=2)
 
     def forward(self, x, y=None):
-        x = F.elu(x)
+        x = elu(x)
         path = x
         for i, conv in enumerate(self.convs):
             if self.norms is not None:
@@ -273,7 +361,7 @@ class _RefineNet(nn.Module):
         for (_, _, refine_name, _), feat in zip(reversed(self.levels), reversed(feats)):
             xs = [feat] if ref is None else [feat, ref]
             ref = getattr(self, refine_name)(xs, y, feat.shape[2:])
-        out = self.end_conv(F.elu(self.normalizer(ref, y)))
+        out = self.end_conv(_norm_elu(self.normalizer, ref, y))
         if self.scale_by_sigma:
             out = out / self.sigmas[y].view(-1, *([1] * (out.dim() - 1)))
         return out

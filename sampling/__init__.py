@@ -66,7 +66,7 @@ def sample(config, score, shape, generator=None, device='cpu', P=None, callback=
     if P is None:
         P = preconditioning.from_config(config.pds, tuple(shape[1:]), device=device)
     randn, rand = noise_source(generator, shape, device)
-    with torch.no_grad():
+    with torch.inference_mode():
         return SAMPLERS[config.sampling.method](config, score, shape, randn, rand, P, device, callback)
 
 

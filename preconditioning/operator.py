@@ -30,6 +30,9 @@ class Identity:
     def drift(self, v):
         return v
 
+    def at_step(self, i):
+        return self
+
 
 def is_hermitian(table):
     """True if table[..., k, l] == table[..., -k, -l] (indices mod H, W) to a relative 1e-4."""
@@ -86,6 +89,11 @@ class Preconditioner:
         """(M M^T + omega S_sol) v: what multiplies the score in every update (Eq. 23)."""
         out = self.gram(v)
         return out + self.omega * self.solenoidal(v) if self.omega else out
+
+    def at_step(self, i):
+        """The operator of the sampler's step ``i`` (PC: step i of N; annealed Langevin: level i).  A fixed
+        preconditioner is the same at every step; a schedule-aware one (``pds.freq = 'auto'``) is not."""
+        return self
 
 
 # ----------------------------------------------------------------------------------------------

@@ -37,20 +37,21 @@ def annealed_langevin(score, shape, sigmas, draw, step_lr, n_steps_each, variant
     x = x_init if x_init is not None else uniform().to(device)
     nfe = 0
     for c, sigma in enumerate(sigmas):
+        Pc = P.at_step(c)
         step = step_lr * (sigma / sigmas[-1]) ** 2
         noise_scale = float(np.sqrt(step * 2))
         step = float(step)
         for _ in range(n_steps_each):
             if variant == 'ncsn':
-                noise = P.noise(draw()) * noise_scale
-                x = x + step * P.drift(score(x, float(sigma))) + noise
+                noise = Pc.noise(draw()) * noise_scale
+                x = x + step * Pc.drift(score(x, float(sigma))) + noise
             else:
-                grad = P.drift(score(x, float(sigma)))
-                x = x + step * grad + P.noise(draw()) * noise_scale
+                grad = Pc.drift(score(x, float(sigma)))
+                x = x + step * grad + Pc.noise(draw()) * noise_scale
             nfe += 1
             if callback is not None:
                 callback(nfe - 1, float(sigma), x)
     if denoise:
-        x = x + float(sigmas[-1] ** 2) * P.drift(score(x, float(sigmas[-1])))
+        x = x + float(sigmas[-1] ** 2) * P.at_step(len(sigmas) - 1).drift(score(x, float(sigmas[-1])))
         nfe += 1
     return x, nfe

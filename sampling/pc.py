@@ -107,12 +107,13 @@ def pc_sampler(score, shape, sde, draw, predictor='reverse_diffusion', corrector
     The prior is x_T = sigma_max M z (Eq. 23); with ``noise_removal`` the result is the last
     predictor's mean.  Returns ``(x, nfe)``.  ``callback(i, sigma, x_mean)`` runs after every step."""
     predictor_fn, corrector_fn = _lookup(PREDICTORS, predictor, 'predictor'), _lookup(CORRECTORS, corrector, 'corrector')
-    x = P.noise(draw()) * sde.sigma_max
+    x = P.at_step(0).noise(draw()) * sde.sigma_max
     x_mean, nfe = x, 0
     for i, t in enumerate(torch.linspace(sde.T, eps, sde.N, device=device)):
         vec_t = torch.ones(shape[0], device=device) * t
-        x, x_mean, n_c = corrector_fn(score, sde, x, vec_t, draw, P, snr=snr, n_steps=n_steps)
-        x, x_mean, n_p = predictor_fn(score, sde, x, vec_t, draw, P)
+        Pi = P.at_step(i)
+        x, x_mean, n_c = corrector_fn(score, sde, x, vec_t, draw, Pi, snr=snr, n_steps=n_steps)
+        x, x_mean, n_p = predictor_fn(score, sde, x, vec_t, draw, Pi)
         nfe += n_c + n_p
         if callback is not None:
             callback(i, float(sde.sigma(t)), x_mean)

@@ -30,7 +30,8 @@ STATS_FORMAT = (
     'PDS dataset statistics v1 (fudan-zvg/PDS mask_gen_demo.py convention). <name>_freq.npy: '
     'log(1 + mean_i |fft2(x_i)|^2) per (c,u,v), torch.fft.fft2 over (H,W), full complex, unnormalised forward, '
     'unshifted (DC at [0,0]). <name>_space.npy: mean_i x_i^2 per (c,h,w), no log. x_i in [0,1] (uncentred, '
-    'whatever config.data.centered says). float64 sums, saved float32 (C,H,W).')
+    'whatever config.data.centered says). float64 sums, saved float32 (C,H,W). <name>_spectrum.npy (for '
+    "pds.freq = 'auto'): float64 (2,C,H,W), [0] = mean_i |fft2(x_i)|^2 (same convention, no log), [1] = mean_i x_i.")
 DEFAULT_BATCH_SIZE = 256
 
 
@@ -70,7 +71,8 @@ def compute_stats(dataset, num_images: Optional[int] = None, seed: int = 0, batc
 
     Returns:
       dict with ``freq`` = log(1 + mean |fft2(x)|^2) and ``space`` = mean x^2, float32 numpy arrays (C,H,W)
-      (frequency entries unshifted, DC at [0,0]), ``count`` (images used), ``skipped`` (names of BadItems),
+      (frequency entries unshifted, DC at [0,0]), ``power`` = mean |fft2(x)|^2 and ``mean`` = mean x, float64
+      (C,H,W) (for ``pds.freq = 'auto'``), ``count`` (images used), ``skipped`` (names of BadItems),
       ``indices_count`` (images asked for).
 
     Raises:
@@ -104,12 +106,13 @@ def compute_stats(dataset, num_images: Optional[int] = None, seed: int = 0, batc
         p = (spec.real.square() + spec.imag.square()).sum(0)
         s = x.square().sum(0)
         if power is None:
-            power, sq = p, s
+            power, sq, total = p, s, x.sum(0)
         elif p.shape != power.shape:
             raise ValueError(f'image shape changed from {tuple(power.shape)} to {tuple(p.shape)}')
         else:
             power += p
             sq += s
+            total += x.sum(0)
         count += x.shape[0]
     if bar is not None:
         bar.close()
@@ -117,7 +120,10 @@ def compute_stats(dataset, num_images: Optional[int] = None, seed: int = 0, batc
         raise DataError(f'no readable images among the {len(indices)} asked for ({len(skipped)} skipped)')
     freq = torch.log1p(power / count).to(torch.float32).numpy()     # log(1 + mean |F|^2), Eq. 22 input
     space = (sq / count).to(torch.float32).numpy()                   # mean x^2, Eq. 21 input
-    return {'freq': freq, 'space': space, 'count': count, 'skipped': skipped, 'indices_count': len(indices)}
+    # Automatic PDS (preconditioning/auto.py) needs the spectrum itself, not its log: the raw mean power and the
+    # mean image (float64), from which the per-frequency variance follows.
+    return {'freq': freq, 'space': space, 'power': (power / count).numpy(), 'mean': (total / count).numpy(),
+            'count': count, 'skipped': skipped, 'indices_count': len(indices)}
 
 
 def _npy_bytes(a: np.ndarray) -> bytes:
@@ -127,9 +133,10 @@ def _npy_bytes(a: np.ndarray) -> bytes:
 
 
 def stats_paths(out_dir: str, name: str) -> Dict[str, str]:
-    """``{'freq', 'space', 'json', 'png'}`` file paths for statistics ``name`` in ``out_dir``."""
+    """``{'freq', 'space', 'spectrum', 'json', 'png'}`` file paths for statistics ``name`` in ``out_dir``."""
     return {k: os.path.join(out_dir, f'{name}_{suffix}') for k, suffix in
-            (('freq', 'freq.npy'), ('space', 'space.npy'), ('json', 'stats.json'), ('png', 'stats.png'))}
+            (('freq', 'freq.npy'), ('space', 'space.npy'), ('spectrum', 'spectrum.npy'), ('json', 'stats.json'),
+             ('png', 'stats.png'))}
 
 
 def _default_name(config) -> str:
@@ -144,7 +151,8 @@ def run_stats(config, data_path: str, out_dir: str, name: Optional[str] = None, 
 
     Opens ``data_path`` with ``open_dataset(data_path, config, split, skip_bad, centered=False)`` (the config's
     crop/size/channels; always uncentred), runs ``compute_stats`` and writes, atomically (tmp file + os.replace):
-    ``<out_dir>/<name>_freq.npy``, ``<name>_space.npy`` (float32, C x H x W) and ``<name>_stats.json`` (sorted
+    ``<out_dir>/<name>_freq.npy``, ``<name>_space.npy`` (float32, C x H x W), ``<name>_spectrum.npy`` (float64,
+    2 x C x H x W: mean power, mean image) and ``<name>_stats.json`` (sorted
     keys: the data path as given, split, count, seed, num_images, batch_size, the transform, config.data, sha256 of
     both .npy files, the format, and ``command`` if given, e.g. the main.py command line).  Nothing in the files
     depends on time or on the machine, so a rerun gives byte-identical files.
@@ -169,6 +177,7 @@ def run_stats(config, data_path: str, out_dir: str, name: Optional[str] = None, 
     os.makedirs(out_dir, exist_ok=True)
     paths = stats_paths(out_dir, name)
     freq_bytes, space_bytes = _npy_bytes(res['freq']), _npy_bytes(res['space'])
+    spectrum_bytes = _npy_bytes(np.stack([res['power'], res['mean']]))
     d = config.data
     record = {
         'format': STATS_FORMAT,
@@ -191,7 +200,8 @@ def run_stats(config, data_path: str, out_dir: str, name: Optional[str] = None, 
                  f'seed={int(seed)}, split={split!r}, skip_bad={bool(skip_bad)}, batch_size={int(batch_size)}) '
                  'with config.data as in "config"'),
         'sha256': {os.path.basename(paths['freq']): hashlib.sha256(freq_bytes).hexdigest(),
-                  os.path.basename(paths['space']): hashlib.sha256(space_bytes).hexdigest()},
+                  os.path.basename(paths['space']): hashlib.sha256(space_bytes).hexdigest(),
+                  os.path.basename(paths['spectrum']): hashlib.sha256(spectrum_bytes).hexdigest()},
         'freq_max': float(res['freq'].max()),
         'space_max': float(res['space'].max()),
     }
@@ -199,8 +209,10 @@ def run_stats(config, data_path: str, out_dir: str, name: Optional[str] = None, 
         record['command'] = str(command)
     atomic_write_bytes(paths['freq'], freq_bytes)
     atomic_write_bytes(paths['space'], space_bytes)
+    atomic_write_bytes(paths['spectrum'], spectrum_bytes)
     atomic_write_bytes(paths['json'], (json.dumps(record, sort_keys=True, indent=2) + '\n').encode('utf-8'))
-    return {'freq': paths['freq'], 'space': paths['space'], 'json': paths['json'], 'count': res['count'],
+    return {'freq': paths['freq'], 'space': paths['space'], 'spectrum': paths['spectrum'], 'json': paths['json'],
+            'count': res['count'],
             'skipped': res['skipped'], 'record': record}
 
 

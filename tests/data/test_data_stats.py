@@ -119,7 +119,7 @@ def _write_folder(root, n=6, size=16, seed=0, mode='RGB'):
 
 
 def _read_all(paths):
-    return {k: open(p, 'rb').read() for k, p in paths.items() if k in ('freq', 'space', 'json')}
+    return {k: open(p, 'rb').read() for k, p in paths.items() if k in ('freq', 'space', 'spectrum', 'json')}
 
 
 def test_run_stats_is_byte_identical_and_forces_uncentred(tmp_path, make_config):
@@ -129,13 +129,19 @@ def test_run_stats_is_byte_identical_and_forces_uncentred(tmp_path, make_config)
     r2 = run_stats(cfg, folder, str(tmp_path / 'b'), 'toy', progress=False, batch_size=3)
     r3 = run_stats(cfg, folder, str(tmp_path / 'a'), 'toy', progress=False, batch_size=3)   # overwrite in place
     assert _read_all(r1) == _read_all(r2) == _read_all(r3)
-    assert sorted(os.listdir(tmp_path / 'a')) == ['toy_freq.npy', 'toy_space.npy', 'toy_stats.json']  # no tmp left
+    assert sorted(os.listdir(tmp_path / 'a')) == ['toy_freq.npy', 'toy_space.npy', 'toy_spectrum.npy',
+                                                  'toy_stats.json']  # no tmp left
     freq, space = np.load(r1['freq']), np.load(r1['space'])
     assert freq.dtype == np.float32 and freq.shape == (3, 16, 16) and space.shape == (3, 16, 16)
     ds = open_dataset(folder, make_config('TEST', 16, 3, 'none', centered=False))
     ref = compute_stats(ds, progress=False)
     np.testing.assert_array_equal(freq, ref['freq'])
     np.testing.assert_array_equal(space, ref['space'])
+    spectrum = np.load(r1['spectrum'])                     # [mean |fft2 x|^2, mean x], float64, no log
+    assert spectrum.dtype == np.float64 and spectrum.shape == (2, 3, 16, 16)
+    np.testing.assert_allclose(np.log1p(spectrum[0]), freq, rtol=1e-6)
+    imgs = torch.stack([ds[i] for i in range(len(ds))]).double()
+    np.testing.assert_allclose(spectrum[1], imgs.mean(0).numpy(), rtol=1e-12, atol=1e-14)
     text = open(r1['json']).read()
     rec = json.loads(text)
     assert text == json.dumps(rec, sort_keys=True, indent=2) + '\n'

@@ -30,7 +30,7 @@ class Identity:
     def drift(self, v):
         return v
 
-    def at_step(self, i):
+    def at_step(self, i, role=None):
         return self
 
 
@@ -90,9 +90,10 @@ class Preconditioner:
         out = self.gram(v)
         return out + self.omega * self.solenoidal(v) if self.omega else out
 
-    def at_step(self, i):
-        """The operator of the sampler's step ``i`` (PC: step i of N; annealed Langevin: level i).  A fixed
-        preconditioner is the same at every step; a schedule-aware one (``pds.freq = 'auto'``) is not."""
+    def at_step(self, i, role=None):
+        """The operator of the sampler's step ``i`` (PC: step i of N; annealed Langevin: level i) for ``role``
+        ('prior', 'corrector', 'predictor', 'denoise').  A fixed preconditioner is the same everywhere; a
+        schedule-aware one (``pds.freq = 'auto'``, preconditioning/auto.py) is not."""
         return self
 
 

@@ -37,7 +37,7 @@ def annealed_langevin(score, shape, sigmas, draw, step_lr, n_steps_each, variant
     x = x_init if x_init is not None else uniform().to(device)
     nfe = 0
     for c, sigma in enumerate(sigmas):
-        Pc = P.at_step(c)
+        Pc = P.at_step(c, 'corrector')
         step = step_lr * (sigma / sigmas[-1]) ** 2
         noise_scale = float(np.sqrt(step * 2))
         step = float(step)
@@ -52,6 +52,6 @@ def annealed_langevin(score, shape, sigmas, draw, step_lr, n_steps_each, variant
             if callback is not None:
                 callback(nfe - 1, float(sigma), x)
     if denoise:
-        x = x + float(sigmas[-1] ** 2) * P.at_step(len(sigmas) - 1).drift(score(x, float(sigmas[-1])))
+        x = x + float(sigmas[-1] ** 2) * P.at_step(len(sigmas) - 1, 'denoise').drift(score(x, float(sigmas[-1])))
         nfe += 1
     return x, nfe

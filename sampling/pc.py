@@ -107,13 +107,12 @@ def pc_sampler(score, shape, sde, draw, predictor='reverse_diffusion', corrector
     The prior is x_T = sigma_max M z (Eq. 23); with ``noise_removal`` the result is the last
     predictor's mean.  Returns ``(x, nfe)``.  ``callback(i, sigma, x_mean)`` runs after every step."""
     predictor_fn, corrector_fn = _lookup(PREDICTORS, predictor, 'predictor'), _lookup(CORRECTORS, corrector, 'corrector')
-    x = P.at_step(0).noise(draw()) * sde.sigma_max
+    x = P.at_step(0, 'prior').noise(draw()) * sde.sigma_max
     x_mean, nfe = x, 0
     for i, t in enumerate(torch.linspace(sde.T, eps, sde.N, device=device)):
         vec_t = torch.ones(shape[0], device=device) * t
-        Pi = P.at_step(i)
-        x, x_mean, n_c = corrector_fn(score, sde, x, vec_t, draw, Pi, snr=snr, n_steps=n_steps)
-        x, x_mean, n_p = predictor_fn(score, sde, x, vec_t, draw, Pi)
+        x, x_mean, n_c = corrector_fn(score, sde, x, vec_t, draw, P.at_step(i, 'corrector'), snr=snr, n_steps=n_steps)
+        x, x_mean, n_p = predictor_fn(score, sde, x, vec_t, draw, P.at_step(i, 'predictor'))
         nfe += n_c + n_p
         if callback is not None:
             callback(i, float(sde.sigma(t)), x_mean)

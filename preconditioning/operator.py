@@ -136,8 +136,11 @@ def from_config(pds, shape, device='cpu', dtype=torch.float32):
         if not pds.freq_path:
             raise filters.FilterError("pds.freq = 'stats' needs pds.freq_path (a *_freq.npy file, C x H x W)")
         freq = filters.normalised_inverse(filters.load_statistic(pds.freq_path, shape, 'frequency filter'), pds.alpha)
+    elif pds.freq == 'auto':
+        raise ValueError("pds.freq = 'auto' depends on the sampler's schedule: build it with "
+                         "sampling.preconditioner(config, shape)")
     elif pds.freq != 'none':
-        raise ValueError(f"pds.freq must be 'none', 'radial' or 'stats', got {pds.freq!r}")
+        raise ValueError(f"pds.freq must be 'none', 'radial', 'stats' or 'auto', got {pds.freq!r}")
     if pds.space:
         if not pds.space_path:
             raise filters.FilterError('pds.space = True needs pds.space_path (a *_space.npy file, C x H x W)')

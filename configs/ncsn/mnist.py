@@ -17,4 +17,5 @@ def get_config():
     config.data.random_flip = False
     config.model.nf = 64
     config.pds.freq = 'radial'
+    config.pds.freq_path = 'assets/stats/mnist_freq.npy'        # for pds.freq = 'stats' / 'auto'
     return config

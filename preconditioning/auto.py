@@ -1,0 +1,307 @@
+"""Automatic PDS (``pds.freq = 'auto'``): per-step frequency filters derived from the data's spectrum and the
+sampler's schedule, with no alpha, lambda or step size to tune.  The derivation is in docs/auto_pds.md; in short:
+
+Model the data as a Gaussian that is diagonal in the orthonormal 2-D DFT: frequency k has mean mu_k and variance
+P_k (both from ``--mode stats``' ``<name>_spectrum.npy``).  At noise level sigma the score is then
+s_k = -(x_k - mu_k) / T_k with T_k = P_k + sigma^2, and every sampler update with a frequency filter r_k,
+
+    x <- x + h r_k^2 s(x) + sqrt(q) r_k z,
+
+is linear per frequency.  With e = x - mu and S_k = E|e_k|^2 (second moment, over the sampler's randomness; it
+holds both the mean error and the variance), the update maps (beta = 1 - h r_k^2 / T_k)
+
+    S_k <- beta^2 S_k + q r_k^2.                                                                    (A1)
+
+So for a schedule we can follow S_k exactly, step by step, from the prior, and choose r per frequency and per
+step to bring S_k onto the marginal of the next level, T'_k = P_k + sigma_next^2 (and onto P_k at the end):
+
+* Langevin corrector (PC; q = 2h, h = eps from score_sde's snr rule): r_k^2 ∝ T_k, the covariance of p_sigma
+  itself (Newton / affine-invariant Langevin).  Every frequency then mixes at the same rate a = eps r^2 / T, the
+  snr rule sets a = 2 snr^2 sum(T) / sum(S) whatever the scale of r, and the chain keeps p_sigma invariant for
+  this (invertible) M at every level: supp. Theorem 1 covers it.                                  (A2)
+* reverse-diffusion predictor (PC; h = q = Delta = sigma_i^2 - sigma_{i+1}^2): with b = Delta r^2 / T, (A1) is
+  S' = (1 - b)^2 S + b T; we take the smallest b in (0, 1] with S' = T', else the b in [0, 1] closest to it
+  (b* = 1 - T / (2S)).  At the last step with noise removal (x_mean only) S' = (1 - b)^2 S, b = 1 - sqrt(P / S).
+  Vanilla is b = Delta / T (r = 1).  This preconditions the predictor: *beyond* Theorem 1.            (A3)
+* annealed Langevin (NCSN / NCSNv2; h = alpha_c = step_lr (sigma_c / sigma_L)^2, q = 2h, n steps per level):
+  with a = alpha_c r^2 / T, n steps give S_n = (1 - a)^{2n} (S - V) + V, V = 2T / (2 - a) (the discretised
+  chain's own stationary value); we take the a in [1e-4, 1] (log grid) that brings S_n closest to the level's
+  target in |log S_n / T'|: T_c for every level but the last, P at the last (NCSN v1 stops there); NCSNv2's
+  final denoising step gets b = 1 - sqrt(P / S) as the last predictor above.  The filter is r^2 = a T / alpha_c,
+  so ``step_lr`` no longer matters.  Langevin steps only: Theorem 1 covers it (r > 0 at every level).   (A4)
+
+The tables are computed once per run, cheaply (one pass of (A1) over the schedule), and streamed step by step
+(O(C H W) memory), so a sampler step still costs one FFT round trip per update.
+"""
+import math
+
+import numpy as np
+import torch
+
+from preconditioning.filters import FilterError
+from preconditioning.operator import Preconditioner
+
+P_FLOOR = 1e-8          # variances below P_FLOOR * max(P) are raised to it (a zero would make T = sigma^2 only)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The data's spectrum
+
+class Spectrum:
+    """Per-frequency mean ``mu`` (complex) and variance ``P`` of the data in the orthonormal 2-D DFT, (C, H, W),
+    float64, on the unshifted grid (DC at [0, 0])."""
+
+    def __init__(self, power, mean):
+        power, mean = np.asarray(power, np.float64), np.asarray(mean, np.float64)
+        h, w = power.shape[-2:]
+        self.mu = np.fft.fft2(mean) / math.sqrt(h * w)                     # orthonormal DFT of the mean image
+        P = power / (h * w) - np.abs(self.mu) ** 2                         # E|F x|^2 = |F mu|^2 + HW Var
+        self.P = np.maximum(P, P_FLOOR * P.max())
+        self.shape = power.shape
+
+    @classmethod
+    def load(cls, path, shape):
+        """From ``--mode stats``' ``<name>_spectrum.npy`` ((2, C, H, W): mean |fft2 x|^2, mean x)."""
+        try:
+            arr = np.load(path)
+        except FileNotFoundError:
+            raise FilterError(f'PDS spectrum file {path!r} does not exist; make one with '
+                              '`python main.py --config <cfg> --mode stats --data <dataset>`') from None
+        except Exception as err:  # noqa: BLE001 -- any unreadable file gets one clear message
+            raise FilterError(f'PDS spectrum file {path!r} is not a readable .npy array ({err})') from None
+        if arr.ndim != 4 or arr.shape[0] != 2 or tuple(arr.shape[1:]) != tuple(shape):
+            raise FilterError(f'PDS spectrum file {path!r} has shape {tuple(arr.shape)}; expected (2, C, H, W) = '
+                              f'(2, {", ".join(map(str, shape))}) (mean power, mean image) from --mode stats')
+        if not np.isfinite(arr).all() or (arr[0] < 0).any():
+            raise FilterError(f'PDS spectrum file {path!r} holds non-finite or negative power')
+        return cls(arr[0], arr[1])
+
+    @classmethod
+    def gaussian(cls, P, mean=None):
+        """A stationary Gaussian with orthonormal per-frequency variance ``P`` (C, H, W) and mean image ``mean``."""
+        P = np.asarray(P, np.float64)
+        mean = np.zeros_like(P) if mean is None else np.asarray(mean, np.float64)
+        h, w = P.shape[-2:]
+        return cls(P * h * w + np.abs(np.fft.fft2(mean)) ** 2, mean)
+
+    def mean_error_of(self, offset):
+        """F(offset - mu): the mean error (complex, orthonormal) of a start whose mean image is ``offset``."""
+        h, w = self.shape[-2:]
+        return np.fft.fft2(np.broadcast_to(offset, self.shape)) / math.sqrt(h * w) - self.mu
+
+
+def kl(m, V, P):
+    """The error measure: mean over frequencies of KL(N(m_k, V_k) || N(0, P_k)) per real degree of freedom,
+    0.5 (V/P - 1 - log(V/P) + |m|^2/P): zero only for the right variance *and* mean."""
+    m, V, P = np.abs(np.asarray(m)) ** 2, np.asarray(V), np.asarray(P)
+    return float(np.mean(0.5 * (V / P - 1 - np.log(V / P) + m / P)))
+
+
+def _kl_terms(m2, V, T):
+    return V / T - 1 - np.log(V / T) + m2 / T
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The moment recursion (A1) for the two samplers, for any filter schedule.  State: the mean error m_k (complex)
+# and the variance V_k of e = x - mu per frequency; an update with beta, q r^2 maps m <- beta m, V <- beta^2 V + q r^2.
+
+def _sde_steps(sde, eps):
+    """Per PC step i: (sigma of the score, Delta of the predictor, sigma of the next step or 0 at the end)."""
+    ts = torch.linspace(sde.T, eps, sde.N, dtype=torch.float32)
+    sig = sde.sigma(ts).double().numpy()
+    hi, lo = sde.grid(ts)
+    delta = (hi.double() ** 2 - lo.double() ** 2).numpy()
+    nxt = np.append(sig[1:], 0.)
+    return sig, delta, nxt
+
+
+def _snr_step(snr, r2, m2, V, T):
+    """score_sde's Langevin step eps = 2 (snr |M z| / |M M^T s|)^2 with the norms' expectations."""
+    return 2. * snr ** 2 * r2.sum() / (r2 ** 2 * (m2 + V) / T ** 2).sum()
+
+
+def _ones(spec, filters):
+    one = np.ones(spec.shape)
+    return lambda i, role: one if filters is None or filters(i, role) is None else \
+        np.broadcast_to(filters(i, role), spec.shape)
+
+
+def pc_moments(spec, sde, eps, snr, n_steps, filters=None, noise_removal=True):
+    """Final (m, V) of the PC sampler (corrector 'langevin', predictor 'reverse_diffusion') under (A1).
+
+    ``filters(i, role)`` -> r (C, H, W) or None (= 1) for role 'prior' | 'corrector' | 'predictor'."""
+    r = _ones(spec, filters)
+    sig, delta, _ = _sde_steps(sde, eps)
+    m, V = -spec.mu, sde.sigma_max ** 2 * r(0, 'prior') ** 2
+    m_mean, V_mean = m, V
+    for i in range(sde.N):
+        T = spec.P + sig[i] ** 2
+        rc2 = r(i, 'corrector') ** 2
+        for _ in range(n_steps):
+            a = _snr_step(snr, rc2, np.abs(m) ** 2, V, T) * rc2 / T
+            m, V = (1 - a) * m, (1 - a) ** 2 * V + 2 * a * T
+        rp2 = r(i, 'predictor') ** 2
+        b = delta[i] * rp2 / T
+        m_mean, V_mean = (1 - b) * m, (1 - b) ** 2 * V
+        m, V = m_mean, V_mean + delta[i] * rp2
+    return (m_mean, V_mean) if noise_removal else (m, V)
+
+
+def ald_moments(spec, sigmas, step_lr, n_steps, filters=None, denoise=False, init_offset=0.5):
+    """Final (m, V) of annealed Langevin (uniform [0, 1] init: mean ``init_offset``, variance 1/12) under (A1)."""
+    r = _ones(spec, filters)
+    m, V = spec.mean_error_of(init_offset), np.full(spec.shape, 1. / 12.)
+    for c, sigma in enumerate(sigmas):
+        alpha = step_lr * (sigma / sigmas[-1]) ** 2
+        T = spec.P + sigma ** 2
+        a = alpha * r(c, 'corrector') ** 2 / T
+        for _ in range(n_steps):
+            m, V = (1 - a) * m, (1 - a) ** 2 * V + 2 * a * T
+    if denoise:
+        b = sigmas[-1] ** 2 * r(len(sigmas) - 1, 'denoise') ** 2 / (spec.P + sigmas[-1] ** 2)
+        m, V = (1 - b) * m, (1 - b) ** 2 * V
+    return m, V
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The automatic filters (A2-A4): per frequency, the gain that brings (m, V) closest (in KL) to the target N(0, T')
+
+B_GRID = np.concatenate([np.geomspace(1e-6, 0.5, 40), 1 - np.geomspace(0.5, 1e-6, 40)[1:]])
+A_GRID = np.geomspace(1e-4, 1., 64)
+
+
+def _best(grid, m2_of, V_of, target, refine=24):
+    """Per frequency, the gain in [grid[0], grid[-1]] with the smallest KL to N(0, target): the best grid point,
+    then a uniform grid of ``refine`` points between its two neighbours."""
+    def cost(g):
+        return _kl_terms(m2_of(g), V_of(g), target)
+    g = grid.reshape((-1,) + (1,) * target.ndim)
+    k = cost(g).argmin(axis=0)
+    lo, hi = grid[np.maximum(k - 1, 0)], grid[np.minimum(k + 1, len(grid) - 1)]
+    u = np.linspace(0., 1., refine).reshape((-1,) + (1,) * target.ndim)
+    fine = lo + u * (hi - lo)
+    j = cost(fine).argmin(axis=0)
+    return np.take_along_axis(fine, j[None], axis=0)[0]
+
+
+def _land_predictor(m2, V, T, target):
+    """(A3): b in (0, 1]: m' = (1 - b) m, V' = (1 - b)^2 V + b T."""
+    return _best(B_GRID, lambda b: (1 - b) ** 2 * m2, lambda b: (1 - b) ** 2 * V + b * T, target)
+
+
+def _land_final(m2, V, P):
+    """Noise removal / denoising (no noise added): m' = (1 - b) m, V' = (1 - b)^2 V."""
+    return _best(B_GRID, lambda b: (1 - b) ** 2 * m2, lambda b: (1 - b) ** 2 * V, P)
+
+
+def _langevin_n(a, m2, V, T, n):
+    """n Langevin steps of gain a at level T: (|m'|^2, V')."""
+    Vinf = 2 * T / (2 - a)
+    return (1 - a) ** (2 * n) * m2, (1 - a) ** (2 * n) * (V - Vinf) + Vinf
+
+
+def _land_langevin(m2, V, T, target, n):
+    """(A4): the Langevin gain a in [1e-4, 1] whose n-step result is closest to the target."""
+    return _best(A_GRID, lambda a: _langevin_n(a, m2, V, T, n)[0], lambda a: _langevin_n(a, m2, V, T, n)[1], target)
+
+
+class _Schedule:
+    """Streams the per-step filters of a sampler: ``filter(i, role)`` for i = 0, 1, ... in order (a step asked for
+    again or out of order restarts the recursion, so any order is correct, in order is O(1) per step)."""
+
+    def __init__(self, spec):
+        self.spec = spec
+        self._restart()
+
+    def _restart(self):
+        self.i, self.tables = -1, {}
+
+    def filter(self, i, role):
+        if i < self.i:
+            self._restart()
+        while self.i < i:
+            self.i += 1
+            self.tables = self._advance(self.i)
+        return self.tables.get(role)
+
+
+class AutoPC(_Schedule):
+    """(A2-A3) for score_sde's PC sampler: reverse diffusion + Langevin (snr rule), ``n_steps`` corrector steps."""
+
+    def __init__(self, spec, sde, eps, snr, n_steps, noise_removal=True):
+        self.sig, self.delta, self.nxt = _sde_steps(sde, eps)
+        self.snr, self.n_steps, self.noise_removal, self.N = snr, n_steps, noise_removal, sde.N
+        self.start = (-spec.mu, np.full(spec.shape, sde.sigma_max ** 2))
+        super().__init__(spec)
+
+    def _advance(self, i):
+        P = self.spec.P
+        m, V = self.start if i == 0 else self.state
+        T = P + self.sig[i] ** 2
+        rc2 = T / T.mean()                                          # (A2)
+        for _ in range(self.n_steps):
+            a = _snr_step(self.snr, rc2, np.abs(m) ** 2, V, T) * rc2 / T
+            m, V = (1 - a) * m, (1 - a) ** 2 * V + 2 * a * T
+        m2 = np.abs(m) ** 2
+        if i == self.N - 1 and self.noise_removal:
+            b = _land_final(m2, V, P)
+        else:
+            b = _land_predictor(m2, V, T, P + self.nxt[i] ** 2)     # (A3)
+        self.state = ((1 - b) * m, (1 - b) ** 2 * V + b * T)
+        tables = {'corrector': np.sqrt(rc2), 'predictor': np.sqrt(b * T / self.delta[i])}
+        if i == 0:
+            tables['prior'] = None
+        return tables
+
+
+class AutoALD(_Schedule):
+    """(A4) for annealed Langevin over the levels ``sigmas`` with ``n_steps`` steps each."""
+
+    def __init__(self, spec, sigmas, step_lr, n_steps, denoise, init_offset=0.5):
+        self.sigmas, self.step_lr, self.n, self.denoise = np.asarray(sigmas, np.float64), step_lr, n_steps, denoise
+        self.start = (spec.mean_error_of(init_offset), np.full(spec.shape, 1. / 12.))
+        super().__init__(spec)
+
+    def _advance(self, c):
+        P, L = self.spec.P, len(self.sigmas)
+        m, V = self.start if c == 0 else self.state
+        sigma = self.sigmas[c]
+        alpha = self.step_lr * (sigma / self.sigmas[-1]) ** 2
+        T = P + sigma ** 2
+        target = P if (c == L - 1 and not self.denoise) else T
+        m2 = np.abs(m) ** 2
+        a = _land_langevin(m2, V, T, target, self.n)
+        m2_n, V_n = _langevin_n(a, m2, V, T, self.n)
+        self.state = ((1 - a) ** self.n * m, V_n)
+        tables = {'corrector': np.sqrt(a * T / alpha)}
+        if c == L - 1 and self.denoise:
+            tables['denoise'] = np.sqrt(_land_final(m2_n, V_n, P) * T / sigma ** 2)
+        return tables
+
+
+class ScheduledPreconditioner:
+    """The sampler-facing operator of a schedule: ``at_step(i, role)`` is a fixed :class:`Preconditioner` (or the
+    identity where the schedule says None).  The operators of a run are kept (every batch reuses them) while they
+    fit in ``cache_bytes``; beyond that they are rebuilt from the streamed recursion."""
+    is_identity = False
+
+    def __init__(self, schedule, device='cpu', dtype=torch.float32, cache_bytes=256 * 2 ** 20):
+        self.schedule, self.device, self.dtype = schedule, device, dtype
+        self._identity = Preconditioner(None, device=device, dtype=dtype)
+        self._cache, self._budget = {}, cache_bytes // (4 * int(np.prod(schedule.spec.shape)))
+
+    def at_step(self, i, role='corrector'):
+        key = (i, role)
+        if key in self._cache:
+            return self._cache[key]
+        table = self.schedule.filter(i, role)
+        op = self._identity if table is None else Preconditioner(table, device=self.device, dtype=self.dtype)
+        if len(self._cache) < self._budget:
+            self._cache[key] = op
+        return op
+
+    # A scheduled operator has no single M: samplers must ask at_step.
+    def noise(self, z):
+        raise TypeError("pds.freq = 'auto' changes M at every step; call P.at_step(i, role)")
+
+    drift = noise

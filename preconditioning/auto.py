@@ -7,28 +7,36 @@ s_k = -(x_k - mu_k) / T_k with T_k = P_k + sigma^2, and every sampler update wit
 
     x <- x + h r_k^2 s(x) + sqrt(q) r_k z,
 
-is linear per frequency.  With e = x - mu and S_k = E|e_k|^2 (second moment, over the sampler's randomness; it
-holds both the mean error and the variance), the update maps (beta = 1 - h r_k^2 / T_k)
+is linear per frequency.  With e = x - mu, its mean m_k (the mean error, complex) and variance V_k over the
+sampler's randomness evolve as (beta = 1 - h r_k^2 / T_k)
 
-    S_k <- beta^2 S_k + q r_k^2.                                                                    (A1)
+    m_k <- beta m_k,    V_k <- beta^2 V_k + q r_k^2.                                                (A1)
 
-So for a schedule we can follow S_k exactly, step by step, from the prior, and choose r per frequency and per
-step to bring S_k onto the marginal of the next level, T'_k = P_k + sigma_next^2 (and onto P_k at the end):
+So for a schedule we can follow (m, V) exactly, step by step, from the prior (PC: m = -mu, V = sigma_max^2;
+annealed Langevin: the U[0, 1] start, m = F(1/2 - mu), V = 1/12), and choose r per frequency and per step to
+bring N(m, V) closest, in KL, to the next level's marginal N(0, T'_k), T'_k = P_k + sigma_next^2 (N(0, P_k) at
+the end).  The error measure is the same KL, averaged over frequencies (:func:`kl`): zero only when the variance
+*and* the mean of every frequency are right (a second moment alone could be matched by a final gain).
 
 * Langevin corrector (PC; q = 2h, h = eps from score_sde's snr rule): r_k^2 ∝ T_k, the covariance of p_sigma
   itself (Newton / affine-invariant Langevin).  Every frequency then mixes at the same rate a = eps r^2 / T, the
-  snr rule sets a = 2 snr^2 sum(T) / sum(S) whatever the scale of r, and the chain keeps p_sigma invariant for
-  this (invertible) M at every level: supp. Theorem 1 covers it.                                  (A2)
+  snr rule sets a = 2 snr^2 sum(T) / sum(|m|^2 + V) whatever the scale of r, and the chain keeps p_sigma invariant
+  for this (invertible) M at every level: supp. Theorem 1 covers it.                               (A2)
 * reverse-diffusion predictor (PC; h = q = Delta = sigma_i^2 - sigma_{i+1}^2): with b = Delta r^2 / T, (A1) is
-  S' = (1 - b)^2 S + b T; we take the smallest b in (0, 1] with S' = T', else the b in [0, 1] closest to it
-  (b* = 1 - T / (2S)).  At the last step with noise removal (x_mean only) S' = (1 - b)^2 S, b = 1 - sqrt(P / S).
-  Vanilla is b = Delta / T (r = 1).  This preconditions the predictor: *beyond* Theorem 1.            (A3)
+  m' = (1 - b) m, V' = (1 - b)^2 V + b T; b in [1e-6, 1] (no sign flip: the stability bound) minimising the KL to
+  N(0, T'), by a log grid refined around its best point.  At the last step with noise removal (x_mean only,
+  V' = (1 - b)^2 V) the target is N(0, P).  Vanilla is b = Delta / T (r = 1).  This preconditions the predictor,
+  which is *beyond* Theorem 1: it changes the reverse-diffusion step itself (exact for a Gaussian, a hypothesis
+  for a learned score).                                                                            (A3)
 * annealed Langevin (NCSN / NCSNv2; h = alpha_c = step_lr (sigma_c / sigma_L)^2, q = 2h, n steps per level):
-  with a = alpha_c r^2 / T, n steps give S_n = (1 - a)^{2n} (S - V) + V, V = 2T / (2 - a) (the discretised
-  chain's own stationary value); we take the a in [1e-4, 1] (log grid) that brings S_n closest to the level's
-  target in |log S_n / T'|: T_c for every level but the last, P at the last (NCSN v1 stops there); NCSNv2's
-  final denoising step gets b = 1 - sqrt(P / S) as the last predictor above.  The filter is r^2 = a T / alpha_c,
-  so ``step_lr`` no longer matters.  Langevin steps only: Theorem 1 covers it (r > 0 at every level).   (A4)
+  with a = alpha_c r^2 / T, n steps give m_n = (1 - a)^n m, V_n = (1 - a)^{2n} (V - V_inf) + V_inf,
+  V_inf = 2T / (2 - a) (the discretised chain's own stationary value); a in [1e-4, 1] minimising the KL to
+  N(0, T_c), or to N(0, P) at the last level (NCSN v1 stops there); NCSNv2's final denoising step is chosen as
+  the last predictor above.  The filter is r^2 = a T / alpha_c, so ``step_lr`` no longer matters.  Langevin steps
+  only (r > 0 at every level): Theorem 1 covers every step but NCSNv2's final denoising step.        (A4)
+
+The choice is greedy (each step lands as close as it can to the next marginal); on the exact Gaussian it is
+within the Monte-Carlo noise floor of exact at every N tried (tests/preconditioning/test_auto.py).
 
 The tables are computed once per run, cheaply (one pass of (A1) over the schedule), and streamed step by step
 (O(C H W) memory), so a sampler step still costs one FFT round trip per update.

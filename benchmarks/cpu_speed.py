@@ -7,8 +7,9 @@ Both paths run the same weights on the same inputs in the same process, alternat
 meaningful on a shared machine even when the absolute figures drift between runs.
 
 * inference: img-NFE/s of ``score(x, sigma)`` (one network evaluation per image).  old = the reference ops
-  (``models.refinenet.reference_ops``: InstanceNorm++ in several passes, slice pooling, identity resizes) under
-  ``torch.no_grad``; new = the fused ops under ``torch.inference_mode`` (what the samplers use).
+  (``models.refinenet.reference_ops``: InstanceNorm++ in several passes, ELU, AvgPool2d, slice pooling, identity
+  resizes) on NCHW tensors under ``torch.no_grad``; new = the fused ops, channels-last, under
+  ``torch.inference_mode`` (what ``ScoreModel`` and the samplers use on the CPU).
 * training: img/s of :meth:`training.train.Trainer.train_step` (draws, forward, backward, Adam), reference ops
   vs fused ops.
 Outputs of both paths are compared (max relative error) so a speed-up can never come from a wrong result.
@@ -56,14 +57,18 @@ def inference(nf, batch, reps):
 
     def old():
         with reference_ops(), torch.no_grad():
-            return score(x, sigma)
+            return score.net(x, score.sigma_to_index(sigma))
 
     def new():
         with torch.inference_mode():
             return score(x, sigma)
 
-    err = ((old() - new()).abs().max() / old().abs().max()).item()
-    t_old, t_new = _time(old, reps), _time(new, reps)
+    fast = torch.channels_last if score.channels_last else torch.contiguous_format
+    score.net.to(memory_format=torch.contiguous_format)
+    ref, t_old = old(), _time(old, reps)
+    score.net.to(memory_format=fast)
+    err = ((ref - new()).abs().max() / ref.abs().max()).item()
+    t_new = _time(new, reps)
     return batch / t_old, batch / t_new, err
 
 

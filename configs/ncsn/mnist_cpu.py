@@ -3,7 +3,8 @@
 Same as the official anneal.yml MNIST block (CondRefineNetDilated, conditional InstanceNorm++, 10 levels 1 -> 0.01,
 anneal DSM loss with power 2, Adam 1e-3, batch 128, uniform dequantisation, no EMA) except:
 
-* ``model.nf`` (ngf) 32 instead of 64, chosen by ``scripts/ncsn_width_sweep.py`` (held-out loss per CPU-minute);
+* ``model.nf`` (ngf) 16 instead of 64, chosen by ``scripts/ncsn_width_sweep.py`` (lowest held-out loss after the
+  same CPU time; see checkpoints/ncsn_mnist_cpu/MODEL_CARD.md);
 * ``training.n_iters``: as many steps as fit in about 6 CPU-hours (the official run is 200k steps);
 * snapshots every 250 steps (a stop loses little), log every 50.
 
@@ -18,7 +19,7 @@ PDS_SETTINGS = _mnist.PDS_SETTINGS
 
 def get_config():
     config = _mnist.get_config()
-    config.model.nf = 32
+    config.model.nf = 16
     config.training.n_iters = 30001
     config.training.snapshot_freq = 250
     config.training.log_freq = 50

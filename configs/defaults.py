@@ -7,7 +7,8 @@ model (see the tables in the README).  Field meanings:
 * ``model.name``: the registered network (``ncsn``, ``ncsnv2_64``, ``ncsnv2_128``, ``ncsnv2_256``, ``ncsnpp``).
 * ``model.sigma_max`` / ``sigma_min`` / ``num_scales``: the geometric noise schedule (NCSN/NCSNv2:
   sigma_begin / sigma_end / num_classes).
-* ``sampling.method``: ``pc`` (score_sde predictor-corrector) or ``ald`` (annealed Langevin of NCSN/NCSNv2).
+* ``sampling.method``: ``pc`` (score_sde predictor-corrector) or ``ald`` (annealed Langevin of NCSN/NCSNv2);
+  the rival samplers ``edm``, ``edm_stochastic``, ``ode_euler``, ``ode``, ``adaptive_sde`` (see ``sampling/``).
 * ``pds``: preconditioning (off unless ``pds.enabled``); see ``preconditioning/``.
 """
 import ml_collections
@@ -51,6 +52,25 @@ def _common():
     sampling.denoise = True
     sampling.num_levels = 0          # 0 = all model.num_scales levels; else that many, evenly picked
     sampling.init = 'uniform'        # ALD starts from U[0,1] as the official code does
+    # rival samplers (sampling/edm.py, ode.py, adaptive.py): 'edm' (EDM Alg. 1, Heun), 'edm_stochastic' (Alg. 2),
+    # 'ode_euler' (Euler on the same grid), 'ode' (probability-flow ODE, scipy), 'adaptive_sde' (Gotta Go Fast Alg. 1)
+    sampling.schedule = 'karras'     # edm / edm_stochastic / ode_euler: N levels (as PC: num_steps or num_scales /
+    #                                  speed_up), 'karras' (EDM Eq. 5) | 'geometric', then t_N = 0
+    sampling.rho = 7.                # EDM Eq. 5
+    sampling.s_churn = 80.           # edm_stochastic (EDM Alg. 2; Table 5, VE): gamma = min(S_churn / N, sqrt(2) - 1)
+    sampling.s_tmin = 0.05           #   ... on levels in [S_tmin, S_tmax]
+    sampling.s_tmax = 1.
+    sampling.s_noise = 1.007
+    sampling.step_corrector = 'none'  # edm / edm_stochastic / ode_euler: 'langevin' | 'ald' | 'none' after each step
+    #                                   (snr, n_steps_each; PDS acts only here -- Theorem 1 covers the corrector)
+    sampling.ode_method = 'RK45'     # ode: scipy.integrate.solve_ivp method, t = 1 -> eps, as score_sde
+    sampling.ode_rtol = 1e-5
+    sampling.ode_atol = 1e-5
+    sampling.adaptive_abstol = 0.0039  # adaptive_sde: eps_abs (paper: 0.0039 for data in [0, 1], 0.0078 in [-1, 1])
+    sampling.adaptive_reltol = 0.05  # eps_rel (paper: 0.01 .. 0.1)
+    sampling.adaptive_h_init = 0.01
+    sampling.adaptive_safety = 0.9   # theta
+    sampling.adaptive_exp = 0.9      # r
     sampling.batch_size = 64
 
     config.data = data = ml_collections.ConfigDict()

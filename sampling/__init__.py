@@ -1,5 +1,9 @@
 """Samplers, picked by ``config.sampling.method``: ``pc`` (score_sde predictor-corrector, VE SDE) and
-``ald`` (annealed Langevin dynamics of NCSN / NCSNv2), each with or without PDS.
+``ald`` (annealed Langevin dynamics of NCSN / NCSNv2), each with or without PDS; and the rival training-free
+samplers on the same score, PDS only through a Langevin corrector after each step (supp. Theorem 1):
+``edm`` (EDM Algorithm 1, Heun), ``edm_stochastic`` (EDM Algorithm 2), ``ode_euler`` (Euler / DDIM-like on the
+same grid), ``ode`` (score_sde's probability-flow ODE, scipy RK45) and ``adaptive_sde`` (Gotta Go Fast,
+Algorithm 1); see sampling/edm.py, ode.py, adaptive.py.
 
 Python API::
 
@@ -11,13 +15,18 @@ as full-batch float32 tensors on the generator's device in the official order (p
 step the corrector's draws, then the predictor's draw), so a CPU generator reproduces the official
 samplers given the same noise.
 """
+import functools
+
 import numpy as np
 import torch
 
 import preconditioning
 from models.score import geometric_sigmas
 from sampling import sde as sde_lib
+from sampling.adaptive import sample_adaptive_sde
+from sampling.edm import level_corrector, sample_edm, sigma_schedule
 from sampling.langevin import annealed_langevin, level_indices
+from sampling.ode import sample_ode
 from sampling.pc import CORRECTORS, PREDICTORS, pc_sampler  # noqa: F401
 
 
@@ -55,7 +64,65 @@ def _run_ald(config, score, shape, randn, rand, P, device, callback):
                              s.denoise, P=P, device=device, uniform=rand, callback=callback)
 
 
-SAMPLERS = {'pc': _run_pc, 'ald': _run_ald}
+def fixed_steps(config):
+    """N of the fixed-step rival samplers (edm, edm_stochastic, ode_euler): the PC sampler's N
+    (``sampling.num_steps`` if set, else int(num_scales / speed_up)); the grid is t_0..t_{N-1}, t_N = 0."""
+    return sde_lib.from_config(config).N
+
+
+def _no_pds(P, method, hint):
+    if not getattr(P, 'is_identity', False):
+        raise ValueError(f"sampling.method = {method!r} applies PDS only through a Langevin corrector after each "
+                         f"step (supp. Theorem 1 covers the corrector, not a preconditioned ODE / SDE drift, which "
+                         f"would change the marginals): {hint}")
+
+
+def _step_corrector(config, score, randn, P):
+    s = config.sampling
+    name = s.get('step_corrector', 'none')
+    if name == 'none':
+        _no_pds(P, s.method, "set sampling.step_corrector = 'langevin' (or 'ald'), or turn PDS off (--pds=false)")
+        return None
+    return level_corrector(name, score, P, s.snr, s.n_steps_each, randn)
+
+
+def _run_edm(config, score, shape, randn, rand, P, device, callback, heun=True, stochastic=False):
+    s, m = config.sampling, config.model
+    sigmas = sigma_schedule(s.schedule, m.sigma_min, m.sigma_max, fixed_steps(config), s.rho)
+    corrector = _step_corrector(config, score, randn, P)
+    x = randn() * float(sigmas[0])                      # EDM Alg. 1 / 2 line 1: x_0 ~ N(0, t_0^2 I), not M z
+    churn = dict(s_churn=s.s_churn, s_tmin=s.s_tmin, s_tmax=s.s_tmax, s_noise=s.s_noise) if stochastic else {}
+    return sample_edm(score, x, sigmas, randn, heun=heun, corrector=corrector, callback=callback, **churn)
+
+
+def _run_ode(config, score, shape, randn, rand, P, device, callback):
+    s, m = config.sampling, config.model
+    _no_pds(P, s.method, "it has no corrector; use sampling.method = 'edm' or 'ode_euler' with "
+                         "sampling.step_corrector = 'langevin', or turn PDS off (--pds=false)")
+    return sample_ode(score, randn() * m.sigma_max, m.sigma_min, m.sigma_max, eps=s.eps, rtol=s.ode_rtol,
+                      atol=s.ode_atol, method=s.ode_method, denoise=s.noise_removal, callback=callback)
+
+
+def _run_adaptive_sde(config, score, shape, randn, rand, P, device, callback):
+    s, m = config.sampling, config.model
+    _no_pds(P, s.method, "it has no corrector; use sampling.method = 'edm' or 'ode_euler' with "
+                         "sampling.step_corrector = 'langevin', or turn PDS off (--pds=false)")
+    return sample_adaptive_sde(score, randn() * m.sigma_max, m.sigma_min, m.sigma_max, randn, eps=s.eps,
+                               abstol=s.adaptive_abstol, reltol=s.adaptive_reltol, h_init=s.adaptive_h_init,
+                               safety=s.adaptive_safety, exponent=s.adaptive_exp, denoise=s.noise_removal,
+                               callback=callback)
+
+
+SAMPLERS = {
+    'pc': _run_pc,
+    'ald': _run_ald,
+    'edm': _run_edm,
+    'edm_stochastic': functools.partial(_run_edm, stochastic=True),
+    'ode_euler': functools.partial(_run_edm, heun=False),
+    'ode': _run_ode,
+    'adaptive_sde': _run_adaptive_sde,
+}
+ADAPTIVE = ('ode', 'adaptive_sde')      # NFE known only after running: iterations() returns (None, None)
 
 
 def sample(config, score, shape, generator=None, device='cpu', P=None, callback=None):
@@ -72,8 +139,16 @@ def sample(config, score, shape, generator=None, device='cpu', P=None, callback=
 
 def iterations(config):
     """(iterations as the paper counts them, NFE): PC -> (N, N (n_steps_each + 1));
-    ALD -> (levels x n_steps_each, that + 1 if denoising)."""
+    ALD -> (levels x n_steps_each, that + 1 if denoising); edm / edm_stochastic -> (N, 2N - 1) and ode_euler ->
+    (N, N), plus (N - 1) n_steps_each with a step corrector; ode / adaptive_sde -> (None, None): adaptive
+    solvers know their NFE only after running (``sample`` returns it)."""
     s = config.sampling
+    if s.method in ADAPTIVE:
+        return None, None
+    if s.method in ('edm', 'edm_stochastic', 'ode_euler'):
+        n = fixed_steps(config)
+        per_level = s.n_steps_each if s.get('step_corrector', 'none') != 'none' else 0
+        return n, (n if s.method == 'ode_euler' else 2 * n - 1) + (n - 1) * per_level
     if s.method == 'pc':
         n = sde_lib.from_config(config).N
         per_step = (s.n_steps_each if s.corrector != 'none' else 0) + (1 if s.predictor != 'none' else 0)

@@ -105,7 +105,8 @@ def run_sample(config, score, workdir, num_samples, batch_size, seed, device='cp
     def count(b):                    # images in batch b (the last one may be partial)
         return min(batch_size, num_samples - b * batch_size)
     todo = [b for b in range(rank, n_batches, world_size) if not _batch_done(workdir, b, count(b))]
-    bar = tqdm(total=len(todo) * nfe_per_sample, disable=not progress, unit='nfe', desc='sampling')
+    bar = tqdm(total=len(todo) * nfe_per_sample if nfe_per_sample else None,   # adaptive solvers: None
+               disable=not progress, unit='nfe', desc='sampling')
     done = []
     for b in todo:
         def check(i, sigma, x):

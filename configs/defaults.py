@@ -116,8 +116,10 @@ def pds_config():
     pds = ml_collections.ConfigDict()
     pds.enabled = False
     pds.setting = ''                 # name of the paper-table row applied (see apply_setting)
-    pds.freq = 'none'                # 'none' | 'radial' (Eq. 20) | 'stats' (Eq. 22, a *_freq.npy file)
+    pds.freq = 'none'                # 'none' | 'radial' (Eq. 20) | 'stats' (Eq. 22, a *_freq.npy file) |
+    #                                  'auto' (per-step filters from the spectrum and the schedule: preconditioning/auto.py)
     pds.freq_path = ''
+    pds.spectrum_path = ''           # 'auto': a *_spectrum.npy of --mode stats (default: freq_path's *_spectrum.npy)
     pds.alpha = 5.                   # Eq. 22 normalisation of statistics filters
     pds.radius = 0.2                 # Eq. 20: r as a fraction of H (r = 0.2H)
     pds.lam = 1.6                    # Eq. 20: lambda outside the radius
@@ -265,7 +267,7 @@ def ncsn():
 _SETTING_FIELDS = {
     'sampling': ('speed_up', 'num_steps', 'num_levels', 'n_steps_each', 'step_lr', 'snr', 'denoise'),
     'pds': ('alpha', 'radius', 'lam', 'radial_direction', 'space', 'omega', 'solenoidal', 'shift',
-            'freq', 'freq_path', 'space_path'),
+            'freq', 'freq_path', 'space_path', 'spectrum_path'),
 }
 
 

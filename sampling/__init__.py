@@ -125,13 +125,41 @@ SAMPLERS = {
 ADAPTIVE = ('ode', 'adaptive_sde')      # NFE known only after running: iterations() returns (None, None)
 
 
+def preconditioner(config, shape, device='cpu'):
+    """The PDS operator of ``config`` for samples of ``shape`` (C, H, W): ``config.pds`` as
+    :func:`preconditioning.from_config` builds it, or, for ``pds.freq = 'auto'``, the per-step filters of
+    :mod:`preconditioning.auto` for this sampler's schedule (PC: reverse diffusion + Langevin; annealed Langevin)."""
+    pds, s = config.pds, config.sampling
+    if not (pds.enabled and pds.freq == 'auto'):
+        return preconditioning.from_config(pds, tuple(shape), device=device)
+    from preconditioning import auto
+    if pds.space or pds.omega:
+        raise ValueError("pds.freq = 'auto' derives the frequency filter alone: set pds.space = False and pds.omega = 0")
+    path = pds.spectrum_path or (pds.freq_path[:-len('_freq.npy')] + '_spectrum.npy'
+                                 if pds.freq_path.endswith('_freq.npy') else '')
+    if not path:
+        raise preconditioning.FilterError("pds.freq = 'auto' needs pds.spectrum_path (a *_spectrum.npy of --mode stats)")
+    if s.method == 'pc' and (s.predictor != 'reverse_diffusion' or s.corrector != 'langevin'):
+        raise ValueError("pds.freq = 'auto' is derived for the PC sampler with predictor 'reverse_diffusion' and "
+                         f"corrector 'langevin'; got {s.predictor!r} / {s.corrector!r}")
+    if s.method not in ('pc', 'ald'):
+        raise ValueError(f"pds.freq = 'auto' is derived for sampling.method 'pc' and 'ald', not {s.method!r}")
+    spec = auto.Spectrum.load(path, tuple(shape))
+    if s.method == 'pc':
+        schedule = auto.AutoPC(spec, sde_lib.from_config(config), sde_lib.sampling_eps(config), s.snr, s.n_steps_each,
+                               s.noise_removal)
+    else:
+        schedule = auto.AutoALD(spec, ald_sigmas(config), s.step_lr, s.n_steps_each, s.denoise)
+    return auto.ScheduledPreconditioner(schedule, device=device)
+
+
 def sample(config, score, shape, generator=None, device='cpu', P=None, callback=None):
     """Draw a batch of ``shape`` with the sampler of ``config`` (PDS from ``config.pds`` unless ``P`` is
     given).  Returns ``(x, nfe)``, x unclamped in the model's data space."""
     if config.sampling.method not in SAMPLERS:
         raise ValueError(f'unknown sampling.method {config.sampling.method!r}; expected one of {sorted(SAMPLERS)}')
     if P is None:
-        P = preconditioning.from_config(config.pds, tuple(shape[1:]), device=device)
+        P = preconditioner(config, shape[1:], device)
     randn, rand = noise_source(generator, shape, device)
     with torch.inference_mode():
         return SAMPLERS[config.sampling.method](config, score, shape, randn, rand, P, device, callback)

@@ -10,14 +10,20 @@ score_sde  ``dict(model, ema, optimizer, step)``  (score_sde / PDS)         ``em
 =========  ==============================================================  ===========================
 
 Model keys carry DataParallel's ``module.`` prefix; it is stripped (keys without it load too).
-Every mismatch raises :class:`CheckpointError` naming the detected format and the config used.
+Every mismatch raises :class:`CheckpointError` naming the detected format and the config used; so does a file
+that is not a readable checkpoint (empty, truncated, text, random bytes) and one that would need code execution to
+load (``torch.load(weights_only=True)`` refuses it; we never retry without that safety).
 """
 import os
+import pickletools
+import warnings
+import zipfile
 
 import torch
 
 import models
 from models.score import ScoreModel
+from utils import provenance
 from utils.atomic import atomic_write
 
 FORMATS = ('ncsn', 'ncsnv2', 'score_sde')
@@ -145,18 +151,128 @@ def _copy_ema(fail, trainable, tensors):
             p.copy_(t)
 
 
+_EXPECTED = 'expected a torch.save file (an official checkpoint.pth / checkpoint_<k>.pth)'
+# Globals the checkpoints of the three official codebases use; anything else is reported as code to run.
+_SAFE_MODULES = ('torch', 'collections', '_codecs', 'numpy')
+
+
+def _pickle_globals(data):
+    """The ``module.name`` globals a pickle stream references, read with pickletools (nothing is executed).
+    Returns (globals, complete): complete is False when the stream is damaged or ends early."""
+    found, strings = [], []
+    try:
+        for op, arg, _ in pickletools.genops(data):
+            if op.name == 'GLOBAL':
+                found.append(str(arg).replace(' ', '.'))
+            elif op.name == 'STACK_GLOBAL' and len(strings) >= 2:
+                found.append(f'{strings[-2]}.{strings[-1]}')
+            elif op.name == 'INST':
+                found.append(str(arg).replace(' ', '.'))
+            if isinstance(arg, str) and ('UNICODE' in op.name or 'STRING' in op.name):
+                strings.append(arg)
+            if op.name == 'STOP':
+                return found, True
+    except Exception:  # noqa: BLE001 -- a damaged stream: pickletools raises ValueError and others
+        return found, False
+    return found, False
+
+
+def _diagnose(path, err):
+    """What a file that torch.load(weights_only=True) could not read holds, in words (never executes it)."""
+    size = os.path.getsize(path)
+    with open(path, 'rb') as f:
+        head = f.read(4096)
+    where = f'checkpoint {path!r} ({size} bytes)'
+    if size == 0:
+        return f'{where} is empty; {_EXPECTED}'
+    pickled = None
+    if head.startswith(b'PK\x03\x04'):
+        try:
+            with zipfile.ZipFile(path) as zf:
+                names = [n for n in zf.namelist() if n.endswith('data.pkl')]
+                if not names:
+                    return f'{where} is a zip archive without a data.pkl: not a torch.save file; {_EXPECTED}'
+                pickled = zf.read(names[0])
+        except zipfile.BadZipFile:
+            return (f'{where} is a truncated or damaged torch.save zip archive (its zip directory cannot be read); '
+                    f'{_EXPECTED} -- copy or download it again')
+        except (OSError, EOFError, RuntimeError) as e:
+            return (f'{where} is a truncated or damaged torch.save zip archive ({type(e).__name__}: {e}); '
+                    f'{_EXPECTED} -- copy or download it again')
+    elif head[:1] == b'\x80':                # a pickle (the legacy torch.save format starts with one)
+        with open(path, 'rb') as f:
+            pickled = f.read()
+    if pickled is not None:
+        names, complete = _pickle_globals(pickled)
+        unsafe = sorted({n for n in names if n.split('.')[0] not in _SAFE_MODULES})
+        text = str(err)
+        if unsafe or 'GLOBAL' in text or 'global' in text:
+            what = ', '.join(unsafe[:5]) or text.split('GLOBAL', 1)[-1].split('\n')[0].strip() or 'unknown globals'
+            return (f'{where} was refused for safety: loading it would run code ({what}), which '
+                    'torch.load(weights_only=True) does not allow; expected a checkpoint of tensors, dicts and lists '
+                    'as the official code saves (re-save its state_dict with torch.save from code you trust)')
+        if not complete or isinstance(err, EOFError) or 'EOF' in text:
+            return (f'{where} is a truncated or damaged pickle ({type(err).__name__}); {_EXPECTED} -- copy or '
+                    'download it again')
+        return f'{where} could not be read ({type(err).__name__}: {text.splitlines()[0] if text else ""}); {_EXPECTED}'
+    try:
+        sample = head[:200].decode('utf-8')
+        if sample and all(c.isprintable() or c in '\r\n\t' for c in sample):
+            first = sample.splitlines()[0][:60] if sample.strip() else ''
+            return f'{where} holds text ({first!r}...), not a torch.save file; {_EXPECTED}'
+    except UnicodeDecodeError:
+        pass
+    return f'{where} holds unrecognised bytes (starting {head[:8].hex(" ")}); {_EXPECTED}'
+
+
+def load_checkpoint_file(path):
+    """``torch.load(path, weights_only=True)`` and the file's provenance record (path, size, sha256 of the bytes
+    loaded: both through one handle).  An unreadable file is one :class:`CheckpointError` saying what it holds."""
+    try:
+        f = open(path, 'rb')
+    except OSError as e:
+        raise CheckpointError(f'cannot open checkpoint {path!r} ({e.strerror or e}); {_EXPECTED}') from None
+    with f:
+        record = provenance.record_of_handle(f, path)
+        try:
+            with warnings.catch_warnings():   # the weights-only unpickler's note on pickle protocols is noise here
+                warnings.filterwarnings('ignore', message='Detected pickle protocol')
+                obj = torch.load(f, map_location='cpu', weights_only=True)
+        except Exception as err:  # noqa: BLE001 -- torch raises RuntimeError, UnpicklingError, EOFError, KeyError...
+            raise CheckpointError(_diagnose(path, err)) from None
+    return obj, record
+
+
 def load_score_model(path, config, use_ema=True, device='cpu'):
     """Build the network of ``config``, load an official checkpoint file or run folder into it, and
     return a :class:`ScoreModel` in eval mode on ``device``.  (``model.family = 'empirical'``: ``path``
-    is an image array and the exact score of that set is returned, see ``models/empirical.py``.)"""
+    is an image array and the exact score of that set is returned, see ``models/empirical.py``.)
+
+    The returned model's ``source`` attribute is the provenance record of the file actually read (a run folder
+    resolved to its file): ``{'path', 'size', 'sha256'}`` (see ``utils/provenance.py``)."""
     if config.model.family == 'empirical':   # no network: the exact score of an image set (models/empirical.py)
         from models.empirical import EmpiricalScore
-        return EmpiricalScore.from_file(path, config).to(device)
+        if not os.path.isfile(path):
+            raise CheckpointError(f'image set {path!r} (model.data of the empirical model) does not exist; expected '
+                                  'an .npz (key images) or .npy of uint8 NHWC images')
+        with open(path, 'rb') as f:
+            record = provenance.record_of_handle(f, path)
+            try:
+                model = EmpiricalScore.from_file(f, config, name=path)
+            except (ValueError, CheckpointError):
+                raise
+            except Exception as e:  # noqa: BLE001 -- numpy raises OSError, BadZipFile, pickle errors...
+                raise CheckpointError(f'image set {path!r} is not a readable .npz/.npy array ({type(e).__name__}: '
+                                      f'{e}); expected an .npz (key images) or .npy of uint8 NHWC images') from None
+        model.source = record
+        return model.to(device)
     path = resolve_path(path, config.sampling.get('ckpt_id'))
-    obj = torch.load(path, map_location='cpu', weights_only=True)
+    obj, record = load_checkpoint_file(path)
     net = models.create_model(config)
     load_into(net, obj, config, use_ema=use_ema, source=path)
-    return ScoreModel(net.to(device).eval(), config)
+    model = ScoreModel(net.to(device).eval(), config)
+    model.source = record
+    return model
 
 
 def atomic_save(obj, path):

@@ -24,15 +24,22 @@ class EmpiricalScore(nn.Module):
         self.register_buffer('sq_norms', (flat ** 2).sum(1))
 
     @classmethod
-    def from_file(cls, path, config):
+    def from_file(cls, path, config, name=None):
         """Images from an ``.npz`` (key ``images``) or ``.npy`` array, uint8 NHWC, scaled to [0, 1]
-        (centred when ``config.data.centered``); checked against the config's (C, H, W)."""
-        with np.load(path) as f:
-            images = f['images'] if hasattr(f, 'files') else f
-            images = np.asarray(images)
+        (centred when ``config.data.centered``); checked against the config's (C, H, W).  ``path`` may be an
+        open binary file (``name``: its path, for messages)."""
+        name = name or path
+        data = np.load(path, allow_pickle=False)
+        if hasattr(data, 'files'):
+            with data:
+                if 'images' not in data.files:
+                    raise ValueError(f'{name!r} holds arrays {data.files}; expected one named images')
+                images = np.asarray(data['images'])
+        else:
+            images = np.asarray(data)
         expected = (config.data.image_size, config.data.image_size, config.data.num_channels)
         if images.ndim != 4 or images.shape[1:] != expected:
-            raise ValueError(f'{path!r} holds images of shape {images.shape[1:]}, the config samples (H, W, C) = {expected}')
+            raise ValueError(f'{name!r} holds images of shape {images.shape[1:]}, the config samples (H, W, C) = {expected}')
         x = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255.
         return cls(x * 2 - 1 if config.data.centered else x)
 

@@ -34,29 +34,34 @@ import json
 import logging
 import math
 import os
+import sys
 import time
 
 import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
-from torch.utils.data import DataLoader, Sampler
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 import models
-from models.checkpoint import atomic_save, default_format, load_into, official_object
+from models.checkpoint import (CheckpointError, atomic_save, default_format, detect_format, load_checkpoint_file,
+                               load_into, official_object)
 from training.ema import EMA, ema_rule
 from training.losses import draw_levels, get_loss_fn
 from utils import distributed
 from utils.atomic import atomic_write_text
+from utils.loader import Failed, first_failure, guarded, raise_failed
 
 log = logging.getLogger(__name__)
 LOG_NAME = 'train_log.csv'
 LATEST = os.path.join('checkpoints-meta', 'latest.pth')
+_LATEST_KEYS = ('official', 'format', 'step', 'consumed', 'dataset_size', 'generator', 'ema_num_updates', 'window',
+                'history', 'config')
 NUM_BUCKETS = 10
 _NOISE, _ORDER, _DROPOUT, _INIT = range(4)        # seed-derivation tags
 
 
-def run_train(config, workdir, data, num_workers=0, progress=True, max_steps=None):
+def run_train(config, workdir, data, num_workers=0, progress=True, max_steps=None, skip_bad=False):
     """Train ``config``'s model on ``data`` in ``workdir``; a rerun of the same call resumes.
 
     Args:
@@ -77,6 +82,13 @@ def run_train(config, workdir, data, num_workers=0, progress=True, max_steps=Non
       num_workers: DataLoader worker processes (0 = load in the main process).
       progress: show a tqdm progress bar (rank 0).
       max_steps: stop after this global step (default: ``training.n_iters``); used to train in pieces.
+      skip_bad: a dataset path's unreadable images are skipped with a warning: the next readable image (in index
+        order) takes the place of each, so batches keep their size (else the reader's DataError, naming the file).
+
+    ``training.batch_size``, ``n_iters``, ``snapshot_freq`` and ``log_freq`` must be integers >= 1.  A damaged
+    ``checkpoints-meta/latest.pth`` is reported and the run resumes from the newest intact
+    ``checkpoints/checkpoint_<k>.pth`` instead (with a warning: the noise generator restarts from a seed of that
+    step, so that continuation is not bit-identical to an uninterrupted run).
 
     ``training.n_iters`` is the number of optimiser steps; an official checkpoint is written every
     ``training.snapshot_freq`` steps and at the end.  Under ``torchrun`` (RANK / WORLD_SIZE set) it runs
@@ -88,7 +100,7 @@ def run_train(config, workdir, data, num_workers=0, progress=True, max_steps=Non
       (the last official checkpoint path), ``net`` (the trained raw network) and ``ema`` (a
       :class:`training.ema.EMA` or None).
     """
-    run = Trainer(config, workdir, data, num_workers, progress)
+    run = Trainer(config, workdir, data, num_workers, progress, skip_bad)
     try:
         return run.train(max_steps)
     finally:
@@ -102,9 +114,11 @@ class Trainer:
     one optimisation step on a batch of this process (``benchmarks/train_bench.py`` times it).
     """
 
-    def __init__(self, config, workdir, data, num_workers=0, progress=True):
+    def __init__(self, config, workdir, data, num_workers=0, progress=True, skip_bad=False):
         self.config, self.workdir, self.progress = config, workdir, progress
+        self.bar = None
         tr, opt = config.training, config.optim
+        _check_training(tr)
         self.rank, self.world, self.device, self.owns_group = _setup_distributed(config)
         self.batch = int(tr.batch_size)
         if self.batch % self.world:
@@ -114,11 +128,11 @@ class Trainer:
         self.speed = {k: bool(tr.get(k, False)) and on_cuda for k in ('channels_last', 'bf16', 'compile')}
         ignored = [k for k in ('channels_last', 'bf16', 'compile') if tr.get(k, False) and not on_cuda]
         if ignored and self.rank == 0:
-            log.info('training: %s ignored on %s', ', '.join(ignored), self.device)
+            self._say(logging.INFO, f'training: {", ".join(ignored)} ignored on {self.device}')
 
-        self.dataset = _open_data(data, config)
+        self.dataset = _open_data(data, config, skip_bad)
         self.shape = (int(config.data.num_channels), int(config.data.image_size), int(config.data.image_size))
-        first = _image(self.dataset[0])
+        first = _image(raise_failed(self.dataset[0]))
         if tuple(first.shape) != self.shape:
             raise ValueError(f'dataset items have shape {tuple(first.shape)}; the config expects {self.shape} '
                              '(data.num_channels, data.image_size, data.image_size)')
@@ -158,25 +172,28 @@ class Trainer:
         tr = self.config.training
         stop = int(tr.n_iters) if max_steps is None else min(int(max_steps), int(tr.n_iters))
         log_freq, snapshot_freq = int(tr.log_freq), int(tr.snapshot_freq)
-        bar = _progress_bar(self.progress and self.rank == 0, stop, self.step)
+        bar = self.bar = _progress_bar(self.progress and self.rank == 0, stop, self.step)
         tick, tick_step = time.time(), self.step
         batches = self._batches()
-        while self.step < stop:
-            out = self.train_step(next(batches))
-            self.step += 1
-            self.consumed += self.batch
-            self._accumulate(out)
-            bar.update(1)
-            if self.step % log_freq == 0:
-                rate = (self.step - tick_step) / max(time.time() - tick, 1e-9)
-                row = self._log(rate)
-                tick, tick_step = time.time(), self.step
-                if row is not None:
-                    bar.set_postfix(loss=f'{row[1]:.4g}')
-            if self.step % snapshot_freq == 0:
-                self.save()
-        batches.close()         # stops DataLoader workers
-        bar.close()
+        try:
+            while self.step < stop:
+                out = self.train_step(next(batches))
+                self.step += 1
+                self.consumed += self.batch
+                self._accumulate(out)
+                bar.update(1)
+                if self.step % log_freq == 0:
+                    rate = (self.step - tick_step) / max(time.time() - tick, 1e-9)
+                    row = self._log(rate)
+                    tick, tick_step = time.time(), self.step
+                    if row is not None:
+                        bar.set_postfix(loss=f'{row[1]:.4g}')
+                if self.step % snapshot_freq == 0:
+                    self.save()
+        finally:
+            batches.close()         # stops DataLoader workers
+            bar.close()             # before any error message, so that the two do not share a line
+            self.bar = None
         if self.saved_step != self.step:
             self.save()
         return {'step': self.step, 'columns': list(self.columns), 'history': [list(r) for r in self.history],
@@ -220,7 +237,7 @@ class Trainer:
         loader = DataLoader(self.dataset, batch_sampler=stream, num_workers=self.num_workers, collate_fn=_collate,
                             pin_memory=self.device.type == 'cuda')
         for x in loader:
-            yield x.to(self.device, non_blocking=True)
+            yield raise_failed(x).to(self.device, non_blocking=True)   # a reader's DataError, not a worker traceback
 
     # -- logging -------------------------------------------------------------------------------------------
 
@@ -251,8 +268,17 @@ class Trainer:
         path = os.path.join(self.workdir, LOG_NAME)
         with open(path, 'a', newline='') as f:
             csv.writer(f).writerow(row)
-        log.info('step %d: loss %.5e', self.step, means[0])
+        self._say(logging.INFO, f'step {self.step}: loss {means[0]:.5e}')
         return row
+
+    def _say(self, level, message):
+        """A log line; while the progress bar is drawn it goes through tqdm.write so that the two do not interleave."""
+        if self.bar is not None and not self.bar.disable:
+            if log.isEnabledFor(level):
+                from tqdm import tqdm
+                tqdm.write(f'{logging.getLevelName(level)}: {message}', file=sys.stderr)
+        else:
+            log.log(level, '%s', message)
 
     def _rewrite_log(self):
         """Start ``train_log.csv`` afresh from the logged history (drops rows of steps lost at a kill)."""
@@ -299,11 +325,17 @@ class Trainer:
                 self._rewrite_log()
             distributed.barrier()
             return
-        state = torch.load(path, map_location='cpu', weights_only=True)
+        try:
+            state = load_checkpoint_file(path)[0]
+            missing = [k for k in _LATEST_KEYS if not isinstance(state, dict) or k not in state]
+            if missing:
+                raise CheckpointError(f'{path!r} lacks {missing}: not a resume file of this trainer')
+        except CheckpointError as err:
+            state = self._fallback_state(path, err)
         official = state['official']
         if state['format'] != self.format:
             raise ValueError(f'{path}: saved in the {state["format"]} layout, this config trains {self.format}')
-        load_into(self.net, official, self.config, use_ema=False, source=path)
+        load_into(self.net, official, self.config, use_ema=False, source=state.get('source', path))
         self.optimizer.load_state_dict(official['optimizer'] if isinstance(official, dict) else official[1])
         if self.ema is not None:
             if self.format == 'score_sde':
@@ -311,24 +343,84 @@ class Trainer:
             else:
                 self.ema.load_state_dict({'decay': self.ema.decay, 'num_updates': state['ema_num_updates'],
                                           'shadow_params': [official[4][k] for k in self.ema.names]})
-        saved = json.loads(state['config'])
-        changed = [k for k in ('model', 'data', 'optim') if saved.get(k) != json.loads(self.config[k].to_json())]
-        if changed and self.rank == 0:
-            log.warning('resuming %s with a different config.%s than the run that wrote it',
-                            path, '/'.join(changed))
-        self.generator.set_state(state['generator'])
+        if state.get('config') is not None:
+            saved = json.loads(state['config'])
+            changed = [k for k in ('model', 'data', 'optim') if saved.get(k) != json.loads(self.config[k].to_json())]
+            if changed and self.rank == 0:
+                self._say(logging.WARNING, f'resuming {path} with a different config.{"/".join(changed)} than the '
+                                           'run that wrote it')
+        if state.get('generator') is not None:
+            self.generator.set_state(state['generator'])
+        else:
+            self.generator.manual_seed(_derive_seed(self.config.seed, _NOISE, int(state['step'])))
         self.step = self.saved_step = int(state['step'])
         self.consumed = int(state['consumed'])
         if int(state['dataset_size']) != len(self.dataset):
-            log.warning('resuming on a dataset of %d items; the run started on %d: the data order changes',
-                            len(self.dataset), state['dataset_size'])
+            self._say(logging.WARNING, f'resuming on a dataset of {len(self.dataset)} items; the run started on '
+                                       f'{state["dataset_size"]}: the data order changes')
         self.history = [list(r) for r in state['history']]
         if self.rank == 0:
             self.window.copy_(state['window'])
             self._rewrite_log()
         distributed.barrier()
         if self.rank == 0:
-            log.info('training: resumed %s at step %d', path, self.step)
+            self._say(logging.INFO, f'training: resumed {state.get("source", path)} at step {self.step}')
+
+    def _fallback_state(self, latest, err):
+        """A resume state from the newest intact ``checkpoints/checkpoint_<k>.pth`` when ``latest.pth`` is damaged:
+        weights, optimiser and EMA from that official object, position k x batch, the logged rows up to step k, and
+        the noise generator seeded from (seed, k) (the saved generator state is lost)."""
+        folder = os.path.join(self.workdir, 'checkpoints')
+        numbered = []
+        for name in os.listdir(folder) if os.path.isdir(folder) else []:
+            stem = name[len('checkpoint_'):-len('.pth')] if name.startswith('checkpoint_') and name.endswith('.pth') \
+                else ''
+            if stem.isdigit():
+                numbered.append((int(stem), os.path.join(folder, name)))
+        damaged = []
+        for step, ckpt in sorted(numbered, reverse=True):
+            try:
+                obj = load_checkpoint_file(ckpt)[0]
+                fmt = detect_format(obj)
+            except CheckpointError as e:
+                damaged.append(f'{os.path.basename(ckpt)}: {e}')
+                continue
+            if fmt != self.format or (fmt == 'ncsnv2' and self.ema is not None and len(obj) < 5):
+                damaged.append(f'{os.path.basename(ckpt)}: {fmt} layout, this run needs {self.format}'
+                               + (' with an EMA' if self.ema is not None else ''))
+                continue
+            if self.rank == 0:
+                self._say(logging.WARNING, f'{latest} is damaged ({err}); resuming from {ckpt} (step {step}) '
+                                           'instead: the noise generator restarts from a seed of that step and the '
+                                           'loss window since the last log line is lost, so this continuation is '
+                                           'not bit-identical to an uninterrupted run')
+            ema_updates = step
+            if fmt == 'score_sde' and isinstance(obj.get('ema'), dict):
+                ema_updates = int(obj['ema'].get('num_updates', step))
+            return {'official': obj, 'format': fmt, 'step': step, 'consumed': step * self.batch,
+                    'dataset_size': len(self.dataset), 'generator': None, 'ema_num_updates': ema_updates,
+                    'window': torch.zeros_like(self.window).cpu(), 'history': self._logged_rows(step),
+                    'config': None, 'source': ckpt}
+        tried = f' ({"; ".join(damaged)})' if damaged else ''
+        raise CheckpointError(f'{latest} is damaged ({err}) and {folder} holds no intact checkpoint_<k>.pth to resume '
+                              f'from{tried}; delete {latest} to train this workdir from scratch, or use a new '
+                              '--workdir')
+
+    def _logged_rows(self, step):
+        """The rows of train_log.csv up to ``step`` (numbers), for a resume without latest.pth."""
+        path = os.path.join(self.workdir, LOG_NAME)
+        rows = []
+        if not os.path.isfile(path):
+            return rows
+        with open(path, newline='') as f:
+            for row in csv.reader(f):
+                try:
+                    values = [int(row[0])] + [float(v) for v in row[1:]]
+                except (ValueError, IndexError):
+                    continue                      # the header, or a line cut by a kill
+                if values[0] <= step and len(values) == len(self.columns):
+                    rows.append(values)
+        return rows
 
     def close(self):
         if self.owns_group and dist.is_initialized():
@@ -388,13 +480,50 @@ def _image(item):
 
 
 def _collate(items):
+    failed = first_failure(items)
+    if failed is not None:
+        return failed
     return torch.stack([torch.as_tensor(_image(it), dtype=torch.float32) for it in items])
 
 
-def _open_data(data, config):
+def _check_training(tr):
+    """One ValueError naming every training count that is not an integer >= 1."""
+    bad = []
+    for key, what in (('batch_size', 'the global batch'), ('n_iters', 'optimiser steps'),
+                      ('snapshot_freq', 'steps between checkpoints'), ('log_freq', 'steps between log rows')):
+        value = tr.get(key)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            bad.append(f'training.{key} = {value!r}: expected an integer >= 1 ({what})')
+    if bad:
+        raise ValueError('; '.join(bad))
+
+
+class _Readable(Dataset):
+    """A reader's dataset as the training loader sees it: a DataError travels out of worker processes as data
+    (``utils/loader.py``), and with ``skip_bad`` an unreadable image (``BadItem``) is replaced by the next readable
+    one in index order, so every batch keeps its size."""
+
+    def __init__(self, dataset):
+        self.dataset = dataset
+
+    def __len__(self):
+        return len(self.dataset)
+
+    def __getitem__(self, i):
+        from data.readers import BadItem
+        n = len(self.dataset)
+        for k in range(n):
+            item = guarded(self.dataset.__getitem__, (int(i) + k) % n)
+            if not isinstance(item, BadItem):
+                return item
+        return Failed(f'no readable image in {getattr(self.dataset, "path", "the dataset")!r}')
+
+
+def _open_data(data, config, skip_bad=False):
     if isinstance(data, (str, os.PathLike)):
         from data.readers import open_dataset
-        return open_dataset(os.fspath(data), config, split='train', centered=False, augment=False)
+        ds = open_dataset(os.fspath(data), config, split='train', centered=False, augment=False, skip_bad=skip_bad)
+        return _Readable(ds)
     if not hasattr(data, '__getitem__') or not hasattr(data, '__len__'):
         raise TypeError(f'data must be a dataset path or a map-style Dataset, not {type(data).__name__}')
     if len(data) == 0:

@@ -20,7 +20,8 @@ def run(mode, config, flags):
     try:
         {'sample': _sample, 'eval': _eval, 'stats': _stats, 'train': _train}[mode](config, flags)
     except _user_errors() as err:    # bad input: one clear message, no traceback
-        raise SystemExit(f'error: {err}') from None
+        text = str(err).replace('pass skip_bad=True', 'pass --skip_bad')    # the reader's hint, as a flag
+        raise SystemExit(f'error: {text}') from None
 
 
 def _user_errors():
@@ -42,17 +43,25 @@ def _need(flags, *names):
         raise SystemExit(f'--mode {flags.mode} needs {", ".join(missing)}')
 
 
+DEFAULT_NUM_SAMPLES = 64      # --mode sample without --num_samples
+
+
 def _sample(config, flags):
     from models.checkpoint import load_score_model
     from utils import distributed
+    from runners import validate
     from runners.sample import run_sample
     if config.model.family == 'empirical' and not flags.checkpoint:
         flags.checkpoint = config.model.data          # the image set is the model
     _need(flags, 'checkpoint', 'workdir')
+    validate.check_counts(flags.num_samples, flags.batch_size)
+    num_samples = DEFAULT_NUM_SAMPLES if flags.num_samples is None else flags.num_samples
+    batch_size = config.sampling.batch_size if flags.batch_size is None else flags.batch_size
+    validate.check_sampling(config, num_samples, batch_size)     # before the (slow) checkpoint load
     device = resolve_device(flags.device, distributed.env()[2])
     with distributed.session(device) as (rank, world, _):
         model = load_score_model(flags.checkpoint, config, use_ema=flags.ema, device=device)
-        run_sample(config, model, flags.workdir, flags.num_samples or 64, flags.batch_size or config.sampling.batch_size,
+        run_sample(config, model, flags.workdir, num_samples, batch_size,
                    config.seed, device=device, checkpoint=os.path.abspath(flags.checkpoint), use_ema=flags.ema,
                    rank=rank, world_size=world, noise_device='cpu' if flags.noise_device == 'cpu' else device,
                    barrier=distributed.barrier)
@@ -74,8 +83,12 @@ def _eval(config, flags):
     from runners.evaluate import run_eval
     if config.model.family == 'empirical' and not flags.checkpoint and not flags.sample_dir:
         flags.checkpoint = config.model.data          # the image set is the model
-    if not flags.sample_dir:
+    if flags.sample_dir:
+        _need(flags, 'workdir')           # eval.json goes there, never into the evaluated folder
+    else:
         _need(flags, 'checkpoint', 'workdir')
+    from runners import validate
+    validate.check_counts(flags.num_samples, flags.batch_size)
     device = resolve_device(flags.device, distributed.env()[2])
     with distributed.session(device) as (rank, world, _):
         result = run_eval(
@@ -86,11 +99,14 @@ def _eval(config, flags):
             ref_num=flags.num_images, fid_cache=flags.fid_cache, mode=flags.fid_mode, features=flags.fid_features,
             inception_path=flags.inception_path, kid=flags.kid, results_csv=flags.results_csv,
             num_workers=flags.workers, config_name=_config_name(flags), rank=rank, world_size=world,
-            barrier=distributed.barrier)
+            barrier=distributed.barrier, skip_bad=flags.skip_bad)
     if result is not None:
         kid = '' if result['kid'] is None else f", KID {result['kid']:.5f}"
+        its = 'iterations / NFE unknown' if result['iterations'] is None else \
+            f"{result['iterations']} iterations, NFE {result['nfe']}"
+        skipped = f", {len(result['skipped'])} unreadable skipped" if result.get('skipped') else ''
         print(f"FID {result['fid']:.4f}{kid} ({result['fid_mode']}, {result['features']}, {result['num_samples']} "
-              f"samples vs {result['reference']}; {result['iterations']} iterations, NFE {result['nfe']}); "
+              f"samples{skipped} vs {result['reference']}; {its}); "
               f"wrote {result['json']}" + (f' and a row of {flags.results_csv}' if flags.results_csv else ''))
 
 
@@ -112,4 +128,4 @@ def _train(config, flags):
     _need(flags, 'workdir', 'data')
     if flags.device != 'auto':
         config.device = flags.device
-    run_train(config, flags.workdir, flags.data, num_workers=flags.workers)
+    run_train(config, flags.workdir, flags.data, num_workers=flags.workers, skip_bad=flags.skip_bad)

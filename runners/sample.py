@@ -2,7 +2,9 @@
 
 Layout of ``<workdir>``::
 
-    settings.json          the exact config and options (a rerun with other settings is refused)
+    settings.json          the exact config and options, and the sha256 of every input file (checkpoint, PDS
+                           statistics); once a batch is finished, a rerun with other settings or changed input
+                           files is refused (before that, the folder takes the new settings)
     samples/<index>.png    one image per sample (written atomically)
     batches/batch_<b>.npz  uint8 images and raw float samples of batch b; written last, it marks b as done
     grid.png               the first samples as a grid
@@ -15,6 +17,7 @@ rank b % world_size).
 import json
 import math
 import os
+import sys
 import time
 
 import numpy as np
@@ -22,8 +25,9 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
-import preconditioning
 import sampling
+from runners import validate
+from utils import provenance
 from utils.atomic import atomic_write, atomic_write_text
 
 
@@ -61,18 +65,97 @@ def make_grid(images, nrow=None):
     return grid
 
 
-def _check_settings(workdir, settings):
-    path = os.path.join(workdir, 'settings.json')
-    if os.path.exists(path):
+SETTINGS = 'settings.json'
+# Settings that change the images: a workdir holding finished batches refuses a rerun that differs in one of them.
+COMPARED = ('config', 'seed', 'batch_size', 'use_ema', 'noise_device')
+# Divergence bound (see divergence_bound): |x| <= DATA_ABS_MAX + DIVERGENCE_FACTOR * sigma_max * gain(M).
+DATA_ABS_MAX = 1.
+DIVERGENCE_FACTOR = 100.
+
+
+def _finished_batches(workdir):
+    folder = os.path.join(workdir, 'batches')
+    if not os.path.isdir(folder):
+        return []
+    return sorted(n for n in os.listdir(folder) if n.startswith('batch_') and n.endswith('.npz'))
+
+
+def remove_stray_temporaries(workdir):
+    """Delete the ``.tmp-*`` files that killed atomic writes (``utils/atomic.py``) left in ``workdir``, its
+    ``samples/`` and ``batches/``.  Returns how many were removed."""
+    removed = 0
+    for folder in (workdir, os.path.join(workdir, 'samples'), os.path.join(workdir, 'batches')):
+        if not os.path.isdir(folder):
+            continue
+        for name in os.listdir(folder):
+            path = os.path.join(folder, name)
+            if name.startswith('.tmp-') and os.path.isfile(path):
+                os.remove(path)
+                removed += 1
+    return removed
+
+
+def _read_settings(path):
+    try:
         with open(path) as f:
-            old = json.load(f)
-        keys = ('config', 'checkpoint', 'seed', 'batch_size', 'use_ema')
-        changed = [k for k in keys if old.get(k) != settings.get(k)]
-        if changed:
-            raise SamplingError(f'{workdir!r} already holds samples made with other settings ({", ".join(changed)} '
-                                f'differ); use a new --workdir or the same settings to resume')
-        settings = dict(old, num_samples=max(old['num_samples'], settings['num_samples']))
+            return json.load(f)
+    except (OSError, ValueError) as e:
+        raise SamplingError(f'{path!r} cannot be read as JSON ({e}); expected the settings.json a sampling run wrote '
+                            '(delete it only if batches/ holds no finished batch)') from None
+
+
+def _check_settings(workdir, settings):
+    """Accept ``workdir`` for ``settings`` and write its settings.json, or refuse with a SamplingError.
+
+    A folder without a finished batch takes the new settings (settings.json is rewritten, the images of unfinished
+    batches made with other settings are removed).  A folder with finished batches must have been made with the
+    same settings (:data:`COMPARED`) and from the same input files (sha256 of the checkpoint and PDS files)."""
+    path = os.path.join(workdir, SETTINGS)
+    finished = _finished_batches(workdir)
+    if os.path.exists(path):
+        old = _read_settings(path)
+        changed = [k for k in COMPARED if old.get(k) != settings.get(k)]
+        if not finished:
+            if changed or old.get('inputs') != settings.get('inputs'):
+                _remove_unfinished_images(workdir)
+        else:
+            old_in, new_in = old.get('inputs'), settings.get('inputs') or {}
+            if 'checkpoint' not in new_in and not (old_in or {}).get('checkpoint') and \
+                    old.get('checkpoint') != settings.get('checkpoint'):
+                changed.append('checkpoint')
+            if changed:
+                raise SamplingError(f'{workdir!r} already holds samples made with other settings ({", ".join(changed)} '
+                                    f'differ); use a new --workdir or the same settings to resume')
+            if old_in is None:
+                print(f'warning: {path} predates input hashing: the {len(finished)} finished batches cannot be checked '
+                      'against the checkpoint and PDS files of this run; recording the current ones', file=sys.stderr)
+            else:
+                names = provenance.changed_inputs(old_in, new_in)
+                if names:
+                    raise SamplingError(
+                        f'{workdir!r} holds {len(finished)} finished batches made from other input files '
+                        f'({provenance.describe_changes(old_in, new_in, names)}); resuming would mix samples of '
+                        'different models or filters: use a new --workdir, or restore those files to resume')
+            settings = dict(old, num_samples=max(old['num_samples'], settings['num_samples']),
+                            inputs=old_in if old_in is not None else new_in)
+    else:
+        images = [n for n in os.listdir(os.path.join(workdir, 'samples')) if n.endswith('.png')] \
+            if os.path.isdir(os.path.join(workdir, 'samples')) else []
+        if finished or images:
+            raise SamplingError(f'{workdir!r} holds {len(finished)} finished batches and {len(images)} images but no '
+                                f'{SETTINGS}: they cannot be checked against these settings; use a new --workdir')
     atomic_write_text(path, json.dumps(settings, indent=1, sort_keys=True))
+
+
+def _remove_unfinished_images(workdir):
+    """Without a finished batch every image in samples/ is from an interrupted batch: remove those made with other
+    settings so that the folder never mixes runs."""
+    folder = os.path.join(workdir, 'samples')
+    for name in os.listdir(folder) if os.path.isdir(folder) else []:
+        if name.endswith('.png') and name[:-4].isdigit():
+            os.remove(os.path.join(folder, name))
+    if os.path.isfile(os.path.join(workdir, 'grid.png')):
+        os.remove(os.path.join(workdir, 'grid.png'))
 
 
 def _batch_done(workdir, b, count):
@@ -81,41 +164,109 @@ def _batch_done(workdir, b, count):
     return os.path.exists(path) and len(np.load(path)['indices']) >= count
 
 
+def run_inputs(config, score=None, checkpoint=''):
+    """The provenance records (``utils/provenance.py``) of every file a sampling run reads: the checkpoint the
+    model was loaded from (``score.source``, set by ``models.checkpoint.load_score_model``; else the
+    ``checkpoint`` file itself when it is one) and the PDS statistics files.  Each file is hashed once."""
+    inputs = {}
+    source = getattr(score, 'source', None)
+    if source:
+        inputs['checkpoint'] = dict(source)
+    elif checkpoint and os.path.isfile(checkpoint):
+        inputs['checkpoint'] = provenance.file_record(checkpoint)
+    for name, path in provenance.pds_files(config).items():
+        if os.path.isfile(path):        # a missing file is the preconditioner's error (it names the file)
+            inputs[name] = provenance.file_record(path)
+    return inputs
+
+
+def _filter_gain(P):
+    """An upper bound of the operator norm of M (the noise multiplier): max |freq| x max |space|, at least 1;
+    None for a preconditioner whose tables change per step (``pds.freq = 'auto'``): its gain is not known ahead."""
+    if getattr(P, 'is_identity', False):
+        return 1.
+    if not hasattr(P, 'freq') and not hasattr(P, 'space'):
+        return None
+    gain = 1.
+    for name in ('freq', 'space'):
+        table = getattr(P, name, None)
+        if isinstance(table, torch.Tensor):
+            gain *= max(1., float(table.abs().max()))
+    return gain
+
+
+def divergence_bound(config, P):
+    """The largest |x| a run may reach before it counts as diverged: ``1 + 100 sigma_max ||M||``.
+
+    Data lie in [0, 1] (or [-1, 1] centred); the PC prior is ``sigma_max M z`` and every later state is the data
+    plus noise of std at most ``sigma_max ||M||`` per pixel (the samplers' target laws p_sigma), so a correct run
+    stays within about ``1 + 6 sigma_max ||M||`` even for millions of pixels (6 standard deviations); even the
+    random-weight networks of the pipeline tests stay within 15 sigma_max.  A diverging sampler (too large a
+    step_lr / snr, a bad checkpoint) grows geometrically and passes ``100 sigma_max ||M||`` within a few steps,
+    long before it overflows.  For a per-step preconditioner (``pds.freq = 'auto'``) ||M|| is not known ahead:
+    only non-finite values are caught."""
+    gain = _filter_gain(P)
+    if gain is None:
+        return math.inf
+    return DATA_ABS_MAX + DIVERGENCE_FACTOR * float(config.model.sigma_max) * gain
+
+
 def run_sample(config, score, workdir, num_samples, batch_size, seed, device='cpu', checkpoint='', use_ema=True,
                rank=0, world_size=1, progress=True, noise_device='cpu', barrier=None):
     """Sample ``num_samples`` images with ``score`` (a ScoreModel or any score(x, sigma)) into ``workdir``.
 
     Resumable: finished batches are skipped, unfinished ones redone from their seed.  Under torchrun give
-    ``barrier`` (utils.distributed.barrier).  Returns the list of batch indices this process sampled."""
+    ``barrier`` (utils.distributed.barrier).  Returns the list of batch indices this process sampled.
+
+    Everything is checked before the first file is written: the sampler settings (``runners.validate``), the
+    PDS operator and its files, and the workdir (same settings and same input files -- sha256 of the checkpoint
+    and of the PDS statistics, recorded in settings.json -- when it holds finished batches).  A run whose states
+    leave :func:`divergence_bound` stops with a SamplingError naming batch, step and sigma; nothing of that batch
+    is written."""
+    its, nfe_per_sample = validate.check_sampling(config, num_samples, batch_size)
     shape = (batch_size, config.data.num_channels, config.data.image_size, config.data.image_size)
-    its, nfe_per_sample = sampling.iterations(config)
-    os.makedirs(os.path.join(workdir, 'samples'), exist_ok=True)
-    os.makedirs(os.path.join(workdir, 'batches'), exist_ok=True)
+    noise_device = str(torch.device(noise_device))
+    inputs = run_inputs(config, score, checkpoint)
+    before = {n: provenance.stamp(r['path']) for n, r in inputs.items() if n != 'checkpoint'}
+    P = validate.build_preconditioner(config, shape[1:], device=device)
+    moved = [n for n, st in before.items() if provenance.stamp(inputs[n]['path']) != st]
+    if moved:
+        raise SamplingError(f'{", ".join(moved)} changed while being read; rerun once the file is complete')
+    bound = divergence_bound(config, P)
     settings = dict(config=config.to_dict(), checkpoint=checkpoint, seed=seed, batch_size=batch_size,
                     num_samples=num_samples, use_ema=use_ema, iterations=its, nfe=nfe_per_sample,
-                    torch=torch.__version__, device=str(device), noise_device=noise_device)
-    settings = json.loads(json.dumps(settings, default=list))  # tuples -> lists, as read back
+                    torch=torch.__version__, device=str(device), noise_device=noise_device, inputs=inputs)
+    settings = json.loads(json.dumps(settings, default=str))  # tuples -> lists, as read back
     if rank == 0:
+        os.makedirs(workdir, exist_ok=True)
+        remove_stray_temporaries(workdir)
         _check_settings(workdir, settings)
+        os.makedirs(os.path.join(workdir, 'samples'), exist_ok=True)
+        os.makedirs(os.path.join(workdir, 'batches'), exist_ok=True)
     if barrier is not None:          # other ranks write only once rank 0 has accepted the folder
         barrier()
-    P = preconditioning.from_config(config.pds, shape[1:], device=device)
     n_batches = math.ceil(num_samples / batch_size)
 
     def count(b):                    # images in batch b (the last one may be partial)
         return min(batch_size, num_samples - b * batch_size)
     todo = [b for b in range(rank, n_batches, world_size) if not _batch_done(workdir, b, count(b))]
-    bar = tqdm(total=len(todo) * nfe_per_sample if nfe_per_sample else None,   # adaptive solvers: None
-               disable=not progress, unit='nfe', desc='sampling')
+    # The callback runs once per sampler step (PC: per predictor step; annealed Langevin: per Langevin step, the
+    # final denoising call is not a step), i.e. `its` times per batch.
+    # Adaptive solvers (its None) know their step count only afterwards: the bar then has no total.
+    bar = tqdm(total=len(todo) * its if its else None, disable=not progress, unit='step', desc='sampling')
     done = []
     for b in todo:
-        def check(i, sigma, x):
-            if not torch.isfinite(x).all():
-                raise SamplingError(f'non-finite values in batch {b} at step {i} (noise level sigma = {sigma:.6g}); '
-                                    'lower the step size / snr or check the checkpoint and config')
+        seen = [0]
+
+        def check(i, sigma, x, b=b):
+            _check_state(x, bound, f'batch {b} at step {i} (noise level sigma = {sigma:.6g})')
+            seen[0] += 1
             bar.update(1)
         start = time.time()
         x, nfe = sampling.sample(config, score, shape, batch_generator(seed, b, noise_device), device, P, check)
+        _check_state(x, bound, f'batch {b} at its output (after step {seen[0] - 1} and any final denoising)')
+        if its and seen[0] < its:
+            bar.update(its - seen[0])
         images = to_uint8(x, config.data.centered)
         first, keep = b * batch_size, count(b)
         for k in range(keep):
@@ -131,3 +282,16 @@ def run_sample(config, score, workdir, num_samples, batch_size, seed, device='cp
         grid = np.load(os.path.join(workdir, 'batches', 'batch_000000.npz'))['images'][:64]
         save_png(make_grid(grid), os.path.join(workdir, 'grid.png'))
     return done
+
+
+def _check_state(x, bound, where):
+    """SamplingError if ``x`` holds non-finite values or leaves the divergence bound."""
+    peak = float(x.detach().abs().amax())
+    if not math.isfinite(peak):
+        raise SamplingError(f'non-finite values in {where}; lower the step size / snr or check the checkpoint and '
+                            'config (nothing of this batch was written)')
+    if peak > bound:
+        raise SamplingError(f'sampling diverged in {where}: max |x| = {peak:.3g} exceeds {bound:.4g} (data range + '
+                            f'{DIVERGENCE_FACTOR:g} sigma_max x filter gain, which a correct run never reaches); lower '
+                            'sampling.step_lr / snr or check the checkpoint and config (nothing of this batch was '
+                            'written)')

@@ -1,0 +1,169 @@
+"""Checks that turn a config into a sampling run, before anything is written.
+
+:func:`check_sampling` lists every out-of-range field of the sampler, the model's noise schedule and PDS (one phrase
+per bad field: the field, its value, the allowed range) and raises one :class:`ConfigError` with all of them; the
+samplers themselves would silently return the initial noise (``n_steps_each = 0``), divide by zero (``speed_up =
+0``) or build infinite filters (``pds.alpha = 1``).  :func:`build_preconditioner` builds the PDS operator and makes
+sure a statistics-file error names the file.
+"""
+import math
+
+import preconditioning
+import sampling
+
+ALD_VARIANTS = ('ncsn', 'ncsnv2')
+
+
+class ConfigError(ValueError):
+    """A config or option that cannot make a correct run; the message names each bad field and its allowed range."""
+
+
+def _number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _count(name, value, problems, minimum=1):
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        problems.append(f'{name} = {value!r}: expected an integer >= {minimum}')
+
+
+def check_counts(num_samples=None, batch_size=None, names=('--num_samples', '--batch_size')):
+    """Raise ConfigError unless the (given) number of samples and batch size are integers >= 1."""
+    problems = []
+    _count(names[0], num_samples, problems)
+    _count(names[1], batch_size, problems)
+    if problems:
+        raise ConfigError('; '.join(problems))
+
+
+def sampling_problems(config):
+    """The list of problems (strings) of ``config``'s sampler, noise schedule and PDS settings."""
+    problems = []
+    s, m = config.sampling, config.model
+
+    def need(ok, field, value, allowed):
+        if not ok:
+            problems.append(f'{field} = {value!r}: expected {allowed}')
+        return ok
+
+    sigma_ok = (need(_number(m.sigma_min) and m.sigma_min > 0, 'model.sigma_min', m.sigma_min, '> 0')
+                & need(_number(m.sigma_max) and m.sigma_max > 0, 'model.sigma_max', m.sigma_max, '> 0'))
+    if sigma_ok:
+        need(m.sigma_max > m.sigma_min, 'model.sigma_max', m.sigma_max, f'> model.sigma_min = {m.sigma_min}')
+    scales_ok = need(isinstance(m.num_scales, int) and m.num_scales >= 1, 'model.num_scales', m.num_scales,
+                     'an integer >= 1')
+    method = s.method
+    if not need(method in sampling.SAMPLERS, 'sampling.method', method, f'one of {sorted(sampling.SAMPLERS)}'):
+        return problems + _pds_problems(config)
+    steps = s.get('n_steps_each', 1)
+    speed_up = s.get('speed_up', 1.)
+    speed_ok = need(_number(speed_up) and speed_up > 0, 'sampling.speed_up (--speed_up)', speed_up,
+                    '> 0 (N = int(model.num_scales / speed_up) steps, eps = sampling.eps x speed_up)')
+    if method != 'ald':       # pc and the rival samplers (sampling/edm.py, ode.py, adaptive.py) on the VE SDE
+        if method == 'pc':
+            need(s.predictor in sampling.PREDICTORS, 'sampling.predictor', s.predictor,
+                 f'one of {sorted(sampling.PREDICTORS)}')
+            need(s.corrector in sampling.CORRECTORS, 'sampling.corrector', s.corrector,
+                 f'one of {sorted(sampling.CORRECTORS)}')
+            if s.predictor == 'none' and s.corrector == 'none':
+                problems.append("sampling.predictor = 'none' and sampling.corrector = 'none': nothing would update "
+                                'the prior noise; expected a predictor, a corrector or both')
+            corrector, field = s.corrector, 'sampling.corrector'
+        else:
+            corrector, field = s.get('step_corrector', 'none'), 'sampling.step_corrector'
+        if corrector != 'none':
+            need(isinstance(steps, int) and steps >= 1, 'sampling.n_steps_each', steps,
+                 f"an integer >= 1 (corrector steps per noise level; use {field} = 'none' for none)")
+            need(_number(s.snr) and s.snr > 0, 'sampling.snr', s.snr, '> 0 (the corrector step size)')
+        num_steps = s.get('num_steps', 0)
+        steps_ok = need(isinstance(num_steps, int) and num_steps >= 0, 'sampling.num_steps', num_steps,
+                        'an integer >= 1, or 0 for int(model.num_scales / speed_up)')
+        if speed_ok and steps_ok and scales_ok and not num_steps and int(m.num_scales / speed_up) < 1:
+            problems.append(f'sampling.speed_up (--speed_up) = {speed_up!r}: int(model.num_scales / speed_up) = '
+                            f'int({m.num_scales} / {speed_up}) = 0 steps; expected speed_up <= {m.num_scales} '
+                            '(or set sampling.num_steps)')
+        eps = s.get('eps', 1e-5)
+        if need(_number(eps) and eps > 0, 'sampling.eps', eps, '> 0') and speed_ok:
+            need(eps * speed_up < 1, 'sampling.eps', eps,
+                 f'eps x speed_up < 1 (the smallest sampling time; here {eps} x {speed_up})')
+        if config.training.get('sde', 'vesde') != 'vesde':
+            problems.append(f"training.sde = {config.training.sde!r}: expected 'vesde' (the only SDE sampled)")
+    elif method == 'ald':
+        need(s.ald_variant in ALD_VARIANTS, 'sampling.ald_variant', s.ald_variant, f'one of {ALD_VARIANTS}')
+        need(isinstance(steps, int) and steps >= 1, 'sampling.n_steps_each', steps,
+             'an integer >= 1 (Langevin steps per noise level)')
+        need(_number(s.step_lr) and s.step_lr > 0, 'sampling.step_lr', s.step_lr, '> 0')
+        levels = s.get('num_levels', 0)
+        if scales_ok:
+            need(isinstance(levels, int) and 0 <= levels <= m.num_scales, 'sampling.num_levels', levels,
+                 f'an integer in 1..model.num_scales = {m.num_scales}, or 0 for all')
+    return problems + _pds_problems(config)
+
+
+def _pds_problems(config):
+    p = config.pds
+    if not p.enabled:
+        return []
+    problems = []
+    if p.freq == 'radial':
+        if not (_number(p.lam) and p.lam > 0):
+            problems.append(f'pds.lam = {p.lam!r}: expected > 0 (Eq. 20: the filter is 1 inside the disc and lam '
+                            'outside; lam = 1 is no preconditioning)')
+        if not (_number(p.radius) and p.radius >= 0):
+            problems.append(f'pds.radius = {p.radius!r}: expected >= 0 (the disc radius as a fraction of the image '
+                            'height, r = radius x H)')
+    if p.freq == 'stats' or p.get('space'):
+        if not (_number(p.alpha) and p.alpha > 1):
+            problems.append(f'pds.alpha = {p.alpha!r}: expected > 1 (the statistics filter R = alpha / (m / max m + '
+                            'alpha - 1) is finite and positive for every m >= 0 only when alpha > 1; alpha = 1 '
+                            'divides by m, infinite where m = 0; large alpha approaches no preconditioning)')
+    return problems
+
+
+def check_sampling(config, num_samples=None, batch_size=None):
+    """Raise one ConfigError naming every bad field of the sampling run (and the counts, when given)."""
+    problems = sampling_problems(config)
+    try:
+        check_counts(num_samples, batch_size, names=('num_samples', 'batch_size'))
+    except ConfigError as err:
+        problems.append(str(err))
+    if problems:
+        raise ConfigError('; '.join(problems))
+    return sampling.iterations(config)
+
+
+def build_preconditioner(config, shape, device='cpu'):
+    """The PDS operator the sampler of ``config`` uses (``sampling.preconditioner``, which is
+    ``preconditioning.from_config`` except for ``pds.freq = 'auto'``); an error about a statistics file names the
+    file (the preconditioning package does not always: a table with a negative entry, say)."""
+    build = getattr(sampling, 'preconditioner', None)
+    try:
+        if build is not None:
+            return build(config, tuple(shape), device=device)
+        return preconditioning.from_config(config.pds, tuple(shape), device=device)
+    except preconditioning.FilterError as err:
+        text = str(err)
+        files = [(k, config.pds.get(k)) for k in ('freq_path', 'space_path', 'spectrum_path') if config.pds.get(k)]
+        if not files or any(path in text for _, path in files):
+            raise
+        culprit = _failing_file(config, shape) or files
+        named = ', '.join(f'pds.{k} = {path!r}' for k, path in culprit)
+        raise preconditioning.FilterError(f'{named}: {text}') from None
+
+
+def _failing_file(config, shape):
+    """Which statistics file of ``config.pds`` fails on its own (to name it in an error)."""
+    from preconditioning import filters
+    bad = []
+    p = config.pds
+    for key, used, what in (('freq_path', p.freq == 'stats', 'frequency filter'),
+                            ('space_path', bool(p.get('space')), 'space filter')):
+        if not used or not p.get(key):
+            continue
+        try:
+            filters.normalised_inverse(filters.load_statistic(p[key], tuple(shape), what), p.alpha)
+        except filters.FilterError:
+            bad.append((key, p[key]))
+    return bad

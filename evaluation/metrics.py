@@ -8,14 +8,17 @@ as clean-fid's ``ResizeDataset`` (the mode's resizer, ``ToTensor``, the feature 
 ``frechet_distance`` of (mean, covariance) as clean-fid computes them; KID is clean-fid's ``kernel_distance`` with
 numpy's global generator seeded for the call.
 """
+import io
 import os
 import re
+import warnings
 import zipfile
 
 import numpy as np
 import torch
 
 from evaluation.features import EvalError, _need_cleanfid
+from utils.loader import Failed, first_failure, guarded, raise_failed
 
 
 def _natural_key(name):
@@ -48,6 +51,55 @@ def list_images(path):
     return files, fdir
 
 
+def _open_image(name, fdir=None, full=False):
+    """Open one image file (a path, or a member of the zip ``fdir``) with PIL: the header only, or fully decoded
+    with ``full``.  Returns its (width, height); raises what PIL raises for a damaged file."""
+    from PIL import Image
+    if fdir is not None:
+        with zipfile.ZipFile(fdir) as zf:
+            data = io.BytesIO(zf.read(name))
+        img = Image.open(data)
+    else:
+        img = Image.open(name)
+    with img:
+        if full:
+            img.load()
+        return img.size
+
+
+def _display(name, fdir):
+    return f'{fdir}:{name}' if fdir is not None else name
+
+
+def check_image_files(files, fdir=None, skip_bad=False, full=False):
+    """The readable files of ``files`` (one size), in order, and the names of the unreadable ones.
+
+    Every file's header is read (``full``: every file decoded).  An unreadable file is an EvalError naming it, or
+    with ``skip_bad`` a warning and the file left out; images of different sizes (the samples of different runs)
+    are an EvalError naming one file of each size."""
+    good, bad, sizes = [], [], {}
+    for name in files:
+        try:
+            size = _open_image(name, fdir, full)
+        except Exception as e:  # noqa: BLE001 -- PIL raises UnidentifiedImageError, OSError, SyntaxError, ...
+            why = f'{type(e).__name__}: {e}'
+            if not skip_bad:
+                raise EvalError(f"cannot read image '{_display(name, fdir)}' ({why}); expected a readable image "
+                                '(pass --skip_bad to leave unreadable images out)') from None
+            bad.append(_display(name, fdir))
+            warnings.warn(f"skipping unreadable image '{_display(name, fdir)}' ({why})", stacklevel=2)
+            continue
+        sizes.setdefault(size, name)
+        good.append(name)
+    if len(sizes) > 1:
+        listed = ', '.join(f"'{_display(n, fdir)}' is {w}x{h}" for (w, h), n in sorted(sizes.items()))
+        raise EvalError(f'the images to score have {len(sizes)} different sizes ({listed}); expected images of one '
+                        'size (the samples of one run)')
+    if not good:
+        raise EvalError(f'none of the {len(files)} images could be read')
+    return good, bad
+
+
 def files_features(files, model, mode='clean', batch_size=64, num_workers=0, device='cpu', fdir=None,
                    progress=True, description='features'):
     """clean-fid's ``get_files_features``: (N, D) float32 features of the image files."""
@@ -70,8 +122,11 @@ def _dataset_images_class():
             self.dataset = dataset
 
         def __getitem__(self, i):
+            from data.readers import BadItem
             from runners.sample import to_uint8
-            x = self.dataset[self.files[i]]
+            x = guarded(self.dataset.__getitem__, self.files[i])
+            if isinstance(x, (BadItem, Failed)):     # skipped (skip_bad) / a DataError: the collate handles them
+                return x
             img_np = to_uint8(x[None].float(), centered=False)[0]          # (H, W, C) uint8
             if img_np.shape[2] == 1:
                 img_np = np.repeat(img_np, 3, axis=2)
@@ -92,10 +147,24 @@ def dataset_features(dataset, model, mode='clean', indices=None, batch_size=64, 
     indices = range(len(dataset)) if indices is None else indices
     images = _dataset_images_class()(dataset, indices, mode)
     loader = torch.utils.data.DataLoader(images, batch_size=batch_size, shuffle=False, drop_last=False,
-                                         num_workers=num_workers)
-    feats = [get_batch_features(batch, model, torch.device(device))
-             for batch in tqdm(loader, desc=description, disable=not progress)]
+                                         num_workers=num_workers, collate_fn=_collate_readable)
+    feats = []
+    for batch in tqdm(loader, desc=description, disable=not progress):
+        batch = raise_failed(batch)              # the reader's one-line DataError, not a worker traceback
+        if batch is not None:
+            feats.append(get_batch_features(batch, model, torch.device(device)))
+    if not feats:
+        raise EvalError('no readable image in the reference dataset')
     return np.concatenate(feats)
+
+
+def _collate_readable(items):
+    """Stack the images of a batch, dropping skipped ones (``BadItem``); a ``Failed`` item is passed on whole."""
+    failed = first_failure(items)
+    if failed is not None:
+        return failed
+    xs = [x for x in items if isinstance(x, torch.Tensor)]
+    return torch.stack(xs) if xs else None
 
 
 def statistics(feats):

@@ -179,10 +179,12 @@ def custom_stem(name, split, mode, res, features_kind, num_images=None, seed=0):
 
 
 def dataset_reference(path, config, model, features_info, mode='clean', cache_dir=None, split='train', name=None,
-                      num_images=None, seed=0, batch_size=64, num_workers=0, device='cpu', progress=True):
+                      num_images=None, seed=0, batch_size=64, num_workers=0, device='cpu', progress=True,
+                      skip_bad=False):
     """Custom statistics of the dataset at ``path``, read as ``config`` says (``open_dataset``, uncentred, at
     ``config.data.image_size``), computed once and cached with their provenance.  ``num_images``: at most that many
-    images, a seeded random subset (``data.stats.subset_indices``) when the dataset holds more."""
+    images, a seeded random subset (``data.stats.subset_indices``) when the dataset holds more.  ``skip_bad``:
+    unreadable images are left out with a warning (else the reader's DataError, naming the file)."""
     from data.readers import open_dataset
     from data.stats import subset_indices
     cache_dir = cache_dir or default_cache_dir()
@@ -207,14 +209,15 @@ def dataset_reference(path, config, model, features_info, mode='clean', cache_di
         ref = file_reference(npz)
         ref.info.update(kind='dataset', label=f'data:{path}', cached=True)
         return ref
-    ds = open_dataset(path, config, split=split, centered=False)
+    ds = open_dataset(path, config, split=split, centered=False, skip_bad=skip_bad)
     indices = subset_indices(len(ds), min(num_images, len(ds)) if num_images else None, seed)   # at most N
     start = datetime.datetime.now()
     feats = dataset_features(ds, model, mode, indices, batch_size=batch_size, num_workers=num_workers, device=device,
                              progress=progress, description=f'reference {stem}')
     mu, sigma = statistics(feats)
     atomic_write(npz, lambda tmp: np.savez(tmp, mu=mu, sigma=sigma, feats=feats.astype(np.float32)))
-    provenance = dict(format=STATS_FORMAT, key=want, name=name, dataset_path=str(path), count=len(indices),
+    provenance = dict(format=STATS_FORMAT, key=want, name=name, dataset_path=str(path), count=len(feats),
+                      skipped=len(indices) - len(feats),
                       dataset_size=len(ds), preprocessing=ds.describe(), feature_extractor=features_info,
                       feature_dims=int(feats.shape[1]), clean_fid=cleanfid_version(), torch=torch.__version__,
                       created=start.isoformat(timespec='seconds'),
@@ -225,7 +228,8 @@ def dataset_reference(path, config, model, features_info, mode='clean', cache_di
 
 
 def resolve_reference(spec, config, model, features_info, mode='clean', cache_dir=None, split='train',
-                      num_images=None, seed=0, batch_size=64, num_workers=0, device='cpu', progress=True):
+                      num_images=None, seed=0, batch_size=64, num_workers=0, device='cpu', progress=True,
+                      skip_bad=False):
     """The :class:`Reference` named by ``spec`` (module docstring), ``None`` meaning the config's default."""
     cache_dir = cache_dir or default_cache_dir()
     spec = spec or default_reference(config)
@@ -239,4 +243,4 @@ def resolve_reference(spec, config, model, features_info, mode='clean', cache_di
         path = spec
     return dataset_reference(path, config, model, features_info, mode, cache_dir, split, num_images=num_images,
                              seed=seed, batch_size=batch_size, num_workers=num_workers, device=device,
-                             progress=progress)
+                             progress=progress, skip_bad=skip_bad)

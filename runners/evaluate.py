@@ -1,11 +1,13 @@
 """``--mode eval``: sample (resumably, as ``--mode sample``) or take an existing folder, then Clean-FID (and KID).
 
     python main.py --config configs/cifar10_pds.py --mode eval --checkpoint <ckpt> --workdir runs/cifar10_pds
-    python main.py --config configs/ncsn/mnist.py --mode eval --sample_dir runs/mnist --fid_ref data:$PDS_DATA/mnist
+    python main.py --config configs/ncsn/mnist.py --mode eval --sample_dir runs/mnist --fid_ref data:$PDS_DATA/mnist \
+        --workdir runs/mnist_eval
     torchrun --nproc_per_node=4 main.py --config ... --mode eval ...     # ranks split the batches; rank 0 scores
 
-Writes ``<workdir>/eval.json`` (or ``eval.json`` beside the evaluated samples) and, with ``results_csv``, appends
-one row to that CSV (columns: ``evaluation.results.CSV_COLUMNS``).  ``python -m evaluation.plot <csv> <png>`` draws
+Writes ``<workdir>/eval.json`` (``--workdir`` is required, also with ``--sample_dir``: nothing is written into the
+evaluated folder) and, with ``results_csv``, appends one row to that CSV (columns: ``evaluation.results.CSV_COLUMNS``,
+among them the checkpoint file that made the samples and the sha256 of it and of the PDS files).  ``python -m evaluation.plot <csv> <png>`` draws
 FID against iterations, vanilla vs PDS.
 """
 import datetime
@@ -17,10 +19,11 @@ import ml_collections
 import numpy as np
 import torch
 
-import sampling
 from evaluation import features as features_lib
 from evaluation import metrics, reference, results
 from evaluation.features import EvalError
+from runners import validate
+from utils import provenance
 
 
 def _is_workdir(path):
@@ -61,18 +64,20 @@ def run_eval(config, workdir=None, checkpoint=None, sample_dir=None, num_samples
              device='cpu', ref=None, mode='clean', features='inception', inception_path=None, results_csv=None,
              fid_cache=None, ref_split='train', ref_num=None, kid=True, use_ema=True, noise_device='cpu',
              num_workers=0, fid_batch_size=64, config_name='', score=None, rank=0, world_size=1, barrier=None,
-             progress=True):
+             progress=True, skip_bad=False):
     """Sample and score with Clean-FID.  Returns the result record (a dict) on rank 0, None on other ranks.
 
     Args:
       config: the sampling config (model, sampler, PDS).
       workdir: where samples are drawn (``runners.sample.run_sample`` layout: resumable, seeded, atomic) and
-        ``eval.json`` is written.  Required unless ``sample_dir`` is given.
+        ``eval.json`` is written.  Required, also with ``sample_dir`` (it may be that folder only when it is a
+        sampling workdir, never a folder inside a plain folder of images).
       checkpoint / score: the model to sample with (``score`` an already built score function; else
         ``models.checkpoint.load_score_model(checkpoint, config, use_ema)``).  Not needed with ``sample_dir``.
       sample_dir: evaluate this folder (or .zip) of images instead of sampling.  A PDS workdir (``settings.json`` +
-        ``samples/``) is read by index and its settings describe the run; any other folder is taken in natural
-        file-name order.
+        ``samples/``) is read by index and its settings describe the run (sampler, iterations, NFE, input files);
+        any other folder is taken in natural file-name order and those fields are left blank (unknown).  The images
+        must have one size; an unreadable one is an error naming it, or left out with ``skip_bad``.
       num_samples: number of images; default ``config.eval.num_samples`` (50,000, as the paper) when sampling, all
         of them for ``sample_dir``.
       batch_size: sampling batch size; default ``config.eval.batch_size``.  The images depend on (config,
@@ -90,6 +95,8 @@ def run_eval(config, workdir=None, checkpoint=None, sample_dir=None, num_samples
       results_csv: append one row to this CSV.
       num_workers / fid_batch_size: data loader workers and batch size of the feature extraction.
       config_name: how the config was named on the command line (recorded).
+      skip_bad: leave unreadable images out (of the samples and of a ``data:`` reference) with a warning, instead of
+        stopping; the record lists them (``skipped``) and counts only the images scored.
       rank / world_size / barrier: torchrun rank, number of ranks, and a callable that waits for all ranks
         (``utils.distributed.barrier``); rank 0 scores after every rank has sampled its batches.
 
@@ -103,34 +110,43 @@ def run_eval(config, workdir=None, checkpoint=None, sample_dir=None, num_samples
     seed = config.seed if seed is None else int(seed)
     if mode not in features_lib.MODES:
         raise EvalError(f'unknown Clean-FID mode {mode!r}; expected one of {features_lib.MODES}')
-    if sample_dir is None and not workdir:
-        raise EvalError('run_eval needs a workdir to sample into, or a sample_dir to evaluate')
+    if not workdir:
+        raise EvalError('run_eval needs a workdir: the folder it samples into, and where eval.json is written '
+                        '(also with a sample_dir, so that nothing is written into the evaluated images)')
     if sample_dir is not None and not os.path.exists(sample_dir):
         raise EvalError(f'sample folder {sample_dir!r} does not exist')
+    if sample_dir is not None and not _is_workdir(sample_dir) and _inside(workdir, sample_dir):
+        raise EvalError(f'--workdir {workdir!r} lies in the --sample_dir {sample_dir!r} of images to score: eval.json '
+                        'would be written among them; expected a --workdir outside that folder')
+    validate.check_counts(num_samples, batch_size)
 
-    # 1. rank 0: the feature model and the reference first, so that a missing file fails before hours of sampling
+    # 1. sampling: the sampler settings and the checkpoint are checked first (cheap), then, on rank 0, the feature
+    #    model and the reference, so that a missing file fails before hours of sampling
+    if sample_dir is None:
+        from models.checkpoint import load_score_model
+        num_samples = int(num_samples or config.eval.num_samples)
+        batch_size = int(batch_size or config.eval.batch_size)
+        validate.check_sampling(config, num_samples, batch_size)
+        if score is None:
+            if not checkpoint:
+                raise EvalError('sampling for evaluation needs a checkpoint (or give --sample_dir)')
+            score = load_score_model(checkpoint, config, use_ema=use_ema, device=device)
     model = ref_stats = features_info = referenced = None
     if rank == 0:
         model, features_info = features_lib.build_extractor(features, mode, device, inception_path)
         ref_stats = reference.resolve_reference(ref, config, model, features_info, mode, fid_cache, ref_split,
                                                 num_images=ref_num, seed=0, batch_size=fid_batch_size,
-                                                num_workers=num_workers, device=device, progress=progress)
+                                                num_workers=num_workers, device=device, progress=progress,
+                                                skip_bad=skip_bad)
     referenced = time.time()
 
     # 2. the samples
     settings = None
     if sample_dir is None:
-        from models.checkpoint import load_score_model
         from runners.sample import run_sample
-        num_samples = int(num_samples or config.eval.num_samples)
-        batch_size = int(batch_size or config.eval.batch_size)
-        if score is None:
-            if not checkpoint:
-                raise EvalError('sampling for evaluation needs a checkpoint (or give --sample_dir)')
-            score = load_score_model(checkpoint, config, use_ema=use_ema, device=device)
         done = run_sample(config, score, workdir, num_samples, batch_size, seed, device=device,
                           checkpoint=os.path.abspath(checkpoint) if checkpoint else '', use_ema=use_ema, rank=rank,
-                          world_size=world_size, progress=progress, noise_device=noise_device)
+                          world_size=world_size, progress=progress, noise_device=noise_device, barrier=barrier)
         if world_size > 1:
             shown = done if len(done) <= 20 else f'{done[:3]} ... {done[-3:]}'
             print(f'rank {rank}/{world_size}: sampled {len(done)} batches {shown}', flush=True)
@@ -151,18 +167,20 @@ def run_eval(config, workdir=None, checkpoint=None, sample_dir=None, num_samples
         files, fdir = _workdir_files(source, num_samples), None
         run_config = ml_collections.ConfigDict(settings['config'])
         batch_size, seed = settings['batch_size'], settings['seed']
-        checkpoint = settings.get('checkpoint') or checkpoint
+        given_checkpoint = settings.get('checkpoint') or checkpoint
+        its, nfe, inputs = settings.get('iterations'), settings.get('nfe'), settings.get('inputs')
     else:
         files, fdir = metrics.list_images(source)
         if num_samples:
             if len(files) < num_samples:
                 raise EvalError(f'{source!r} holds {len(files)} images, fewer than the {num_samples} asked for')
             files = files[:num_samples]
-        num_samples = len(files)
-        run_config = config
-    its, nfe = sampling.iterations(run_config)
-    feats = metrics.files_features(files, model, mode, batch_size=fid_batch_size, num_workers=num_workers,
-                                   device=device, fdir=fdir, progress=progress, description='sample features')
+        run_config, given_checkpoint = config, ''
+        its = nfe = inputs = None           # not our sampling run: how the images were made is unknown
+    files, skipped = metrics.check_image_files(files, fdir, skip_bad)
+    feats, more = _features(files, model, mode, fid_batch_size, num_workers, device, fdir, progress, skip_bad)
+    skipped += more
+    num_samples = len(feats)
     mu, sigma = metrics.statistics(feats)
     fid = metrics.fid_from_stats(mu, sigma, ref_stats.mu, ref_stats.sigma)
     kid_value, kid_note = None, ''
@@ -174,15 +192,18 @@ def run_eval(config, workdir=None, checkpoint=None, sample_dir=None, num_samples
         kid_value = metrics.kid_from_feats(feats, ref_stats.feats, seed=0)
     scored = time.time()
 
-    json_path = os.path.join(workdir, 'eval.json') if workdir else (
-        os.path.join(source, 'eval.json') if os.path.isdir(source) else os.path.splitext(source)[0] + '_eval.json')
+    json_path = os.path.join(workdir, 'eval.json')
     record = dict(results.config_fields(run_config))
+    if settings is None:                    # the config does not describe images it did not sample
+        record.update({k: '' for k in results.SAMPLER_FIELDS})
+    record.update(provenance.csv_fields(inputs))
     record.update(
         time=datetime.datetime.now().isoformat(timespec='seconds'), config=config_name,
-        checkpoint=checkpoint or '', iterations=its, nfe=nfe, num_samples=num_samples, batch_size=batch_size or '',
+        checkpoint=given_checkpoint or '', inputs=inputs, iterations=its, nfe=nfe, num_samples=num_samples,
+        batch_size=(batch_size or '') if settings or sample_dir is None else '',
         seed=seed if settings or sample_dir is None else '', fid=fid, kid=kid_value, kid_note=kid_note,
-        fid_mode=mode, features=features, reference=ref_stats.label, reference_spec=ref,
-        sampling_seconds=_batch_seconds(source, num_samples, batch_size) if _is_workdir(source) else None,
+        skipped=skipped, fid_mode=mode, features=features, reference=ref_stats.label, reference_spec=ref,
+        sampling_seconds=_batch_seconds(source, num_samples, batch_size) if settings and not skipped else None,
         reference_seconds=round(referenced - start, 3) if referenced else None,
         wall_sampling_seconds=round(sampled - (referenced or start), 3), fid_seconds=round(scored - sampled, 3),
         seconds=round(scored - start, 3), device=_device_label(device), world_size=world_size,
@@ -194,3 +215,23 @@ def run_eval(config, workdir=None, checkpoint=None, sample_dir=None, num_samples
     if results_csv:
         results.append_csv(results_csv, record)
     return record
+
+
+def _inside(path, folder):
+    path, folder = os.path.realpath(path), os.path.realpath(folder)
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+def _features(files, model, mode, batch_size, num_workers, device, fdir, progress, skip_bad):
+    """clean-fid features of ``files``; a file that fails to decode (clean-fid's loader would show a worker traceback
+    without the file name) is one EvalError naming it, or with ``skip_bad`` left out.  Returns (features, skipped)."""
+    try:
+        return metrics.files_features(files, model, mode, batch_size=batch_size, num_workers=num_workers,
+                                      device=device, fdir=fdir, progress=progress,
+                                      description='sample features'), []
+    except Exception:  # noqa: BLE001 -- find the file (decoding every one) before giving up
+        good, bad = metrics.check_image_files(files, fdir, skip_bad, full=True)
+        if not bad:
+            raise
+    return metrics.files_features(good, model, mode, batch_size=batch_size, num_workers=num_workers, device=device,
+                                  fdir=fdir, progress=progress, description='sample features'), bad

@@ -46,14 +46,17 @@ def test_eval_end_to_end_resume_and_sample_dir(tiny_checkpoint, fake_mnist, tmp_
     # the same samples as an existing folder: the workdir (read by index) and its plain samples/ folder
     from runners.evaluate import run_eval
     config = mnist_config()
-    for folder in (work, os.path.join(work, 'samples')):
-        rec2 = run_eval(config, sample_dir=folder, features='standin', ref=fake_mnist, fid_cache=cache,
+    os.remove(os.path.join(work, 'eval.json'))
+    for k, folder in enumerate((work, os.path.join(work, 'samples'))):
+        out_dir = str(tmp_path / f'score{k}')
+        rec2 = run_eval(config, out_dir, sample_dir=folder, features='standin', ref=fake_mnist, fid_cache=cache,
                         progress=False)
         assert rec2['fid'] == pytest.approx(rec['fid'], abs=1e-9) and rec2['num_samples'] == 12
-        assert json.load(open(os.path.join(folder, 'eval.json')))['fid'] == rec2['fid']
+        assert json.load(open(os.path.join(out_dir, 'eval.json')))['fid'] == rec2['fid']
+        assert not os.path.exists(os.path.join(folder, 'eval.json'))       # nothing written into the input
     with pytest.raises(EvalError, match='fewer than the 13 asked for'):
-        run_eval(config, sample_dir=os.path.join(work, 'samples'), num_samples=13, features='standin',
-                 ref=fake_mnist, fid_cache=cache, progress=False)
+        run_eval(config, str(tmp_path / 'score2'), sample_dir=os.path.join(work, 'samples'), num_samples=13,
+                 features='standin', ref=fake_mnist, fid_cache=cache, progress=False)
 
 
 def test_eval_errors_are_one_line(tiny_checkpoint, tmp_path):

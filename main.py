@@ -8,17 +8,21 @@
 
 Any config field can be overridden: --config.sampling.step_lr=1e-5 --config.pds.lam=1.1 ...
 """
+import sys
+
 from absl import app, flags
 from ml_collections import config_flags
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file('config', None, 'Config file (configs/...py[:setting]).', lock_config=False)
 flags.DEFINE_enum('mode', 'sample', ['sample', 'eval', 'stats', 'train'], 'What to run.')
-flags.DEFINE_string('workdir', None, 'Output folder (samples, checkpoints, logs).')
+flags.DEFINE_string('workdir', None, 'Output folder (samples, checkpoints, logs; eval: eval.json, also with '
+                    '--sample_dir, where it is required).')
 flags.DEFINE_string('checkpoint', None, 'Official checkpoint file or run folder (sample / eval modes).')
 flags.DEFINE_bool('ema', True, 'Use the EMA weights of the checkpoint, as the official samplers do.')
-flags.DEFINE_integer('num_samples', None, 'Number of samples (sample: 64; eval: config.eval.num_samples = 50,000).')
-flags.DEFINE_integer('batch_size', None, 'Sampling batch size (default: config.sampling.batch_size; eval: '
+flags.DEFINE_integer('num_samples', None, 'Number of samples, >= 1 (sample: default 64; eval: default '
+                     'config.eval.num_samples = 50,000, with --sample_dir all of its images).')
+flags.DEFINE_integer('batch_size', None, 'Sampling batch size, >= 1 (default: config.sampling.batch_size; eval: '
                      'config.eval.batch_size).')
 flags.DEFINE_integer('seed', None, 'Seed (default: config.seed).')
 flags.DEFINE_string('device', 'auto', "'auto', 'cpu', 'cuda', 'cuda:1', ...")
@@ -29,12 +33,15 @@ flags.DEFINE_bool('pds', None, 'Turn preconditioning on / off (default: as the c
 flags.DEFINE_string('data', None, 'Dataset path (stats / train modes; eval: the reference images).')
 flags.DEFINE_integer('num_images', None, 'Stats, eval reference: a seeded random subset of this many dataset images.')
 flags.DEFINE_integer('workers', 0, 'Data loader workers.')
-flags.DEFINE_bool('skip_bad', False, 'Skip unreadable images instead of stopping.')
+flags.DEFINE_bool('skip_bad', False, 'Skip unreadable images with a warning instead of stopping (stats; train: '
+                  'the next readable image takes its place; eval: the --sample_dir / sample images and the data: '
+                  'reference).')
 flags.DEFINE_string('stats_dir', 'assets/stats', 'Stats: output folder.')
 flags.DEFINE_string('name', None, 'Stats: file name prefix (default: the dataset name).')
 flags.DEFINE_bool('plot', True, 'Stats: also draw the statistics as <name>_stats.png.')
-flags.DEFINE_string('sample_dir', None, 'Eval: score this folder (or .zip) of images, or a sampling workdir, '
-                    'instead of sampling.')
+flags.DEFINE_string('sample_dir', None, 'Eval: score this folder (or .zip) of images of one size, or a sampling '
+                    'workdir, instead of sampling; eval.json goes to --workdir (required), never into this folder. '
+                    'Iterations / NFE / input files are reported only for a sampling workdir.')
 flags.DEFINE_string('fid_ref', None, 'Eval: reference statistics: cleanfid:<name>/<split>/<res>, a stats .npz, or '
                     'data:<dataset path> (default: clean-fid\'s precomputed statistics of the config\'s dataset, '
                     'else --data).')
@@ -58,5 +65,59 @@ def main(argv):
     cli.run(FLAGS.mode, FLAGS.config, FLAGS)
 
 
+def _one_line(text):
+    """The message of a flag error in one line: a traceback that ml_collections folds into it keeps its last line
+    (the error itself), with the exception's class name dropped."""
+    lines = [line.strip() for line in str(text).strip().splitlines() if line.strip()]
+    if not lines:
+        return 'bad flags'
+    if any(line.startswith('Traceback') for line in lines):
+        last = lines[-1].split(': ', 1)[-1] if ':' in lines[-1].split(' ', 1)[0] else lines[-1]
+        head = lines[0].split(': Error whilst parsing config file', 1)[0]
+        return f'{head}: {last}'
+    return ' '.join(lines)
+
+
+def _config_field_error(err, argv):
+    """An unknown ``--config.<path>`` field: name the argument and keep ml_collections' "did you mean"."""
+    while isinstance(err, AttributeError) and err.args and isinstance(err.args[0], Exception):
+        err = err.args[0]
+    lines = [line.strip() for line in str(err.args[0] if err.args else err).splitlines() if line.strip()]
+    arg = next((a.split('=')[0] for a in argv if a.startswith('--config.')), '--config.<field>')
+    if len(lines) > 1 or (lines and lines[0][:1] in '\'"'):
+        key = lines[0].strip('\'"')
+        arg = next((a.split('=')[0] for a in argv if a.startswith('--config.') and key in a.split('=')[0].split('.')),
+                   arg)
+        hint = ' '.join(lines[1:])
+        return f'error: {arg}: the config has no field {key!r}' + (f' ({hint})' if hint else '') + \
+            '; expected a field of the config file'
+    return f'error: {arg}: {" ".join(lines) or "not a field of the config"}; expected a field of the config file'
+
+
+def _config_load_error(err):
+    text = str(err)
+    path = next((line.strip() for line in text.splitlines()[1:] if line.strip().endswith('.py')), '')
+    why = next((line.strip() for line in reversed(text.splitlines()) if line.strip().startswith('[Errno')), '')
+    return (f'error: --config: cannot load the config file {path!r}' + (f' ({why})' if why else '') +
+            '; expected a configs/<...>.py file, optionally with :<setting>')
+
+
+def parse_flags(argv):
+    """absl's flag parsing with every error as one line on stderr (exit status 1), never a traceback: a bad
+    value, an unknown flag, an unknown ``--config.*`` field, a missing --config file, an unknown setting suffix."""
+    try:
+        args = FLAGS(argv)
+    except flags.Error as err:
+        raise SystemExit(f'error: {_one_line(err)}') from None
+    except (AttributeError, KeyError) as err:        # --config.<unknown field>=...
+        raise SystemExit(_config_field_error(err, argv)) from None
+    except OSError as err:                           # an override of a config file that failed to load
+        raise SystemExit(_config_load_error(err.__cause__ or err)) from None
+    error = getattr(FLAGS['config'].value, '_error', None)     # ml_collections defers a missing file's error
+    if error is not None:
+        raise SystemExit(_config_load_error(error))
+    return args
+
+
 if __name__ == '__main__':
-    app.run(main)
+    app.run(main, flags_parser=parse_flags)

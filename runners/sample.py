@@ -255,29 +255,31 @@ def run_sample(config, score, workdir, num_samples, batch_size, seed, device='cp
     # Adaptive solvers (its None) know their step count only afterwards: the bar then has no total.
     bar = tqdm(total=len(todo) * its if its else None, disable=not progress, unit='step', desc='sampling')
     done = []
-    for b in todo:
-        seen = [0]
+    try:
+        for b in todo:
+            seen = [0]
 
-        def check(i, sigma, x, b=b):
-            _check_state(x, bound, f'batch {b} at step {i} (noise level sigma = {sigma:.6g})')
-            seen[0] += 1
-            bar.update(1)
-        start = time.time()
-        x, nfe = sampling.sample(config, score, shape, batch_generator(seed, b, noise_device), device, P, check)
-        _check_state(x, bound, f'batch {b} at its output (after step {seen[0] - 1} and any final denoising)')
-        if its and seen[0] < its:
-            bar.update(its - seen[0])
-        images = to_uint8(x, config.data.centered)
-        first, keep = b * batch_size, count(b)
-        for k in range(keep):
-            save_png(images[k], os.path.join(workdir, 'samples', f'{first + k}.png'))
-        atomic_write(os.path.join(workdir, 'batches', f'batch_{b:06d}.npz'),
-                     lambda tmp: np.savez(tmp, images=images[:keep], samples=x[:keep].cpu().numpy(),
-                                          indices=np.arange(first, first + keep), nfe=nfe,
-                                          seconds=time.time() - start))
-        bar.set_postfix(batch=b, nfe=nfe)
-        done.append(b)
-    bar.close()
+            def check(i, sigma, x, b=b):
+                _check_state(x, bound, f'batch {b} at step {i} (noise level sigma = {sigma:.6g})')
+                seen[0] += 1
+                bar.update(1)
+            start = time.time()
+            x, nfe = sampling.sample(config, score, shape, batch_generator(seed, b, noise_device), device, P, check)
+            _check_state(x, bound, f'batch {b} at its output (after step {seen[0] - 1} and any final denoising)')
+            if its and seen[0] < its:
+                bar.update(its - seen[0])
+            images = to_uint8(x, config.data.centered)
+            first, keep = b * batch_size, count(b)
+            for k in range(keep):
+                save_png(images[k], os.path.join(workdir, 'samples', f'{first + k}.png'))
+            atomic_write(os.path.join(workdir, 'batches', f'batch_{b:06d}.npz'),
+                         lambda tmp: np.savez(tmp, images=images[:keep], samples=x[:keep].cpu().numpy(),
+                                              indices=np.arange(first, first + keep), nfe=nfe,
+                                              seconds=time.time() - start))
+            bar.set_postfix(batch=b, nfe=nfe)
+            done.append(b)
+    finally:
+        bar.close()             # before any error message, so that the two do not share a line
     if rank == 0 and _batch_done(workdir, 0, 1):
         grid = np.load(os.path.join(workdir, 'batches', 'batch_000000.npz'))['images'][:64]
         save_png(make_grid(grid), os.path.join(workdir, 'grid.png'))

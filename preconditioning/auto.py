@@ -35,8 +35,17 @@ the end).  The error measure is the same KL, averaged over frequencies (:func:`k
   the last predictor above.  The filter is r^2 = a T / alpha_c, so ``step_lr`` no longer matters.  Langevin steps
   only (r > 0 at every level): Theorem 1 covers every step but NCSNv2's final denoising step.        (A4)
 
-The choice is greedy (each step lands as close as it can to the next marginal); on the exact Gaussian it is
-within the Monte-Carlo noise floor of exact at every N tried (tests/preconditioning/test_auto.py).
+Stability bound.  For *any* data, -Hess log p_sigma = (I - Cov[x_0 | x] / sigma^2) / sigma^2 <= I / sigma^2, so an
+update whose largest gain h r_k^2 / sigma^2 stays <= GAIN_CAP = 1 never overshoots, whatever the true score; the
+Gaussian model alone (curvature 1 / T_k, much softer at low frequencies) would allow far larger gains there, and a
+learned or empirical score, which is as sharp as 1 / sigma^2 near the data, diverges under them (seen: the exact
+score of 1,000 MNIST images went to NaN at sigma = 0.017 without the bound).  Every gain above is chosen inside the
+bound (the corrector's r^2 ∝ min(T, kappa sigma^2), kappa as large as the snr rule allows).  Vanilla PC and
+annealed Langevin at the official step sizes are inside it too.
+
+The choice is greedy (each step lands as close as it can to the next marginal).  On exact Gaussians it is at
+the Monte-Carlo floor from 20 steps on and better than vanilla at every N; at 5-10 steps fixed filters whose
+gains exceed the bound can do better on a Gaussian (tests/preconditioning/test_auto.py says which).
 
 The tables are computed once per run, cheaply (one pass of (A1) over the schedule), and streamed step by step
 (O(C H W) memory), so a sampler step still costs one FFT round trip per update.
@@ -176,30 +185,41 @@ def ald_moments(spec, sigmas, step_lr, n_steps, filters=None, denoise=False, ini
 
 B_GRID = np.concatenate([np.geomspace(1e-6, 0.5, 40), 1 - np.geomspace(0.5, 1e-6, 40)[1:]])
 A_GRID = np.geomspace(1e-4, 1., 64)
+GAIN_CAP = 1.           # the largest gain h r^2 / sigma^2 a step may take: no overshoot for any score (vanilla
+#                        reverse diffusion reaches 1 at its last step)
 
 
-def _best(grid, m2_of, V_of, target, refine=24):
-    """Per frequency, the gain in [grid[0], grid[-1]] with the smallest KL to N(0, target): the best grid point,
-    then a uniform grid of ``refine`` points between its two neighbours."""
+def _best(grid, m2_of, V_of, target, cap, refine=24):
+    """Per frequency, the gain in cap * [grid[0], grid[-1]] with the smallest KL to N(0, target): the best grid
+    point, then a uniform grid of ``refine`` points between its two neighbours."""
     def cost(g):
         return _kl_terms(m2_of(g), V_of(g), target)
-    g = grid.reshape((-1,) + (1,) * target.ndim)
+    g = grid.reshape((-1,) + (1,) * target.ndim) * cap
     k = cost(g).argmin(axis=0)
-    lo, hi = grid[np.maximum(k - 1, 0)], grid[np.minimum(k + 1, len(grid) - 1)]
+    lo, hi = grid[np.maximum(k - 1, 0)] * cap, grid[np.minimum(k + 1, len(grid) - 1)] * cap
     u = np.linspace(0., 1., refine).reshape((-1,) + (1,) * target.ndim)
     fine = lo + u * (hi - lo)
     j = cost(fine).argmin(axis=0)
     return np.take_along_axis(fine, j[None], axis=0)[0]
 
 
-def _land_predictor(m2, V, T, target):
-    """(A3): b in (0, 1]: m' = (1 - b) m, V' = (1 - b)^2 V + b T."""
-    return _best(B_GRID, lambda b: (1 - b) ** 2 * m2, lambda b: (1 - b) ** 2 * V + b * T, target)
+def _stability_cap(T, sigma):
+    """The largest b = h r^2 / T with h r^2 / sigma^2 <= GAIN_CAP: for *any* data, -Hess log p_sigma <= I / sigma^2
+    (Tweedie: I / sigma^2 minus the posterior covariance / sigma^4), so an update whose largest h r^2 is below
+    2 sigma^2 cannot blow up, whatever the true curvature; the Gaussian model alone (curvature 1 / T) would allow
+    far larger gains at low frequencies, which a learned score (sharper than the Gaussian) does not survive."""
+    return np.minimum(1., GAIN_CAP * sigma ** 2 / T)
 
 
-def _land_final(m2, V, P):
+def _land_predictor(m2, V, T, target, sigma):
+    """(A3): b = Delta r^2 / T: m' = (1 - b) m, V' = (1 - b)^2 V + b T."""
+    return _best(B_GRID, lambda b: (1 - b) ** 2 * m2, lambda b: (1 - b) ** 2 * V + b * T, target,
+                 _stability_cap(T, sigma))
+
+
+def _land_final(m2, V, P, T, sigma):
     """Noise removal / denoising (no noise added): m' = (1 - b) m, V' = (1 - b)^2 V."""
-    return _best(B_GRID, lambda b: (1 - b) ** 2 * m2, lambda b: (1 - b) ** 2 * V, P)
+    return _best(B_GRID, lambda b: (1 - b) ** 2 * m2, lambda b: (1 - b) ** 2 * V, P, _stability_cap(T, sigma))
 
 
 def _langevin_n(a, m2, V, T, n):
@@ -208,9 +228,24 @@ def _langevin_n(a, m2, V, T, n):
     return (1 - a) ** (2 * n) * m2, (1 - a) ** (2 * n) * (V - Vinf) + Vinf
 
 
-def _land_langevin(m2, V, T, target, n):
-    """(A4): the Langevin gain a in [1e-4, 1] whose n-step result is closest to the target."""
-    return _best(A_GRID, lambda a: _langevin_n(a, m2, V, T, n)[0], lambda a: _langevin_n(a, m2, V, T, n)[1], target)
+def _land_langevin(m2, V, T, target, n, sigma):
+    """(A4): the Langevin gain a = alpha r^2 / T whose n-step result is closest to the target."""
+    return _best(A_GRID, lambda a: _langevin_n(a, m2, V, T, n)[0], lambda a: _langevin_n(a, m2, V, T, n)[1], target,
+                 _stability_cap(T, sigma))
+
+
+def _corrector_filter(snr, m2, V, T, sigma):
+    """(A2) within the stability cap: r^2 ∝ min(T, kappa sigma^2), kappa as large as the snr rule's step allows
+    (eps max r^2 / sigma^2 <= GAIN_CAP); kappa = 1 is vanilla, kappa -> inf the full covariance."""
+    kappa = 1. / snr ** 2
+    for _ in range(30):
+        rc2 = np.minimum(T, kappa * sigma ** 2)
+        rc2 = rc2 / rc2.mean()
+        gain = _snr_step(snr, rc2, m2, V, T) * rc2.max() / sigma ** 2
+        if gain <= GAIN_CAP or kappa <= 1.:
+            return rc2
+        kappa = max(1., kappa * GAIN_CAP / gain * 0.99)
+    return rc2
 
 
 class _Schedule:
@@ -246,15 +281,16 @@ class AutoPC(_Schedule):
         P = self.spec.P
         m, V = self.start if i == 0 else self.state
         T = P + self.sig[i] ** 2
-        rc2 = T / T.mean()                                          # (A2)
+        sigma = self.sig[i]
+        rc2 = _corrector_filter(self.snr, np.abs(m) ** 2, V, T, sigma)   # (A2)
         for _ in range(self.n_steps):
             a = _snr_step(self.snr, rc2, np.abs(m) ** 2, V, T) * rc2 / T
             m, V = (1 - a) * m, (1 - a) ** 2 * V + 2 * a * T
         m2 = np.abs(m) ** 2
         if i == self.N - 1 and self.noise_removal:
-            b = _land_final(m2, V, P)
+            b = _land_final(m2, V, P, T, sigma)
         else:
-            b = _land_predictor(m2, V, T, P + self.nxt[i] ** 2)     # (A3)
+            b = _land_predictor(m2, V, T, P + self.nxt[i] ** 2, sigma)     # (A3)
         self.state = ((1 - b) * m, (1 - b) ** 2 * V + b * T)
         tables = {'corrector': np.sqrt(rc2), 'predictor': np.sqrt(b * T / self.delta[i])}
         if i == 0:
@@ -278,12 +314,12 @@ class AutoALD(_Schedule):
         T = P + sigma ** 2
         target = P if (c == L - 1 and not self.denoise) else T
         m2 = np.abs(m) ** 2
-        a = _land_langevin(m2, V, T, target, self.n)
+        a = _land_langevin(m2, V, T, target, self.n, sigma)
         m2_n, V_n = _langevin_n(a, m2, V, T, self.n)
         self.state = ((1 - a) ** self.n * m, V_n)
         tables = {'corrector': np.sqrt(a * T / alpha)}
         if c == L - 1 and self.denoise:
-            tables['denoise'] = np.sqrt(_land_final(m2_n, V_n, P) * T / sigma ** 2)
+            tables['denoise'] = np.sqrt(_land_final(m2_n, V_n, P, T, sigma) * T / sigma ** 2)
         return tables
 
 

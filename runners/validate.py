@@ -138,11 +138,8 @@ def build_preconditioner(config, shape, device='cpu'):
     """The PDS operator the sampler of ``config`` uses (``sampling.preconditioner``, which is
     ``preconditioning.from_config`` except for ``pds.freq = 'auto'``); an error about a statistics file names the
     file (the preconditioning package does not always: a table with a negative entry, say)."""
-    build = getattr(sampling, 'preconditioner', None)
     try:
-        if build is not None:
-            return build(config, tuple(shape), device=device)
-        return preconditioning.from_config(config.pds, tuple(shape), device=device)
+        return sampling.preconditioner(config, tuple(shape), device=device)
     except preconditioning.FilterError as err:
         text = str(err)
         files = [(k, config.pds.get(k)) for k in ('freq_path', 'space_path', 'spectrum_path') if config.pds.get(k)]

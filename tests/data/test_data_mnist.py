@@ -114,7 +114,7 @@ def test_raw_uncompressed_and_truncated_idx(pds_data, tmp_path):
 def test_shipped_checksums_and_record(name):
     with open(os.path.join(STATS_DIR, f'{name}_stats.json')) as f:
         rec = json.load(f)
-    assert set(rec['sha256']) == {f'{name}_freq.npy', f'{name}_space.npy'}
+    assert set(rec['sha256']) == {f'{name}_freq.npy', f'{name}_space.npy', f'{name}_spectrum.npy'}
     for fn, digest in rec['sha256'].items():
         with open(os.path.join(STATS_DIR, fn), 'rb') as f:
             assert hashlib.sha256(f.read()).hexdigest() == digest, fn
@@ -171,7 +171,7 @@ def test_shipped_files_recompute_exactly(pds_data, name, tmp_path, monkeypatch):
     out = run_stats(_config_from_record(rec), rec['data_path'], str(tmp_path), name, num_images=rec['num_images'],
                     seed=rec['seed'], split=rec['split'], batch_size=rec['batch_size'], progress=False,
                     command=rec.get('command'))
-    for kind in ('freq', 'space'):
+    for kind in ('freq', 'space', 'spectrum'):
         a = np.load(out[kind])
         b = np.load(os.path.join(STATS_DIR, f'{name}_{kind}.npy'))
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=0)      # same platform: byte-identical (checked below)

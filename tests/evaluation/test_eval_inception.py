@@ -45,7 +45,9 @@ def test_real_inception_end_to_end(tmp_path):
     np.save(tmp_path / 'other.npy', random_images(16, 28, 1, seed=4, high=128))
     common = dict(sample_dir=str(tmp_path / 'samples'), features='inception', inception_path=INCEPTION,
                   fid_cache=str(tmp_path / 'cache'), progress=False)
-    same = run_eval(mnist_config(), ref=f'data:{tmp_path / "same.npy"}', mode='clean', **common)
+    same = run_eval(mnist_config(), str(tmp_path / 'eval_same'), ref=f'data:{tmp_path / "same.npy"}', mode='clean',
+                    **common)
     assert same['feature_dims'] == 2048 and abs(same['fid']) < 1e-2
-    other = run_eval(mnist_config(), ref=f'data:{tmp_path / "other.npy"}', mode='legacy_tensorflow', **common)
+    other = run_eval(mnist_config(), str(tmp_path / 'eval_other'), ref=f'data:{tmp_path / "other.npy"}',
+                     mode='legacy_tensorflow', **common)
     assert math.isfinite(other['fid']) and other['fid'] > 10 and other['features_info']['kind'] == 'inception'

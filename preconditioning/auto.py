@@ -138,9 +138,13 @@ def _snr_step(snr, r2, m2, V, T):
 
 
 def _ones(spec, filters):
+    """``filters`` as a function that always gives a (C, H, W) table (None -> 1)."""
     one = np.ones(spec.shape)
-    return lambda i, role: one if filters is None or filters(i, role) is None else \
-        np.broadcast_to(filters(i, role), spec.shape)
+
+    def r(i, role):
+        table = None if filters is None else filters(i, role)
+        return one if table is None else np.broadcast_to(table, spec.shape)
+    return r
 
 
 def pc_moments(spec, sde, eps, snr, n_steps, filters=None, noise_removal=True):

@@ -123,10 +123,6 @@ def elu(x):
     return F.elu(x) if _REFERENCE else _ELU.apply(x)
 
 
-def _norm_elu(norm, x, y):
-    return elu(norm(x, y))
-
-
 _BANDS = {}
 
 
@@ -207,8 +203,8 @@ class ResidualBlock(nn.Module):
         self.normalize1 = InstanceNormPlus(cin, num_classes)
 
     def forward(self, x, y=None):
-        h = self.conv1(_norm_elu(self.normalize1, x, y))
-        h = self.conv2(_norm_elu(self.normalize2, h, y))
+        h = self.conv1(elu(self.normalize1(x, y)))
+        h = self.conv2(elu(self.normalize2(h, y)))
         skip = x if self.shortcut is None else self.shortcut(x)
         return skip + h
 
@@ -234,7 +230,7 @@ class RCUBlock(nn.Module):
         for b in range(1, self.n_blocks + 1):
             residual = x
             for s in range(1, self.n_stages + 1):
-                h = _norm_elu(getattr(self, f'{b}_{s}_norm'), x, y) if self.conditional else elu(x)
+                h = elu(getattr(self, f'{b}_{s}_norm')(x, y) if self.conditional else x)
                 x = getattr(self, f'{b}_{s}_conv')(h)
             x = x + residual
         return x
@@ -361,7 +357,7 @@ class _RefineNet(nn.Module):
         for (_, _, refine_name, _), feat in zip(reversed(self.levels), reversed(feats)):
             xs = [feat] if ref is None else [feat, ref]
             ref = getattr(self, refine_name)(xs, y, feat.shape[2:])
-        out = self.end_conv(_norm_elu(self.normalizer, ref, y))
+        out = self.end_conv(elu(self.normalizer(ref, y)))
         if self.scale_by_sigma:
             out = out / self.sigmas[y].view(-1, *([1] * (out.dim() - 1)))
         return out

@@ -56,7 +56,7 @@ import numpy as np
 import torch
 
 from preconditioning.filters import FilterError
-from preconditioning.operator import Preconditioner
+from preconditioning.operator import Identity, Preconditioner
 
 P_FLOOR = 1e-8          # variances below P_FLOOR * max(P) are raised to it (a zero would make T = sigma^2 only)
 
@@ -335,7 +335,7 @@ class ScheduledPreconditioner:
 
     def __init__(self, schedule, device='cpu', dtype=torch.float32, cache_bytes=256 * 2 ** 20):
         self.schedule, self.device, self.dtype = schedule, device, dtype
-        self._identity = Preconditioner(None, device=device, dtype=dtype)
+        self._identity = Identity()
         self._cache, self._budget = {}, cache_bytes // (4 * int(np.prod(schedule.spec.shape)))
 
     def at_step(self, i, role='corrector'):

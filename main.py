@@ -56,6 +56,7 @@ flags.DEFINE_string('inception_path', None, "Eval: local TorchScript Inception f
                     "clean-fid's download).")
 flags.DEFINE_bool('kid', True, 'Eval: also compute KID when the reference has features.')
 flags.DEFINE_string('results_csv', None, 'Eval: append one row per run to this CSV.')
+flags.DEFINE_string('label', None, 'Eval: the run\'s series name in that CSV (plots group by it), e.g. "vanilla".')
 flags.mark_flags_as_required(['config'])
 
 

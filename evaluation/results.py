@@ -11,17 +11,55 @@ CSV_COLUMNS = (
     'pds_alpha', 'pds_radius', 'pds_lam', 'pds_space', 'pds_omega', 'speed_up', 'num_levels', 'n_steps_each',
     'iterations', 'nfe', 'num_samples', 'batch_size', 'seed', 'fid', 'kid', 'fid_mode', 'features', 'reference',
     'sampling_seconds', 'fid_seconds', 'seconds', 'device', 'world_size', 'workdir',
+    'label', 'step_lr', 'kid_std',
 )
-# The columns before the provenance ones (checkpoint_file, checkpoint_sha256, input_files) were added: such a file is
-# rewritten once with the new header (its old rows get blank provenance) when a row is appended.
-LEGACY_COLUMNS = tuple(c for c in CSV_COLUMNS if c not in ('checkpoint_file', 'checkpoint_sha256', 'input_files'))
+# The columns before the provenance ones (checkpoint_file, checkpoint_sha256, input_files) and the study ones (label,
+# step_lr, kid_std) were added.  A file whose header is an older column list (the current one with columns left out,
+# in order) is rewritten once with the current header (its old rows get those columns blank) when a row is appended.
+LEGACY_COLUMNS = tuple(c for c in CSV_COLUMNS if c not in ('checkpoint_file', 'checkpoint_sha256', 'input_files',
+                                                           'label', 'step_lr', 'kid_std'))
+
+
+def _is_older_header(header):
+    """Whether ``header`` is :data:`CSV_COLUMNS` with some columns left out (same order): an older results file."""
+    it = iter(CSV_COLUMNS)
+    return bool(header) and 'fid' in header and all(any(c == h for c in it) for h in header)
+
+
+def portable(value):
+    """``value`` with this machine's paths made shareable, for results files that are committed and compared: the
+    working directory becomes relative, ``$PDS_DATA`` / ``$PDS_CHECKPOINTS`` / ``$PDS_INCEPTION`` are named, the home
+    folder is ``~``."""
+    if not isinstance(value, str) or os.sep not in value:
+        return value
+    subs = [(os.getcwd().rstrip(os.sep) + os.sep, '')]
+    for env in ('PDS_DATA', 'PDS_CHECKPOINTS', 'PDS_INCEPTION', 'PDS_LSUN'):
+        path = os.environ.get(env)
+        if path and os.path.isabs(path):
+            subs.append((os.path.realpath(path), f'${env}'))
+            subs.append((os.path.abspath(path), f'${env}'))
+    home = os.path.expanduser('~')
+    if home and home != os.sep:
+        subs.append((home.rstrip(os.sep) + os.sep, '~' + os.sep))
+    for old, new in sorted(subs, key=lambda t: -len(t[0])):
+        value = value.replace(old, new)
+    return value
 
 
 def describe_sampler(config):
     s = config.sampling
     if s.method == 'pc':
         return f'pc:{s.predictor}+{s.corrector}'
-    return f'ald:{s.ald_variant}' + ('+denoise' if s.denoise else '')
+    if s.method == 'ald':
+        return f'ald:{s.ald_variant}' + ('+denoise' if s.denoise else '')
+    if s.method in ('edm', 'edm_stochastic', 'ode_euler'):
+        corrector = s.get('step_corrector', 'none')
+        return f'{s.method}:{s.get("schedule", "karras")}' + ('' if corrector == 'none' else f'+{corrector}')
+    if s.method == 'ode':
+        return f'ode:{s.ode_method} rtol={s.ode_rtol:g} atol={s.ode_atol:g}'
+    if s.method == 'adaptive_sde':
+        return f'adaptive_sde: reltol={s.adaptive_reltol:g} abstol={s.adaptive_abstol:g}'
+    return str(s.method)
 
 
 def describe_model(config):
@@ -31,7 +69,7 @@ def describe_model(config):
 
 
 SAMPLER_FIELDS = ('sampler', 'pds', 'pds_setting', 'pds_freq', 'pds_alpha', 'pds_radius', 'pds_lam', 'pds_space',
-                  'pds_omega', 'speed_up', 'num_levels', 'n_steps_each')
+                  'pds_omega', 'speed_up', 'num_levels', 'n_steps_each', 'step_lr')
 
 
 def config_fields(config):
@@ -46,7 +84,7 @@ def config_fields(config):
         pds_alpha=p.alpha if stats else '', pds_radius=p.radius if radial else '', pds_lam=p.lam if radial else '',
         pds_space=bool(p.space) if on else '', pds_omega=p.omega if on else '',
         speed_up=s.speed_up if s.method == 'pc' else '', num_levels=s.num_levels if s.method == 'ald' else '',
-        n_steps_each=s.n_steps_each)
+        n_steps_each=s.n_steps_each, step_lr=s.step_lr if s.method == 'ald' else '')
 
 
 def write_json(path, record):
@@ -59,16 +97,16 @@ def write_json(path, record):
 
 
 def append_csv(path, record):
-    """Append one row (the :data:`CSV_COLUMNS` of ``record``) to ``path``, writing the header first if the file is
-    new.  A file with another header is an error (start a new file); one with :data:`LEGACY_COLUMNS` is rewritten
-    with the current header first."""
+    """Append one row (the :data:`CSV_COLUMNS` of ``record``, paths made :func:`portable`) to ``path``, writing the
+    header first if the file is new.  A file with another header is an error (start a new file); one with an older
+    header (e.g. :data:`LEGACY_COLUMNS`) is rewritten with the current header first."""
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     new = not os.path.exists(path) or os.path.getsize(path) == 0
     if not new:
         with open(path, newline='') as f:
             header = next(csv.reader(f), [])
-        if tuple(header) == LEGACY_COLUMNS:
+        if tuple(header) != CSV_COLUMNS and _is_older_header(header):
             _upgrade(path)
         elif tuple(header) != CSV_COLUMNS:
             raise ValueError(f'results file {path!r} has other columns ({header[:4]}...); use a new --results_csv')
@@ -76,7 +114,7 @@ def append_csv(path, record):
         w = csv.DictWriter(f, fieldnames=CSV_COLUMNS, extrasaction='ignore')
         if new:
             w.writeheader()
-        w.writerow({k: ('' if record.get(k) is None else record.get(k)) for k in CSV_COLUMNS})
+        w.writerow({k: ('' if record.get(k) is None else portable(record.get(k))) for k in CSV_COLUMNS})
 
 
 def _upgrade(path):

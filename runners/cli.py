@@ -99,9 +99,9 @@ def _eval(config, flags):
             ref_num=flags.num_images, fid_cache=flags.fid_cache, mode=flags.fid_mode, features=flags.fid_features,
             inception_path=flags.inception_path, kid=flags.kid, results_csv=flags.results_csv,
             num_workers=flags.workers, config_name=_config_name(flags), rank=rank, world_size=world,
-            barrier=distributed.barrier, skip_bad=flags.skip_bad)
+            barrier=distributed.barrier, skip_bad=flags.skip_bad, label=flags.label or '')
     if result is not None:
-        kid = '' if result['kid'] is None else f", KID {result['kid']:.5f}"
+        kid = '' if result['kid'] is None else f", KID {result['kid']:.5f} ± {result['kid_std']:.5f}"
         its = 'iterations / NFE unknown' if result['iterations'] is None else \
             f"{result['iterations']} iterations, NFE {result['nfe']}"
         skipped = f", {len(result['skipped'])} unreadable skipped" if result.get('skipped') else ''

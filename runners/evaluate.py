@@ -64,7 +64,7 @@ def run_eval(config, workdir=None, checkpoint=None, sample_dir=None, num_samples
              device='cpu', ref=None, mode='clean', features='inception', inception_path=None, results_csv=None,
              fid_cache=None, ref_split='train', ref_num=None, kid=True, use_ema=True, noise_device='cpu',
              num_workers=0, fid_batch_size=64, config_name='', score=None, rank=0, world_size=1, barrier=None,
-             progress=True, skip_bad=False):
+             progress=True, skip_bad=False, label=''):
     """Sample and score with Clean-FID.  Returns the result record (a dict) on rank 0, None on other ranks.
 
     Args:
@@ -97,8 +97,13 @@ def run_eval(config, workdir=None, checkpoint=None, sample_dir=None, num_samples
       config_name: how the config was named on the command line (recorded).
       skip_bad: leave unreadable images out (of the samples and of a ``data:`` reference) with a warning, instead of
         stopping; the record lists them (``skipped``) and counts only the images scored.
+      label: a name for the run's series in plots and tables (the ``label`` column), e.g. 'vanilla', 'PDS r=0.2H'.
       rank / world_size / barrier: torchrun rank, number of ranks, and a callable that waits for all ranks
         (``utils.distributed.barrier``); rank 0 scores after every rank has sampled its batches.
+
+    The Inception features of a sampling workdir's images are kept in ``<workdir>/features/`` (keyed by the extractor,
+    the mode and the images' sampling settings): a rerun, or another reference, scores them without the extractor.
+    KID is clean-fid's (mean over 100 subsets) with ``kid_std``, the standard deviation over those subsets.
 
     The record holds the CSV columns (``evaluation.results.CSV_COLUMNS``: config, model, sampler, PDS parameters,
     iterations, NFE, number of samples, FID, KID, seconds, device, ...) plus details (reference and feature
@@ -178,18 +183,24 @@ def run_eval(config, workdir=None, checkpoint=None, sample_dir=None, num_samples
         run_config, given_checkpoint = config, ''
         its = nfe = inputs = None           # not our sampling run: how the images were made is unknown
     files, skipped = metrics.check_image_files(files, fdir, skip_bad)
-    feats, more = _features(files, model, mode, fid_batch_size, num_workers, device, fdir, progress, skip_bad)
-    skipped += more
+    cache = _feature_cache(workdir, settings, files, mode, features_info) if settings and not skipped else None
+    feats = _cached_features(cache)
+    if feats is None:
+        feats, more = _features(files, model, mode, fid_batch_size, num_workers, device, fdir, progress, skip_bad)
+        skipped += more
+        if cache and not more:
+            _save_features(cache, feats)
     num_samples = len(feats)
     mu, sigma = metrics.statistics(feats)
     fid = metrics.fid_from_stats(mu, sigma, ref_stats.mu, ref_stats.sigma)
-    kid_value, kid_note = None, ''
+    kid_value, kid_std, kid_note = None, None, ''
     if kid and ref_stats.feats is None:
         kid_note = 'no reference features for KID (clean-fid publishes them only for AFHQ, BreCaHAD, MetFaces)'
     elif kid and min(len(feats), len(ref_stats.feats)) < 2:
         kid_note = 'KID needs at least 2 images on each side'
     elif kid:
         kid_value = metrics.kid_from_feats(feats, ref_stats.feats, seed=0)
+        kid_std = metrics.kid_subsets(feats, ref_stats.feats, seed=0)[1]
     scored = time.time()
 
     json_path = os.path.join(workdir, 'eval.json')
@@ -201,7 +212,8 @@ def run_eval(config, workdir=None, checkpoint=None, sample_dir=None, num_samples
         time=datetime.datetime.now().isoformat(timespec='seconds'), config=config_name,
         checkpoint=given_checkpoint or '', inputs=inputs, iterations=its, nfe=nfe, num_samples=num_samples,
         batch_size=(batch_size or '') if settings or sample_dir is None else '',
-        seed=seed if settings or sample_dir is None else '', fid=fid, kid=kid_value, kid_note=kid_note,
+        seed=seed if settings or sample_dir is None else '', fid=fid, kid=kid_value, kid_std=kid_std,
+        kid_note=kid_note, label=label, features_file=cache['path'] if cache else None,
         skipped=skipped, fid_mode=mode, features=features, reference=ref_stats.label, reference_spec=ref,
         sampling_seconds=_batch_seconds(source, num_samples, batch_size) if settings and not skipped else None,
         reference_seconds=round(referenced - start, 3) if referenced else None,
@@ -215,6 +227,36 @@ def run_eval(config, workdir=None, checkpoint=None, sample_dir=None, num_samples
     if results_csv:
         results.append_csv(results_csv, record)
     return record
+
+
+def _feature_cache(workdir, settings, files, mode, features_info):
+    """Where the features of a sampling workdir's ``files`` are kept, and the key they must match: the extractor
+    (its description, with the weights' hash), the Clean-FID mode, the sampling run (settings.json's config, seed,
+    batch size, inputs) and the number of images."""
+    import hashlib
+    key = dict(features=features_info, mode=mode, count=len(files),
+               run={k: settings.get(k) for k in ('config', 'seed', 'batch_size', 'inputs', 'checkpoint')})
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    folder = os.path.join(workdir, 'features')
+    return dict(path=os.path.join(folder, f'{mode}_{len(files)}_{digest}.npz'), key=key, digest=digest)
+
+
+def _cached_features(cache):
+    if not cache or not os.path.isfile(cache['path']):
+        return None
+    try:
+        with np.load(cache['path']) as z:
+            if str(z['digest']) != cache['digest']:
+                return None
+            return z['feats']
+    except Exception:  # noqa: BLE001 -- a damaged cache file is recomputed, never trusted
+        return None
+
+
+def _save_features(cache, feats):
+    from utils.atomic import atomic_write
+    os.makedirs(os.path.dirname(cache['path']), exist_ok=True)
+    atomic_write(cache['path'], lambda tmp: np.savez(tmp, feats=feats.astype(np.float32), digest=cache['digest']))
 
 
 def _inside(path, folder):

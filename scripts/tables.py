@@ -51,6 +51,8 @@ class Run:
     checkpoint: str           # key of CHECKPOINTS
     ref: str                  # key of REFERENCES
     overrides: tuple = ()     # extra (section.field, value)
+    shipped: bool = False     # the checkpoint ships with this repository (under --shipped), not an official one
+    num_samples: int = 0      # samples per side when --num_samples is not given (0: config.eval.num_samples)
 
 
 # folder under the checkpoint root: (what to put there)
@@ -62,13 +64,19 @@ CHECKPOINTS = {
     've/bedroom_ncsnpp_continuous': 'score_sde_pytorch ve/bedroom_ncsnpp_continuous/checkpoint_127.pth',
     've/church_ncsnpp_continuous': 'score_sde_pytorch ve/church_ncsnpp_continuous/checkpoint_126.pth',
     've/ffhq_1024_ncsnpp_continuous': 'score_sde_pytorch ve/ffhq_1024_ncsnpp_continuous/checkpoint_60.pth',
+    'ncsn_mnist_cpu': 'shipped with this repository: checkpoints/ncsn_mnist_cpu/checkpoint.pth (Model A)',
 }
+# samples per side of the shipped-model row: sized for a 2-core CPU (about 30 minutes with the 10,000-image
+# reference computed once; the paper scores 50,000)
+SHIPPED_SAMPLES = 2000
 
 # reference name -> (default SPEC, how to provide it); $VARS are expanded.  Custom statistics of the LSUN categories
 # use a seeded subset of at most REF_NUM[name] images (clean-fid's own lsun_church/train/256 uses 50,000).
 REF_NUM = {'church96': 50000, 'tower128': 50000, 'bedroom256': 50000}
+REF_SPLIT = {'mnist_test': 'test'}       # dataset split of a data: reference (default 'train')
 REFERENCES = {
     'mnist': ('data:$PDS_DATA/mnist', 'PDS_DATA=<folder holding mnist/ (IDX files)>'),
+    'mnist_test': ('data:$PDS_DATA/mnist', 'PDS_DATA=<folder holding mnist/ (IDX files, the 10,000 t10k images)>'),
     'church96': ('data:$PDS_LSUN/church_outdoor_train', 'PDS_LSUN=<folder holding church_outdoor_train/ or .zip>'),
     'tower128': ('data:$PDS_LSUN/tower_train', 'PDS_LSUN=<folder holding tower_train/ or .zip>'),
     'bedroom256': ('data:$PDS_LSUN/bedroom_train', 'PDS_LSUN=<folder holding bedroom_train/ or .zip>'),
@@ -81,6 +89,8 @@ REFERENCES = {
 
 RUNS = {
     'ncsn_mnist_20it': Run('mnist_pds', 'table1_20it', 'ncsn/mnist', 'mnist'),
+    'ncsn_mnist_cpu_20it': Run('mnist_cpu_pds', 'table1_20it', 'ncsn_mnist_cpu', 'mnist_test', shipped=True,
+                               num_samples=SHIPPED_SAMPLES),
     'ncsnv2_church96_126it': Run('church96_pds', 'table1_126it', 'ncsnv2/church', 'church96'),
     'ncsnv2_church96_156it': Run('church96_pds', 'table1_157it', 'ncsnv2/church', 'church96',
                                  (('sampling.num_levels', 156),)),
@@ -99,6 +109,7 @@ RUNS = {
 # Table 1 (NCSN / NCSNv2, Eq. 20): dataset, resolution, model, run
 TABLE1 = [
     ('MNIST', '28 × 28', 'NCSN', 'ncsn_mnist_20it'),
+    ('MNIST (ours)', '28 × 28', 'NCSN ngf 16, CPU', 'ncsn_mnist_cpu_20it'),
     ('LSUN (church)', '96 × 96', 'NCSNv2', 'ncsnv2_church96_126it'),
     ('', '', '', 'ncsnv2_church96_157it'),
     ('', '', '', 'ncsnv2_church96_210it'),
@@ -192,8 +203,8 @@ def check_inputs(run_keys, args, refs, sets):
     from models.checkpoint import CheckpointError, resolve_path
     missing = []
     for ckpt in sorted({RUNS[k].checkpoint for k in run_keys}):
-        folder = os.path.join(args.checkpoints, ckpt)
         run = next(RUNS[k] for k in run_keys if RUNS[k].checkpoint == ckpt)
+        folder = checkpoint_folder(run, args)
         try:
             resolve_path(folder, build_config(run, True, sets, args.stats_dir).sampling.get('ckpt_id'))
         except CheckpointError as e:
@@ -224,6 +235,10 @@ def check_inputs(run_keys, args, refs, sets):
     return missing
 
 
+def checkpoint_folder(run, args):
+    return os.path.join(args.shipped if run.shipped else args.checkpoints, run.checkpoint)
+
+
 def _data_path(spec):
     path = spec[len('data:'):] if spec.startswith('data:') else spec
     if not os.path.exists(path) and os.path.exists(path + '.zip'):
@@ -250,10 +265,11 @@ def run_one(key, pds, args, refs, sets, rank, world, barrier):
     run = RUNS[key]
     config = build_config(run, pds, sets, args.stats_dir)
     workdir = os.path.join(args.out, key, 'pds' if pds else 'vanilla')
-    num_samples = args.num_samples or (QUICK_SAMPLES if args.quick else int(config.eval.num_samples))
+    num_samples = args.num_samples or (QUICK_SAMPLES if args.quick else
+                                       int(run.num_samples or config.eval.num_samples))
     batch_size = args.batch_size or min(int(config.eval.batch_size), num_samples)
     ref = _data_path(reference_spec(run.ref, refs))
-    checkpoint = os.path.join(args.checkpoints, run.checkpoint)
+    checkpoint = checkpoint_folder(run, args)
     want = dict(num_samples=num_samples, batch_size=batch_size, fid_mode=args.fid_mode, features=args.fid_features,
                 config=config_name(run, pds), reference_spec=ref, checkpoint=os.path.abspath(checkpoint))
     old = _reusable(os.path.join(workdir, 'eval.json'), want)
@@ -262,11 +278,11 @@ def run_one(key, pds, args, refs, sets, rank, world, barrier):
     device = resolve_device(args.device, int(os.environ.get('LOCAL_RANK', 0)))
     return run_eval(config, workdir, checkpoint=checkpoint,
                     num_samples=num_samples, batch_size=batch_size, device=device, ref=ref,
-                    ref_num=REF_NUM.get(run.ref), mode=args.fid_mode,
+                    ref_num=REF_NUM.get(run.ref), ref_split=REF_SPLIT.get(run.ref, 'train'), mode=args.fid_mode,
                     features=args.fid_features, inception_path=args.inception_path,
                     results_csv=os.path.join(args.out, 'results.csv'), fid_cache=args.fid_cache,
                     num_workers=args.workers, config_name=config_name(run, pds), rank=rank, world_size=world,
-                    barrier=barrier, progress=not args.no_progress)
+                    barrier=barrier, progress=not args.no_progress, label='PDS' if pds else 'vanilla')
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -342,10 +358,13 @@ def parse_args(argv):
     p.add_argument('--out', default=None, help='output folder (default runs/tables, runs/tables_quick with --quick)')
     p.add_argument('--checkpoints', default=os.environ.get('PDS_CHECKPOINTS') or os.path.join(ROOT, 'checkpoints',
                                                                                               'official'))
+    p.add_argument('--shipped', default=os.path.join(ROOT, 'checkpoints'),
+                   help='folder of the checkpoints shipped with this repository (default checkpoints/)')
     p.add_argument('--stats_dir', default=os.path.join(ROOT, 'assets', 'stats'))
     p.add_argument('--ref', action='append', default=[], metavar='NAME=SPEC',
                    help=f'reference of a dataset ({", ".join(REFERENCES)}), as --fid_ref')
-    p.add_argument('--num_samples', type=int, default=None, help='default: config.eval.num_samples (50,000)')
+    p.add_argument('--num_samples', type=int, default=None,
+                   help=f'default: config.eval.num_samples (50,000); {SHIPPED_SAMPLES} for the shipped-model rows')
     p.add_argument('--batch_size', type=int, default=None, help='sampling batch size (default config.eval.batch_size)')
     p.add_argument('--device', default='auto')
     p.add_argument('--fid_mode', default='clean', choices=('clean', 'legacy_tensorflow'))
@@ -383,6 +402,9 @@ def main(argv=None):
     missing = check_inputs(keys, args, refs, sets)
     if missing:
         print(f'error: {args.table} cannot start, missing:\n  - ' + '\n  - '.join(missing), file=sys.stderr)
+        shipped = [k for k in keys if RUNS[k].shipped]
+        if shipped and not args.rows and not check_inputs(shipped, args, refs, sets):
+            print(f"  (the rows of the shipped models can run now: --rows {','.join(shipped)})", file=sys.stderr)
         return 2
     device = resolve_device(args.device, distributed.env()[2])
     scores, failures = {}, []

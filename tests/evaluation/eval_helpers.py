@@ -91,7 +91,23 @@ def make_table_inputs(root, sets=TINY_SETS):
     data = os.path.join(root, 'data')
     os.makedirs(data, exist_ok=True)
     for i, name in enumerate(tables.REFERENCES):
-        path = os.path.join(data, f'{name}.npy')
-        np.save(path, random_images(48, 16, 1 if name == 'mnist' else 3, seed=10 + i))
+        images = random_images(48, 16, 1 if name.startswith('mnist') else 3, seed=10 + i)
+        if tables.REF_SPLIT.get(name, 'train') != 'train':      # a split of an IDX folder, as MNIST's test set
+            path = os.path.join(data, name)
+            write_idx_images(os.path.join(path, f'{IDX_PREFIX[tables.REF_SPLIT[name]]}-images-idx3-ubyte'), images)
+        else:
+            path = os.path.join(data, f'{name}.npy')
+            np.save(path, images)
         refs += ['--ref', f'{name}=data:{path}']
     return refs
+
+
+IDX_PREFIX = {'train': 'train', 'test': 't10k'}
+
+
+def write_idx_images(path, images):
+    """An MNIST IDX images file (magic 0x00000803, big-endian int32 sizes, uint8 pixels) of (N, H, W) uint8."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, 'wb') as f:
+        f.write(np.array([0x803, *images.shape], dtype='>i4').tobytes())
+        f.write(np.ascontiguousarray(images, dtype=np.uint8).tobytes())

@@ -88,7 +88,14 @@ def test_plot_fid_against_iterations(tmp_path):
         append_csv(table, dict(model='ncsn:ncsn MNIST 28px', iterations=its, pds=pds, fid=fid))
     append_csv(table, dict(model='ncsnv2:ncsnv2_128 LSUN/tower 128px', iterations=65, pds=True, fid=40.))
     series = plot._series(list(csv.DictReader(open(table))), 'fid')
-    assert series['ncsn:ncsn MNIST 28px'] == {'vanilla': [(20, 80.), (40, 50.)], 'PDS': [(20, 30.), (40, 20.)]}
+    assert series['ncsn:ncsn MNIST 28px'] == {'vanilla': [(20, 80., 0.), (40, 50., 0.)],
+                                              'PDS': [(20, 30., 0.), (40, 20., 0.)]}
+    append_csv(table, dict(model='ncsn:ncsn MNIST 28px', iterations=20, nfe=39, pds=False, fid=60., kid=.05,
+                           kid_std=.01, label='edm'))
+    rows = list(csv.DictReader(open(table)))
+    assert plot._series(rows, 'kid')['ncsn:ncsn MNIST 28px'] == {'edm': [(20, .05, .01)]}
+    assert plot._series(rows, 'fid', x='nfe') == {'ncsn:ncsn MNIST 28px': {'edm': [(39, 60., 0.)]}}
+    assert set(plot._series(rows, 'fid', only=('edm', 'PDS'))['ncsn:ncsn MNIST 28px']) == {'edm', 'PDS'}
     assert plot.main([table, str(tmp_path / 'fid.png')]) == 0
     from PIL import Image
     img = np.asarray(Image.open(tmp_path / 'fid.png').convert('L'))

@@ -26,7 +26,7 @@ def inputs(tmp_path_factory):
     root = str(tmp_path_factory.mktemp('tables'))
     refs = make_table_inputs(root)
     args = ['--quick', '--num_samples', '4', '--out', os.path.join(root, 'out'), '--checkpoints',
-            os.path.join(root, 'checkpoints'), '--stats_dir', os.path.join(root, 'stats'), '--fid_features',
+            os.path.join(root, 'checkpoints'), '--shipped', os.path.join(root, 'checkpoints'), '--stats_dir', os.path.join(root, 'stats'), '--fid_features',
             'standin', '--fid_cache', os.path.join(root, 'cache'), '--device', 'cpu', '--no_progress', *refs]
     for s in TINY_SETS:
         args += ['--set', s]
@@ -49,12 +49,14 @@ def test_tables_quick_end_to_end(inputs):
     text1 = _script('table1', args, root)
     rows = _cells(text1)
     assert rows[0] == ['Dataset', 'Resolution', 'Model', 'Iterations', 'r', 'λ', 'space?', 'FID vanilla', 'FID PDS']
-    assert [r[3] for r in rows[1:]] == ['20', '126', '157', '210', '65', '81', '108']
-    assert [r[5] for r in rows[1:]] == ['1.6'] * 4 + ['1.1'] * 3 and all(r[4] == '0.2H' for r in rows[1:])
+    assert [r[3] for r in rows[1:]] == ['20', '20', '126', '157', '210', '65', '81', '108']
+    assert [r[5] for r in rows[1:]] == ['1.6'] * 5 + ['1.1'] * 3 and all(r[4] == '0.2H' for r in rows[1:])
+    assert rows[2][:3] == ['MNIST (ours)', '28 × 28', 'NCSN ngf 16, CPU']
     assert all(re.fullmatch(r'\d+\.\d', c) for r in rows[1:] for c in r[7:]), rows
     assert open(os.path.join(root, 'out', 'table1.md')).read().strip() in text1
     results = _results(root)
-    assert len(results) == 14 and {r['num_samples'] for r in results} == {'4'}
+    assert len(results) == 16 and {r['num_samples'] for r in results} == {'4'}
+    assert {r['label'] for r in results} == {'vanilla', 'PDS'}
     by_config = {r['config']: r for r in results}
     for key in tables.TABLES['table1']:
         run = tables.RUNS[key]
@@ -67,7 +69,7 @@ def test_tables_quick_end_to_end(inputs):
     assert [r[2] for r in rows[1:]] == ['100', '200', '166', '166', '66']
     assert [r[3] for r in rows[1:]] == ['5', '10', '5', '5', '5'] and [r[4] for r in rows[1:]] == ['×'] * 4 + ['✓']
     assert all(re.fullmatch(r'\d+\.\d', c) for r in rows[1:] for c in r[5:]), rows
-    assert len(_results(root)) == 24
+    assert len(_results(root)) == 26
     speed = {r['config']: r for r in _results(root)}
     assert speed['configs/cifar10_pds.py:table2_200it --pds=false']['speed_up'] == '5.0'
 
@@ -79,7 +81,7 @@ def test_tables_quick_end_to_end(inputs):
                                              '393.3 / **15.0**', '463.2 / **61.2**']
     assert all(re.fullmatch(r'\d+\.\d / \*\*\d+\.\d\*\*', c) for c in rows['Vanilla / PDS (ours)'])
     # only the church 96 @ 156 run is new: the others are Table 1's and Table 2's runs, reused as they are
-    assert len(_results(root)) == 26 and os.path.getmtime(shared) == mtime
+    assert len(_results(root)) == 28 and os.path.getmtime(shared) == mtime
     tower = [r for r in _results(root) if 'tower_pds.py:table1_108it' in r['config']]
     assert len(tower) == 2
     assert rows['Vanilla / PDS (ours)'][1] == (f"{float(tower[0]['fid']):.1f} / **{float(tower[1]['fid']):.1f}**")
@@ -97,3 +99,37 @@ def test_missing_inputs_are_listed_before_anything_runs(tmp_path, capsys):
         assert f'{name}.npy' in err
     assert 'reference cifar10' in err and 'reference bedroom256' in err and 'PDS_LSUN' in err
     assert not os.path.exists(tmp_path / 'out')
+
+
+def test_shipped_mnist_row_runs_with_the_shipped_checkpoint(tmp_path):
+    """The Table 1 row of Model A (checkpoints/ncsn_mnist_cpu, shipped) runs here as it is, on a tiny budget: the
+    real checkpoint at 28 x 28, vanilla and PDS at 20 iterations; the reference is the test split of an IDX folder."""
+    from tests.evaluation.eval_helpers import random_images, write_idx_images
+    ref = tmp_path / 'mnist'
+    write_idx_images(str(ref / 't10k-images-idx3-ubyte'), random_images(16, 28, 1, seed=3))
+    out = tmp_path / 'out'
+    text = _script('table1', ['--rows', 'ncsn_mnist_cpu_20it', '--num_samples', '4', '--batch_size', '4',
+                              '--fid_features', 'standin', '--fid_cache', str(tmp_path / 'cache'), '--ref',
+                              f'mnist_test=data:{ref}', '--out', str(out), '--device', 'cpu', '--no_progress'],
+                   str(tmp_path))
+    row = next(r for r in _cells(text) if r[0] == 'MNIST (ours)')
+    assert row[3] == '20' and re.fullmatch(r'\d+\.\d', row[7]) and re.fullmatch(r'\d+\.\d', row[8]), row
+    rows = list(csv.DictReader(open(out / 'results.csv')))
+    assert [(r['label'], r['iterations'], r['nfe'], r['num_samples']) for r in rows] == [
+        ('vanilla', '20', '20', '4'), ('PDS', '20', '20', '4')]
+    assert all(r['checkpoint_file'].endswith(os.path.join('ncsn_mnist_cpu', 'checkpoint.pth')) for r in rows)
+    rerun = _script('table1', ['--rows', 'ncsn_mnist_cpu_20it', '--num_samples', '4', '--batch_size', '4',
+                               '--fid_features', 'standin', '--fid_cache', str(tmp_path / 'cache'), '--ref',
+                               f'mnist_test=data:{ref}', '--out', str(out), '--device', 'cpu', '--no_progress'],
+                    str(tmp_path))
+    assert row == next(r for r in _cells(rerun) if r[0] == 'MNIST (ours)')
+    assert len(list(csv.DictReader(open(out / 'results.csv')))) == 2       # reused, not scored again
+
+
+def test_missing_official_checkpoints_point_at_the_shipped_rows(tmp_path, capsys):
+    code = tables.main(['table1', '--checkpoints', str(tmp_path / 'none'), '--out', str(tmp_path / 'out'),
+                        '--ref', 'mnist=data:/no/where', '--ref', f'mnist_test=data:{tmp_path}',
+                        '--ref', f'church96=data:{tmp_path}', '--ref', f'tower128=data:{tmp_path}'])
+    err = capsys.readouterr().err
+    assert code == 2 and f'ncsn{os.sep}mnist' in err and 'ncsn_mnist_cpu' not in err.split('(the rows')[0]
+    assert '--rows ncsn_mnist_cpu_20it' in err

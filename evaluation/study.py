@@ -1,0 +1,266 @@
+"""Measurement studies on the project's CPU-trained models: sets of evaluation points (a config, overrides, a sample
+count) scored with Clean-FID / KID by ``runners.evaluate.run_eval``, one results-CSV row per point.
+
+    python -m evaluation.study a_curves [--csv results/mnist_cpu/study.csv] [--out runs/study] [--only NAME,...]
+    python -m evaluation.study a_map --list            # the points and whether each is done, nothing runs
+    python -m evaluation.study a_map --plot results/mnist_cpu/map_20it.png
+
+Resumable: each point samples into its own workdir (``<out>/<study>/<checkpoint sha256[:8]>/<point>``, the resumable
+``--mode sample`` layout, Inception features kept beside the images) and a point that already has a row in the CSV
+(same config and overrides, sample count and checkpoint hash) is skipped, so killing and rerunning continues where it
+stopped and never duplicates a row.  Points run in the listed order (cheapest and most informative first); progress and
+an ETA are printed after each one.
+
+Studies (Model A = checkpoints/ncsn_mnist_cpu, annealed Langevin, 10 noise levels; reference: the 10,000 MNIST test
+images, ``$PDS_DATA/mnist``):
+
+* ``a_curves``: FID / KID against iterations 10 .. 1000 (10 levels x 1 .. 100 steps, the official step_lr 2e-5) for
+  vanilla, PDS with the Table 1 filter (r = 0.2H, lambda = 1.6, 'direct') and automatic PDS (``pds.freq = 'auto'``);
+  2,000 samples per point up to 100 iterations, 500 beyond.
+* ``a_map``: FID at 20 iterations over the high-frequency gain g x step_lr, 1,000 samples per cell.  Eq. 20's two
+  readings are one axis: 'inverse' with lambda is *exactly* 'direct' with 1 / lambda (the filter is 1 inside the
+  disc and lambda or 1 / lambda outside), so g > 1 is 'direct' lambda = g, g < 1 is 'inverse' lambda = 1 / g, and
+  g = 1 is vanilla.
+"""
+import argparse
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+MODEL_A = dict(config='mnist_cpu_pds', checkpoint=os.path.join('checkpoints', 'ncsn_mnist_cpu', 'checkpoint.pth'),
+               ref='data:$PDS_DATA/mnist', ref_split='test')
+CURVE_ITERATIONS = (10, 20, 50, 100, 200, 500, 1000)
+MAP_GAINS = (1.0, 1.6, 1 / 1.6, 2.5, 1 / 2.5)
+MAP_STEPS = (2e-5, 1e-4, 5e-4, 5e-5, 2e-4, 1e-5)
+
+
+@dataclass(frozen=True)
+class Point:
+    """One evaluation: ``overrides`` ((section.field, value), ...) applied to the study's config."""
+    name: str                 # unique in its study: the workdir's name
+    label: str                # the series it belongs to (plots, tables)
+    overrides: tuple
+    num_samples: int
+
+
+@dataclass(frozen=True)
+class Study:
+    name: str
+    model: dict               # config module, checkpoint, reference spec and split
+    points: tuple
+    batch_size: int = 100
+    about: str = ''
+
+
+def _gain_overrides(gain):
+    """The radial filter of Eq. 20 with high-frequency gain ``gain`` (module docstring); gain 1 is vanilla."""
+    if abs(gain - 1) < 1e-12:
+        return (('pds.enabled', False),)
+    if gain > 1:
+        return (('pds.freq', 'radial'), ('pds.radial_direction', 'direct'), ('pds.lam', round(gain, 6)))
+    return (('pds.freq', 'radial'), ('pds.radial_direction', 'inverse'), ('pds.lam', round(1 / gain, 6)))
+
+
+def _gain_label(gain):
+    if abs(gain - 1) < 1e-12:
+        return 'vanilla'
+    return f'direct λ={gain:g}' if gain > 1 else f'inverse λ={1 / gain:g}'
+
+
+def a_curves(samples=None):
+    series = (('vanilla', 'vanilla', (('pds.enabled', False),)),
+              ('pds_table1', 'PDS Table 1 (r=0.2H, λ=1.6)', ()),
+              ('pds_auto', 'PDS auto', (('pds.freq', 'auto'),)))
+    points = []
+    for its in CURVE_ITERATIONS:
+        n = samples or (2000 if its <= 100 else 500)
+        for key, label, over in series:
+            points.append(Point(f'{key}_{its}it', label, over + (('sampling.n_steps_each', its // 10),), n))
+    return Study('a_curves', MODEL_A, tuple(points), about='Model A, annealed Langevin, 10 levels x (1 .. 100) steps')
+
+
+def a_map(samples=None):
+    points = []
+    for step in MAP_STEPS:
+        for gain in MAP_GAINS:
+            points.append(Point(f'g{gain:.3f}_lr{step:g}', _gain_label(gain),
+                                _gain_overrides(gain) + (('sampling.step_lr', step),), samples or 1000))
+    return Study('a_map', MODEL_A, tuple(points), about='Model A at 20 iterations: high-frequency gain x step_lr')
+
+
+STUDIES = {'a_curves': a_curves, 'a_map': a_map}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+
+def point_config(study, point):
+    import importlib
+    config = importlib.import_module(f'configs.{study.model["config"]}').get_config()
+    for key, value in point.overrides:
+        section, fld = key.split('.', 1)
+        if section not in config or fld not in config[section]:
+            raise ValueError(f'study {study.name}: the config has no field {key!r}')
+        config[section][fld] = value
+    return config
+
+
+def config_name(study, point):
+    """How the point's config is named on the command line (the CSV's ``config`` column, the resume key)."""
+    def flag(key, value):
+        if key == 'pds.enabled':
+            return f'--pds={str(value).lower()}'
+        return f'--config.{key}={value}'
+    return f'configs/{study.model["config"]}.py ' + ' '.join(flag(k, v) for k, v in point.overrides)
+
+
+def done_rows(csv_path, sha256):
+    """{(config, num_samples): row} of the CSV rows made with the checkpoint of hash ``sha256``."""
+    from evaluation.results import read_csv
+    if not os.path.isfile(csv_path):
+        return {}
+    return {(r['config'], int(r['num_samples'])): r for r in read_csv(csv_path)
+            if r.get('checkpoint_sha256') == sha256 and r.get('fid') not in ('', None)}
+
+
+def _cost(study, point):
+    """Relative cost of a point: images x (NFE + what the features of one image cost in NFE)."""
+    import sampling
+    nfe = sampling.iterations(point_config(study, point))[1] or 100
+    return point.num_samples * (nfe + FEATURE_NFE)
+
+
+FEATURE_NFE = 25      # one image's Inception features cost about 25 NFE of the ngf 16 NCSN on these CPUs (measured)
+
+
+def run_study(study, csv_path, out, checkpoint=None, device='cpu', inception_path=None, fid_cache=None,
+              features='inception', only=(), progress=True, log=print):
+    """Score every point of ``study`` not yet in ``csv_path``; returns the rows of the study's points."""
+    from evaluation.features import EvalError
+    from runners.evaluate import run_eval
+    from utils.provenance import file_record
+    checkpoint = checkpoint or os.path.join(ROOT, study.model['checkpoint'])
+    if not os.path.isfile(checkpoint):
+        raise EvalError(f'study {study.name}: checkpoint {checkpoint!r} not found')
+    ref = os.path.expandvars(study.model['ref'])
+    if '$' in ref:
+        raise EvalError(f'study {study.name}: the reference {study.model["ref"]!r} needs PDS_DATA=<folder holding '
+                        'mnist/ (IDX files)>')
+    sha = file_record(checkpoint)['sha256']
+    points = [p for p in study.points if not only or p.name in only]
+    done = done_rows(csv_path, sha)
+    todo = [p for p in points if (config_name(study, p), p.num_samples) not in done]
+    total = sum(_cost(study, p) for p in todo)
+    log(f'{study.name}: {len(points) - len(todo)} of {len(points)} points done; {len(todo)} to run '
+        f'(checkpoint sha256 {sha[:12]}, results {csv_path})')
+    spent, cost_done = 0., 0.
+    for i, point in enumerate(todo):
+        start = time.time()
+        workdir = os.path.join(out, study.name, sha[:8], point.name)
+        rec = run_eval(point_config(study, point), workdir, checkpoint=checkpoint, num_samples=point.num_samples,
+                       batch_size=min(study.batch_size, point.num_samples), device=device, ref=ref,
+                       ref_split=study.model['ref_split'], features=features, inception_path=inception_path,
+                       results_csv=csv_path, fid_cache=fid_cache, config_name=config_name(study, point),
+                       progress=progress, label=point.label)
+        spent += time.time() - start
+        cost_done += _cost(study, point)
+        eta = spent / cost_done * (total - cost_done)
+        kid = '' if rec['kid'] is None else f", KID {rec['kid']:.4f} ± {rec['kid_std']:.4f}"
+        log(f"[{i + 1}/{len(todo)}] {point.name} ({point.label}): FID {rec['fid']:.2f}{kid}, "
+            f"{rec['num_samples']} samples, NFE {rec['nfe']}, {time.time() - start:.0f} s; "
+            f"ETA {eta / 60:.0f} min")
+    rows = done_rows(csv_path, sha)
+    return [rows[(config_name(study, p), p.num_samples)] for p in points
+            if (config_name(study, p), p.num_samples) in rows]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+
+def plot_map(study, rows, out_png, metric='fid'):
+    """Heat map of ``metric`` over gain (rows) x step_lr (columns) of an ``a_map``-like study's rows."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    import numpy as np
+    gains = sorted(set(MAP_GAINS))
+    steps = sorted(set(MAP_STEPS))
+    grid = np.full((len(gains), len(steps)), np.nan)
+    by_config = {r['config']: r for r in rows}
+    for p in study.points:
+        row = by_config.get(config_name(study, p))
+        if row is None:
+            continue
+        gain = next(g for g in gains if p.name.startswith(f'g{g:.3f}_'))
+        step = dict(p.overrides)['sampling.step_lr']
+        grid[gains.index(gain), steps.index(step)] = float(row[metric])
+    fig, ax = plt.subplots(figsize=(1.2 * len(steps) + 2, 0.7 * len(gains) + 1.6))
+    im = ax.imshow(grid, cmap='viridis_r', aspect='auto')
+    for (i, j), v in np.ndenumerate(grid):
+        if not math.isnan(v):
+            ax.text(j, i, f'{v:.0f}' if metric == 'fid' else f'{v:.3f}', ha='center', va='center', fontsize=8,
+                    color='white' if v > np.nanmean(grid) else 'black')
+    ax.set_xticks(range(len(steps)), [f'{s:g}' for s in steps])
+    ax.set_yticks(range(len(gains)), [_gain_label(g) for g in gains])
+    ax.set_xlabel('step_lr')
+    ax.set_ylabel('high-frequency gain')
+    n = sorted({r['num_samples'] for r in rows})
+    ax.set_title(f'{metric.upper()} at 20 iterations, Model A ({"/".join(n)} samples per cell)', fontsize=9)
+    fig.colorbar(im, ax=ax)
+    fig.tight_layout()
+    os.makedirs(os.path.dirname(os.path.abspath(out_png)), exist_ok=True)
+    fig.savefig(out_png, dpi=120)
+    plt.close(fig)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(prog='python -m evaluation.study', description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('study', choices=sorted(STUDIES))
+    p.add_argument('--csv', default=os.path.join('results', 'mnist_cpu', 'study.csv'))
+    p.add_argument('--out', default=os.path.join('runs', 'study'))
+    p.add_argument('--checkpoint', default=None, help="default: the study's shipped checkpoint")
+    p.add_argument('--samples', type=int, default=None, help='samples per point (default: the study\'s counts)')
+    p.add_argument('--only', default='', help='comma-separated point names')
+    p.add_argument('--list', action='store_true', help='list the points and whether each is done; run nothing')
+    p.add_argument('--plot', default=None, help='a_map: draw the heat map of the rows done into this image')
+    p.add_argument('--device', default='cpu')
+    p.add_argument('--inception_path', default=None)
+    p.add_argument('--fid_cache', default=None)
+    p.add_argument('--fid_features', default='inception', choices=('inception', 'standin'))
+    p.add_argument('--no_progress', action='store_true')
+    args = p.parse_args(argv)
+    study = STUDIES[args.study](args.samples)
+    only = tuple(x.strip() for x in args.only.split(',') if x.strip())
+    unknown = [x for x in only if x not in {pt.name for pt in study.points}]
+    if unknown:
+        print(f'error: {study.name} has no points {unknown}; see --list', file=sys.stderr)
+        return 2
+    from evaluation.features import EvalError
+    try:
+        if args.list or args.plot:
+            from utils.provenance import file_record
+            ckpt = args.checkpoint or os.path.join(ROOT, study.model['checkpoint'])
+            rows = done_rows(args.csv, file_record(ckpt)['sha256'])
+            for pt in study.points:
+                row = rows.get((config_name(study, pt), pt.num_samples))
+                state = f"FID {float(row['fid']):.2f}" if row else 'to do'
+                print(f'{pt.name:24s} {pt.label:32s} {pt.num_samples:5d} samples  {state}')
+            if args.plot:
+                plot_map(study, list(rows.values()), args.plot)
+                print(f'wrote {args.plot}')
+            return 0
+        run_study(study, args.csv, args.out, args.checkpoint, args.device, args.inception_path, args.fid_cache,
+                  args.fid_features, only, progress=not args.no_progress)
+    except (EvalError, ValueError, FileNotFoundError) as e:
+        print(f'error: {e}', file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,118 @@
+"""evaluation/study.py: the resumable measurement studies on Model A (run here on a tiny budget, with the shipped
+checkpoint, the stand-in features and a fake MNIST test split), the one-axis reading of Eq. 20's two directions,
+the per-workdir feature cache and the portable results rows."""
+import csv
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from tests.evaluation.eval_helpers import random_images, write_idx_images
+from evaluation import study as study_lib
+
+
+@pytest.fixture
+def fake_data(tmp_path, monkeypatch):
+    write_idx_images(str(tmp_path / 'data' / 'mnist' / 't10k-images-idx3-ubyte'), random_images(24, 28, 1, seed=5))
+    monkeypatch.setenv('PDS_DATA', str(tmp_path / 'data'))
+    return tmp_path
+
+
+def _args(root, *more):
+    return ['a_map', '--samples', '4', '--csv', str(root / 'study.csv'), '--out', str(root / 'out'),
+            '--fid_features', 'standin', '--fid_cache', str(root / 'cache'), '--no_progress', *more]
+
+
+def test_map_points_run_once_and_resume_without_duplicates(fake_data, capsys):
+    root = fake_data
+    only = 'g1.000_lr2e-05,g1.600_lr2e-05,g0.625_lr2e-05'
+    assert study_lib.main(_args(root, '--only', only)) == 0
+    rows = list(csv.DictReader(open(root / 'study.csv')))
+    assert [(r['label'], r['pds'], r['pds_lam'], r['step_lr'], r['iterations'], r['num_samples']) for r in rows] == [
+        ('vanilla', 'False', '', '2e-05', '20', '4'), ('direct λ=1.6', 'True', '1.6', '2e-05', '20', '4'),
+        ('inverse λ=1.6', 'True', '1.6', '2e-05', '20', '4')]
+    assert rows[0]['config'] == 'configs/mnist_cpu_pds.py --pds=false --config.sampling.step_lr=2e-05'
+    assert all(r['kid_std'] and float(r['kid_std']) > 0 for r in rows)
+    assert all(not os.path.isabs(r['workdir']) or str(root) in r['workdir'] for r in rows)
+    assert all('$PDS_DATA' in r['reference'] for r in rows), rows[0]['reference']
+    # PDS changed the samples (the same seeds): the FIDs differ
+    assert len({r['fid'] for r in rows}) == 3
+    capsys.readouterr()
+    assert study_lib.main(_args(root, '--only', only)) == 0                 # rerun: nothing new
+    assert '3 of 3 points done; 0 to run' in capsys.readouterr().out
+    assert len(list(csv.DictReader(open(root / 'study.csv')))) == 3
+    assert study_lib.main(_args(root, '--list')) == 0
+    listed = capsys.readouterr().out.splitlines()
+    assert len(listed) == 30 and sum('to do' in line for line in listed) == 27
+    assert study_lib.main(_args(root, '--plot', str(root / 'map.png'))) == 0 and os.path.getsize(root / 'map.png')
+
+
+def test_unknown_point_is_one_line(fake_data, capsys):
+    assert study_lib.main(_args(fake_data, '--only', 'nope')) == 2
+    assert "a_map has no points ['nope']" in capsys.readouterr().err
+
+
+def test_inverse_lambda_is_direct_one_over_lambda():
+    """Eq. 20's two readings are one axis: 'inverse' with lambda builds exactly the operator of 'direct' 1/lambda."""
+    from configs import mnist_cpu_pds
+    from preconditioning.operator import from_config
+    x = torch.randn(3, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    outs = []
+    for direction, lam in (('inverse', 1.6), ('direct', 1 / 1.6)):
+        config = mnist_cpu_pds.get_config()
+        config.pds.radial_direction, config.pds.lam = direction, lam
+        op = from_config(config.pds, (1, 28, 28))
+        outs.append((op.noise(x), op.drift(x)))
+    for a, b in zip(*outs):
+        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-6)
+    assert not torch.allclose(outs[0][0], x, atol=1e-3)
+
+
+def test_curves_use_the_issue_sample_counts():
+    s = study_lib.a_curves()
+    counts = {p.name: p.num_samples for p in s.points}
+    assert counts['vanilla_100it'] == 2000 and counts['pds_auto_200it'] == 500 and len(s.points) == 21
+    assert dict(s.points[0].overrides)['sampling.n_steps_each'] == 1
+
+
+def test_eval_keeps_features_and_reuses_them(tiny_checkpoint, fake_mnist, tmp_path, monkeypatch):
+    from evaluation import metrics
+    from runners.evaluate import run_eval
+    from tests.evaluation.eval_helpers import mnist_config
+    config = mnist_config(n_steps_each=1)
+    kw = dict(checkpoint=tiny_checkpoint, num_samples=4, batch_size=4, ref=fake_mnist, features='standin',
+              fid_cache=str(tmp_path / 'cache'), progress=False)
+    first = run_eval(config, str(tmp_path / 'w'), **kw)
+    assert first['features_file'] and os.path.isfile(first['features_file'])
+
+    def fail(*a, **k):
+        raise AssertionError('features recomputed')
+    monkeypatch.setattr(metrics, 'files_features', fail)
+    again = run_eval(config, str(tmp_path / 'w'), **kw)
+    assert again['fid'] == first['fid'] and again['kid'] == first['kid']
+    with open(first['features_file'], 'wb') as f:        # a damaged cache is recomputed, never trusted
+        f.write(b'junk')
+    monkeypatch.undo()
+    assert run_eval(config, str(tmp_path / 'w'), **kw)['fid'] == first['fid']
+
+
+def test_kid_subsets_mean_is_clean_fids_kid():
+    from evaluation.metrics import kid_from_feats, kid_subsets
+    rng = np.random.RandomState(1)
+    a, b = rng.randn(300, 16), rng.randn(250, 16) * 1.1 + 0.1
+    mean, std = kid_subsets(a, b, seed=3)
+    assert mean == pytest.approx(kid_from_feats(a, b, seed=3), rel=1e-12)
+    assert 0 < std < mean
+    same, same_std = kid_subsets(a[:150], a[150:], seed=0, max_subset_size=50)
+    assert abs(same) < 3 * same_std            # same distribution: KID 0 within its spread
+
+
+def test_results_rows_are_portable(tmp_path, monkeypatch):
+    from evaluation.results import portable
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv('PDS_DATA', str(tmp_path / 'data'))
+    assert portable(f'data:{tmp_path}/data/mnist') == 'data:$PDS_DATA/mnist'
+    assert portable(str(tmp_path / 'runs' / 'a')) == os.path.join('runs', 'a')
+    assert portable(os.path.expanduser('~/x/y')) == os.path.join('~', 'x', 'y')
+    assert portable(3.5) == 3.5 and portable('vanilla') == 'vanilla'

@@ -86,11 +86,12 @@ def a_curves(samples=None):
 
 
 def a_map(samples=None):
-    points = []
-    for step in MAP_STEPS:
-        for gain in MAP_GAINS:
-            points.append(Point(f'g{gain:.3f}_lr{step:g}', _gain_label(gain),
-                                _gain_overrides(gain) + (('sampling.step_lr', step),), samples or 1000))
+    # coarse first: three step sizes x (vanilla, lambda 1.6 both ways), then lambda 2.5 both ways, then the finer steps
+    coarse, fine = MAP_STEPS[:3], MAP_STEPS[3:]
+    order = [(s, g) for s in coarse for g in MAP_GAINS[:3]] + [(s, g) for s in coarse for g in MAP_GAINS[3:]] + \
+        [(s, g) for s in fine for g in MAP_GAINS]
+    points = [Point(f'g{gain:.3f}_lr{step:g}', _gain_label(gain),
+                    _gain_overrides(gain) + (('sampling.step_lr', step),), samples or 1000) for step, gain in order]
     return Study('a_map', MODEL_A, tuple(points), about='Model A at 20 iterations: high-frequency gain x step_lr')
 
 
@@ -143,6 +144,7 @@ def run_study(study, csv_path, out, checkpoint=None, device='cpu', inception_pat
     """Score every point of ``study`` not yet in ``csv_path``; returns the rows of the study's points."""
     from evaluation.features import EvalError
     from runners.evaluate import run_eval
+    from runners.sample import SamplingError
     from utils.provenance import file_record
     checkpoint = checkpoint or os.path.join(ROOT, study.model['checkpoint'])
     if not os.path.isfile(checkpoint):
@@ -162,11 +164,19 @@ def run_study(study, csv_path, out, checkpoint=None, device='cpu', inception_pat
     for i, point in enumerate(todo):
         start = time.time()
         workdir = os.path.join(out, study.name, sha[:8], point.name)
-        rec = run_eval(point_config(study, point), workdir, checkpoint=checkpoint, num_samples=point.num_samples,
-                       batch_size=min(study.batch_size, point.num_samples), device=device, ref=ref,
-                       ref_split=study.model['ref_split'], features=features, inception_path=inception_path,
-                       results_csv=csv_path, fid_cache=fid_cache, config_name=config_name(study, point),
-                       progress=progress, label=point.label)
+        try:
+            rec = run_eval(point_config(study, point), workdir, checkpoint=checkpoint, num_samples=point.num_samples,
+                           batch_size=min(study.batch_size, point.num_samples), device=device, ref=ref,
+                           ref_split=study.model['ref_split'], features=features, inception_path=inception_path,
+                           results_csv=csv_path, fid_cache=fid_cache, config_name=config_name(study, point),
+                           progress=progress, label=point.label)
+        except SamplingError as e:
+            if 'diverged' not in str(e):
+                raise
+            rec = diverged_row(study, point, checkpoint, csv_path)
+            log(f'[{i + 1}/{len(todo)}] {point.name} ({point.label}): diverged, recorded as FID inf ({e})')
+            cost_done += _cost(study, point)
+            continue
         spent += time.time() - start
         cost_done += _cost(study, point)
         eta = spent / cost_done * (total - cost_done)
@@ -177,6 +187,24 @@ def run_study(study, csv_path, out, checkpoint=None, device='cpu', inception_pat
     rows = done_rows(csv_path, sha)
     return [rows[(config_name(study, p), p.num_samples)] for p in points
             if (config_name(study, p), p.num_samples) in rows]
+
+
+def diverged_row(study, point, checkpoint, csv_path):
+    """The CSV row of a point whose sampler diverged (left the divergence bound of ``runners.sample``): FID and KID
+    are infinite (the sampler has no output), so that the map shows it and a rerun does not try again."""
+    import datetime
+    import sampling
+    from evaluation import results
+    from utils.provenance import file_record
+    config = point_config(study, point)
+    its, nfe = sampling.iterations(config)
+    row = dict(results.config_fields(config))
+    rec = file_record(checkpoint)
+    row.update(time=datetime.datetime.now().isoformat(timespec='seconds'), config=config_name(study, point),
+               checkpoint=checkpoint, checkpoint_file=rec['path'], checkpoint_sha256=rec['sha256'], iterations=its,
+               nfe=nfe, num_samples=point.num_samples, seed=config.seed, fid=float('inf'), label=point.label)
+    results.append_csv(csv_path, row)
+    return row
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -197,13 +225,18 @@ def plot_map(study, rows, out_png, metric='fid'):
             continue
         gain = next(g for g in gains if p.name.startswith(f'g{g:.3f}_'))
         step = dict(p.overrides)['sampling.step_lr']
-        grid[gains.index(gain), steps.index(step)] = float(row[metric])
+        grid[gains.index(gain), steps.index(step)] = float(row[metric]) if row[metric] not in ('', None) else \
+            (math.inf if math.isinf(float(row['fid'])) else math.nan)
     fig, ax = plt.subplots(figsize=(1.2 * len(steps) + 2, 0.7 * len(gains) + 1.6))
-    im = ax.imshow(grid, cmap='viridis_r', aspect='auto')
+    finite = grid[np.isfinite(grid)]
+    shown = np.where(np.isfinite(grid), grid, np.nan)
+    im = ax.imshow(shown, cmap='viridis_r', aspect='auto')
     for (i, j), v in np.ndenumerate(grid):
-        if not math.isnan(v):
+        if math.isinf(v):
+            ax.text(j, i, 'diverged', ha='center', va='center', fontsize=7, color='tab:red')
+        elif not math.isnan(v):
             ax.text(j, i, f'{v:.0f}' if metric == 'fid' else f'{v:.3f}', ha='center', va='center', fontsize=8,
-                    color='white' if v > np.nanmean(grid) else 'black')
+                    color='white' if finite.size and v > np.mean(finite) else 'black')
     ax.set_xticks(range(len(steps)), [f'{s:g}' for s in steps])
     ax.set_yticks(range(len(gains)), [_gain_label(g) for g in gains])
     ax.set_xlabel('step_lr')

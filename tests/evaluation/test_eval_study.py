@@ -116,3 +116,15 @@ def test_results_rows_are_portable(tmp_path, monkeypatch):
     assert portable(str(tmp_path / 'runs' / 'a')) == os.path.join('runs', 'a')
     assert portable(os.path.expanduser('~/x/y')) == os.path.join('~', 'x', 'y')
     assert portable(3.5) == 3.5 and portable('vanilla') == 'vanilla'
+
+
+def test_a_diverging_point_is_recorded_once_as_infinite(fake_data):
+    root = fake_data
+    s = study_lib.Study('t', study_lib.MODEL_A, (study_lib.Point('huge_step', 'vanilla', (
+        ('pds.enabled', False), ('sampling.step_lr', 1.0)), 4),))
+    logs = []
+    kw = dict(features='standin', fid_cache=str(root / 'cache'), progress=False, log=logs.append)
+    rows = study_lib.run_study(s, str(root / 's.csv'), str(root / 'out'), **kw)
+    assert len(rows) == 1 and rows[0]['fid'] == 'inf' and rows[0]['step_lr'] == '1.0' and 'diverged' in logs[-1]
+    assert study_lib.run_study(s, str(root / 's.csv'), str(root / 'out'), **kw) == rows     # not tried again
+    assert '1 of 1 points done' in logs[-1]

@@ -140,8 +140,10 @@ FEATURE_NFE = 25      # one image's Inception features cost about 25 NFE of the 
 
 
 def run_study(study, csv_path, out, checkpoint=None, device='cpu', inception_path=None, fid_cache=None,
-              features='inception', only=(), progress=True, log=print):
-    """Score every point of ``study`` not yet in ``csv_path``; returns the rows of the study's points."""
+              features='inception', only=(), progress=True, log=print, grids=None):
+    """Score every point of ``study`` not yet in ``csv_path``; returns the rows of the study's points.  With
+    ``grids`` (a folder), each point's grid of its first 64 samples (the same seeds for every point) is copied
+    there as ``<point>.png``."""
     from evaluation.features import EvalError
     from runners.evaluate import run_eval
     from runners.sample import SamplingError
@@ -177,6 +179,10 @@ def run_study(study, csv_path, out, checkpoint=None, device='cpu', inception_pat
             log(f'[{i + 1}/{len(todo)}] {point.name} ({point.label}): diverged, recorded as FID inf ({e})')
             cost_done += _cost(study, point)
             continue
+        if grids and os.path.isfile(os.path.join(workdir, 'grid.png')):
+            import shutil
+            os.makedirs(grids, exist_ok=True)
+            shutil.copyfile(os.path.join(workdir, 'grid.png'), os.path.join(grids, f'{point.name}.png'))
         spent += time.time() - start
         cost_done += _cost(study, point)
         eta = spent / cost_done * (total - cost_done)
@@ -205,6 +211,58 @@ def diverged_row(study, point, checkpoint, csv_path):
                nfe=nfe, num_samples=point.num_samples, seed=config.seed, fid=float('inf'), label=point.label)
     results.append_csv(csv_path, row)
     return row
+
+
+def iterations_to_match(curve, target):
+    """The iterations at which a decreasing FID ``curve`` [(iterations, fid), ...] first reaches ``target``,
+    interpolating linearly in (log iterations, FID) between the two points around it; None if it never does,
+    the first iteration count if it starts below."""
+    pts = sorted((its, fid) for its, fid in curve if math.isfinite(fid))
+    for k, (its, fid) in enumerate(pts):
+        if fid <= target:
+            if k == 0:
+                return float(its)
+            (i0, f0), (i1, f1) = pts[k - 1], (its, fid)
+            w = (f0 - target) / (f0 - f1)
+            return float(math.exp(math.log(i0) + w * (math.log(i1) - math.log(i0))))
+    return None
+
+
+def summary(study, rows):
+    """Markdown: the study's rows as a table (series x iterations: FID, KID +- std), and for ``a_curves`` the
+    iterations vanilla needs to reach each PDS series' FID at 20 iterations."""
+    by_config = {r['config']: r for r in rows}
+    cells, series, its_all = {}, [], []
+    for p in study.points:
+        row = by_config.get(config_name(study, p))
+        if row is None:
+            continue
+        its = int(row['iterations'])
+        if p.label not in series:
+            series.append(p.label)
+        if its not in its_all:
+            its_all.append(its)
+        kid = '' if row.get('kid') in ('', None) else f"<br>{float(row['kid']):.3f} ± {float(row.get('kid_std') or 0):.3f}"
+        cells[(p.label, its)] = (float(row['fid']), f"{float(row['fid']):.1f}{kid}", int(row['num_samples']))
+    its_all.sort()
+    head = '| series | ' + ' | '.join(f'{i} it' for i in its_all) + ' |'
+    lines = [head, '|' + '---|' * (len(its_all) + 1)]
+    for label in series:
+        lines.append(f'| {label} | ' + ' | '.join(cells.get((label, i), (0, '—', 0))[1] for i in its_all) + ' |')
+    counts = sorted({c[2] for c in cells.values()})
+    lines.append('')
+    lines.append(f'FID, and KID ± its standard deviation over 100 subsets; {"/".join(map(str, counts))} samples '
+                 'per point.')
+    vanilla = [(i, cells[('vanilla', i)][0]) for i in its_all if ('vanilla', i) in cells]
+    for label in series:
+        if label == 'vanilla' or (label, 20) not in cells or not vanilla:
+            continue
+        target = cells[(label, 20)][0]
+        need = iterations_to_match(vanilla, target)
+        said = f'about {need:.0f} iterations ({need / 20:.1f}x)' if need else \
+            f'more than the {max(i for i, _ in vanilla)} measured'
+        lines.append(f'- vanilla needs {said} to reach the FID of {label} at 20 iterations ({target:.1f}).')
+    return '\n'.join(lines) + '\n'
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -261,6 +319,10 @@ def main(argv=None):
     p.add_argument('--only', default='', help='comma-separated point names')
     p.add_argument('--list', action='store_true', help='list the points and whether each is done; run nothing')
     p.add_argument('--plot', default=None, help='a_map: draw the heat map of the rows done into this image')
+    p.add_argument('--summary', action='store_true', help='print the rows done as a markdown table (and, for '
+                   'a_curves, the iterations vanilla needs to match PDS at 20); run nothing')
+    p.add_argument('--grids', default=None, help='copy each point\'s sample grid here as <point>.png (default: '
+                   'results/mnist_cpu/grids/<study> beside the default --csv; "" for none)')
     p.add_argument('--device', default='cpu')
     p.add_argument('--inception_path', default=None)
     p.add_argument('--fid_cache', default=None)
@@ -275,6 +337,11 @@ def main(argv=None):
         return 2
     from evaluation.features import EvalError
     try:
+        if args.summary:
+            from utils.provenance import file_record
+            ckpt = args.checkpoint or os.path.join(ROOT, study.model['checkpoint'])
+            print(summary(study, list(done_rows(args.csv, file_record(ckpt)['sha256']).values())), end='')
+            return 0
         if args.list or args.plot:
             from utils.provenance import file_record
             ckpt = args.checkpoint or os.path.join(ROOT, study.model['checkpoint'])
@@ -287,8 +354,9 @@ def main(argv=None):
                 plot_map(study, list(rows.values()), args.plot)
                 print(f'wrote {args.plot}')
             return 0
+        grids = args.grids if args.grids is not None else os.path.join(os.path.dirname(args.csv), 'grids', study.name)
         run_study(study, args.csv, args.out, args.checkpoint, args.device, args.inception_path, args.fid_cache,
-                  args.fid_features, only, progress=not args.no_progress)
+                  args.fid_features, only, progress=not args.no_progress, grids=grids or None)
     except (EvalError, ValueError, FileNotFoundError) as e:
         print(f'error: {e}', file=sys.stderr)
         return 2

@@ -38,6 +38,8 @@ def test_map_points_run_once_and_resume_without_duplicates(fake_data, capsys):
     assert all('$PDS_DATA' in r['reference'] for r in rows), rows[0]['reference']
     # PDS changed the samples (the same seeds): the FIDs differ
     assert len({r['fid'] for r in rows}) == 3
+    grids = sorted(os.listdir(root / 'grids' / 'a_map'))      # each point's grid, beside the CSV
+    assert grids == ['g0.625_lr2e-05.png', 'g1.000_lr2e-05.png', 'g1.600_lr2e-05.png']
     capsys.readouterr()
     assert study_lib.main(_args(root, '--only', only)) == 0                 # rerun: nothing new
     assert '3 of 3 points done; 0 to run' in capsys.readouterr().out
@@ -128,3 +130,26 @@ def test_a_diverging_point_is_recorded_once_as_infinite(fake_data):
     assert len(rows) == 1 and rows[0]['fid'] == 'inf' and rows[0]['step_lr'] == '1.0' and 'diverged' in logs[-1]
     assert study_lib.run_study(s, str(root / 's.csv'), str(root / 'out'), **kw) == rows     # not tried again
     assert '1 of 1 points done' in logs[-1]
+
+
+def test_iterations_to_match_interpolates_in_log_iterations():
+    curve = [(10, 300.), (20, 200.), (50, 100.), (100, 50.)]
+    assert study_lib.iterations_to_match(curve, 100.) == pytest.approx(50.)
+    assert study_lib.iterations_to_match(curve, 150.) == pytest.approx(np.exp((np.log(20) + np.log(50)) / 2))
+    assert study_lib.iterations_to_match(curve, 400.) == 10.
+    assert study_lib.iterations_to_match(curve, 10.) is None
+    assert study_lib.iterations_to_match([(10, float('inf')), (20, 80.)], 90.) == 20.
+
+
+def test_summary_names_the_speed_up():
+    s = study_lib.a_curves()
+    rows = []
+    fids = {'vanilla': {10: 300., 20: 200., 50: 100.}, 'PDS auto': {10: 120., 20: 100.}}
+    for p in s.points:
+        its = dict(p.overrides)['sampling.n_steps_each'] * 10
+        if its in fids.get(p.label, {}):
+            rows.append(dict(config=study_lib.config_name(s, p), iterations=str(its), fid=str(fids[p.label][its]),
+                             kid='0.1', kid_std='0.01', num_samples=str(p.num_samples)))
+    text = study_lib.summary(s, rows)
+    assert '| vanilla | 300.0<br>0.100 ± 0.010 | 200.0<br>0.100 ± 0.010 | 100.0<br>0.100 ± 0.010 |' in text
+    assert 'vanilla needs about 50 iterations (2.5x) to reach the FID of PDS auto at 20 iterations (100.0)' in text

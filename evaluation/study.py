@@ -21,6 +21,11 @@ images, ``$PDS_DATA/mnist``):
   readings are one axis: 'inverse' with lambda is *exactly* 'direct' with 1 / lambda (the filter is 1 inside the
   disc and lambda or 1 / lambda outside), so g > 1 is 'direct' lambda = g, g < 1 is 'inverse' lambda = 1 / g, and
   g = 1 is vanilla.
+* ``a_rivals``: the rival samplers at the same NFE (2,000 samples per point): annealed Langevin (vanilla, PDS Table
+  1, PDS auto) at 10 / 20 / 50 / 100, Euler and EDM Heun on the probability-flow ODE, EDM's stochastic sampler, and
+  Heun + k Langevin corrector steps per level, without and with PDS in the corrector (supp. Theorem 1), all on the
+  model's own 10 geometric levels (NCSN v1 is trained only there).  The adaptive solvers (scipy RK45, Gotta Go Fast)
+  need a score continuous in sigma and wait for Model B (NCSN++).
 """
 import argparse
 import math
@@ -95,7 +100,32 @@ def a_map(samples=None):
     return Study('a_map', MODEL_A, tuple(points), about='Model A at 20 iterations: high-frequency gain x step_lr')
 
 
-STUDIES = {'a_curves': a_curves, 'a_map': a_map}
+def a_rivals(samples=None):
+    """The rival samplers on Model A at the budgets of the curves, on the model's own 10 noise levels (geometric
+    1 -> 0.01: NCSN v1 is trained only there, between them its score is the nearest level's)."""
+    n = samples or 2000
+    off = (('pds.enabled', False),)
+    edm = (('sampling.schedule', 'geometric'),)
+    points = []
+    for its in (10, 20, 50, 100):                   # annealed Langevin, shared with a_curves (same rows)
+        steps = (('sampling.n_steps_each', its // 10),)
+        points += [Point(f'vanilla_{its}it', 'vanilla', off + steps, n),
+                   Point(f'pds_table1_{its}it', 'PDS Table 1 (r=0.2H, λ=1.6)', steps, n),
+                   Point(f'pds_auto_{its}it', 'PDS auto', (('pds.freq', 'auto'),) + steps, n)]
+    for method, label, ns in (('ode_euler', 'Euler (PF-ODE)', (10,)), ('edm', 'EDM Heun', (4, 10)),
+                              ('edm_stochastic', 'EDM stochastic', (4, 10))):
+        for steps in ns:
+            points.append(Point(f'{method}_{steps}', label, off + edm + (('sampling.method', method),
+                                                                         ('sampling.num_steps', steps)), n))
+    for k in (1, 3, 9):                             # Heun on the 10 levels + k corrector steps after each
+        corr = edm + (('sampling.method', 'edm'), ('sampling.num_steps', 10), ('sampling.step_corrector', 'langevin'),
+                      ('sampling.n_steps_each', k))
+        points += [Point(f'heun_langevin{k}', 'Heun + Langevin corrector', off + corr, n),
+                   Point(f'heun_pds{k}', 'Heun + PDS corrector (r=0.2H, λ=1.6)', corr, n)]
+    return Study('a_rivals', MODEL_A, tuple(points), about='Model A: rival samplers at the same NFE')
+
+
+STUDIES = {'a_curves': a_curves, 'a_map': a_map, 'a_rivals': a_rivals}
 
 
 # ---------------------------------------------------------------------------------------------------------------

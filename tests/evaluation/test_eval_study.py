@@ -153,3 +153,19 @@ def test_summary_names_the_speed_up():
     text = study_lib.summary(s, rows)
     assert '| vanilla | 300.0<br>0.100 ± 0.010 | 200.0<br>0.100 ± 0.010 | 100.0<br>0.100 ± 0.010 |' in text
     assert 'vanilla needs about 50 iterations (2.5x) to reach the FID of PDS auto at 20 iterations (100.0)' in text
+
+
+def test_rivals_run_at_the_stated_budgets_on_the_models_levels():
+    import sampling
+    from sampling.edm import sigma_schedule
+    s = study_lib.a_rivals()
+    nfe = {p.name: sampling.iterations(study_lib.point_config(s, p))[1] for p in s.points}
+    assert [nfe[f'vanilla_{i}it'] for i in (10, 20, 50, 100)] == [10, 20, 50, 100]
+    assert (nfe['ode_euler_10'], nfe['edm_4'], nfe['edm_10'], nfe['edm_stochastic_10']) == (10, 7, 19, 19)
+    assert [nfe[f'heun_pds{k}'] for k in (1, 3, 9)] == [28, 46, 100]
+    config = study_lib.point_config(s, next(p for p in s.points if p.name == 'edm_10'))
+    levels = sigma_schedule('geometric', config.model.sigma_min, config.model.sigma_max, 10)[:10]
+    trained = np.geomspace(config.model.sigma_max, config.model.sigma_min, config.model.num_scales)
+    np.testing.assert_allclose(np.asarray(levels, dtype=np.float64), trained, rtol=1e-5)   # the trained levels
+    assert not study_lib.point_config(s, next(p for p in s.points if p.name == 'edm_10')).pds.enabled
+    assert study_lib.point_config(s, next(p for p in s.points if p.name == 'heun_pds3')).pds.enabled

@@ -1,6 +1,6 @@
 """FID against iterations, vanilla vs PDS, from a results CSV (``--results_csv`` of ``--mode eval``).
 
-    python -m evaluation.plot results.csv fid.png [--metric kid] [--x nfe] [--only LABEL,...] [--title "..."]
+    python -m evaluation.plot results.csv fid.png [--metric kid] [--x nfe] [--only 'LABEL;...'] [--title "..."]
 
 One panel per model (the ``model`` column: family, network, dataset, resolution); in each, one line per series (the
 ``label`` column, e.g. 'vanilla', 'PDS auto', 'edm'; rows without a label are 'vanilla' or 'PDS' by their ``pds``
@@ -97,10 +97,10 @@ def main(argv=None):
     parser.add_argument('--metric', default='fid', choices=('fid', 'kid'))
     parser.add_argument('--title', default=None)
     parser.add_argument('--x', default='iterations', choices=('iterations', 'nfe'))
-    parser.add_argument('--only', default='', help='comma-separated series labels to draw (default: all)')
+    parser.add_argument('--only', default='', help="';'-separated series labels to draw (default: all)")
     parser.add_argument('--linear', action='store_true', help='linear x axis (default: log)')
     args = parser.parse_args(argv)
-    only = tuple(x.strip() for x in args.only.split(',') if x.strip())
+    only = tuple(x.strip() for x in args.only.split(';') if x.strip())
     try:
         series = plot_results(args.csv, args.out, args.metric, args.title, args.x, only, not args.linear)
     except (OSError, ValueError) as e:

@@ -95,7 +95,7 @@ def a_map(samples=None):
     coarse, fine = MAP_STEPS[:3], MAP_STEPS[3:]
     order = [(s, g) for s in coarse for g in MAP_GAINS[:3]] + [(s, g) for s in coarse for g in MAP_GAINS[3:]] + \
         [(s, g) for s in fine for g in MAP_GAINS]
-    points = [Point(f'g{gain:.3f}_lr{step:g}', _gain_label(gain),
+    points = [Point(f'g{gain:.3f}_lr{step:g}', f'{_gain_label(gain)}, step_lr {step:g}',
                     _gain_overrides(gain) + (('sampling.step_lr', step),), samples or 1000) for step, gain in order]
     return Study('a_map', MODEL_A, tuple(points), about='Model A at 20 iterations: high-frequency gain x step_lr')
 

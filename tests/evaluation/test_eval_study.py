@@ -30,8 +30,9 @@ def test_map_points_run_once_and_resume_without_duplicates(fake_data, capsys):
     assert study_lib.main(_args(root, '--only', only)) == 0
     rows = list(csv.DictReader(open(root / 'study.csv')))
     assert [(r['label'], r['pds'], r['pds_lam'], r['step_lr'], r['iterations'], r['num_samples']) for r in rows] == [
-        ('vanilla', 'False', '', '2e-05', '20', '4'), ('direct λ=1.6', 'True', '1.6', '2e-05', '20', '4'),
-        ('inverse λ=1.6', 'True', '1.6', '2e-05', '20', '4')]
+        ('vanilla, step_lr 2e-05', 'False', '', '2e-05', '20', '4'),
+        ('direct λ=1.6, step_lr 2e-05', 'True', '1.6', '2e-05', '20', '4'),
+        ('inverse λ=1.6, step_lr 2e-05', 'True', '1.6', '2e-05', '20', '4')]
     assert rows[0]['config'] == 'configs/mnist_cpu_pds.py --pds=false --config.sampling.step_lr=2e-05'
     assert all(r['kid_std'] and float(r['kid_std']) > 0 for r in rows)
     assert all(not os.path.isabs(r['workdir']) or str(root) in r['workdir'] for r in rows)

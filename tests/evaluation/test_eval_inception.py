@@ -51,3 +51,18 @@ def test_real_inception_end_to_end(tmp_path):
     other = run_eval(mnist_config(), str(tmp_path / 'eval_other'), ref=f'data:{tmp_path / "other.npy"}',
                      mode='legacy_tensorflow', **common)
     assert math.isfinite(other['fid']) and other['fid'] > 10 and other['features_info']['kind'] == 'inception'
+
+
+def test_channels_last_is_opt_in_recorded_and_close(monkeypatch):
+    from evaluation.features import CHANNELS_LAST_ENV
+    monkeypatch.delenv(CHANNELS_LAST_ENV, raising=False)
+    exact, info = load_inception(INCEPTION, 'clean')
+    monkeypatch.setenv(CHANNELS_LAST_ENV, '1')
+    fast, fast_info = load_inception(INCEPTION, 'clean')
+    if info['format'] == 'nvidia':
+        pytest.skip("clean-fid's own file runs its TorchScript forward: no channels-last path")
+    assert 'memory_format' not in info and fast_info['memory_format'] == 'channels_last'
+    x = torch.rand(2, 3, 299, 299, generator=torch.Generator().manual_seed(0)) * 255
+    with torch.no_grad():
+        a, b = exact(x), fast(x)
+    torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-4)

@@ -213,7 +213,7 @@ def run_study(study, csv_path, out, checkpoint=None, device='cpu', inception_pat
             import shutil
             os.makedirs(grids, exist_ok=True)
             shutil.copyfile(os.path.join(workdir, 'grid.png'), os.path.join(grids, f'{point.name}.png'))
-        spent += time.time() - start
+        spent += time.time() - start - float(rec.get('reference_seconds') or 0)   # the reference is once
         cost_done += _cost(study, point)
         eta = spent / cost_done * (total - cost_done)
         kid = '' if rec['kid'] is None else f", KID {rec['kid']:.4f} ± {rec['kid_std']:.4f}"

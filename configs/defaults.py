@@ -271,6 +271,16 @@ _SETTING_FIELDS = {
 }
 
 
+def set_field(config, key, value):
+    """Set the field ``key`` (``'section.field'``) of ``config`` to ``value``.  Returns False, setting nothing, when
+    the config has no such field (ml_collections would add it silently: a typo must not pass)."""
+    section, fld = key.split('.', 1)
+    if section not in config or fld not in config[section]:
+        return False
+    config[section][fld] = value
+    return True
+
+
 def apply_setting(config, settings, name):
     """Turn PDS on with the named table row ``settings[name]`` (e.g. ``'table1_20it'``)."""
     if name not in settings:

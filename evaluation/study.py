@@ -60,7 +60,6 @@ class Study:
     model: dict               # config module, checkpoint, reference spec and split
     points: tuple
     batch_size: int = 100
-    about: str = ''
 
 
 def _gain_overrides(gain):
@@ -78,16 +77,21 @@ def _gain_label(gain):
     return f'direct λ={gain:g}' if gain > 1 else f'inverse λ={1 / gain:g}'
 
 
-def a_curves(samples=None):
-    series = (('vanilla', 'vanilla', (('pds.enabled', False),)),
+# annealed Langevin on Model A's 10 levels: (point name prefix, series label, overrides of configs/mnist_cpu_pds.py)
+ALD_SERIES = (('vanilla', 'vanilla', (('pds.enabled', False),)),
               ('pds_table1', 'PDS Table 1 (r=0.2H, λ=1.6)', ()),
               ('pds_auto', 'PDS auto', (('pds.freq', 'auto'),)))
-    points = []
-    for its in CURVE_ITERATIONS:
-        n = samples or (2000 if its <= 100 else 500)
-        for key, label, over in series:
-            points.append(Point(f'{key}_{its}it', label, over + (('sampling.n_steps_each', its // 10),), n))
-    return Study('a_curves', MODEL_A, tuple(points), about='Model A, annealed Langevin, 10 levels x (1 .. 100) steps')
+
+
+def _ald_points(iterations, samples):
+    """The ALD_SERIES points at each of ``iterations`` (10 levels x its / 10 steps); ``samples(its)`` per point."""
+    return [Point(f'{key}_{its}it', label, over + (('sampling.n_steps_each', its // 10),), samples(its))
+            for its in iterations for key, label, over in ALD_SERIES]
+
+
+def a_curves(samples=None):
+    return Study('a_curves', MODEL_A, tuple(_ald_points(CURVE_ITERATIONS,
+                                                        lambda its: samples or (2000 if its <= 100 else 500))))
 
 
 def a_map(samples=None):
@@ -97,7 +101,7 @@ def a_map(samples=None):
         [(s, g) for s in fine for g in MAP_GAINS]
     points = [Point(f'g{gain:.3f}_lr{step:g}', f'{_gain_label(gain)}, step_lr {step:g}',
                     _gain_overrides(gain) + (('sampling.step_lr', step),), samples or 1000) for step, gain in order]
-    return Study('a_map', MODEL_A, tuple(points), about='Model A at 20 iterations: high-frequency gain x step_lr')
+    return Study('a_map', MODEL_A, tuple(points))
 
 
 def a_rivals(samples=None):
@@ -106,12 +110,7 @@ def a_rivals(samples=None):
     n = samples or 2000
     off = (('pds.enabled', False),)
     edm = (('sampling.schedule', 'geometric'),)
-    points = []
-    for its in (10, 20, 50, 100):                   # annealed Langevin, shared with a_curves (same rows)
-        steps = (('sampling.n_steps_each', its // 10),)
-        points += [Point(f'vanilla_{its}it', 'vanilla', off + steps, n),
-                   Point(f'pds_table1_{its}it', 'PDS Table 1 (r=0.2H, λ=1.6)', steps, n),
-                   Point(f'pds_auto_{its}it', 'PDS auto', (('pds.freq', 'auto'),) + steps, n)]
+    points = _ald_points((10, 20, 50, 100), lambda its: n)     # shared with a_curves (the same rows)
     for method, label, ns in (('ode_euler', 'Euler (PF-ODE)', (10,)), ('edm', 'EDM Heun', (4, 10)),
                               ('edm_stochastic', 'EDM stochastic', (4, 10))):
         for steps in ns:
@@ -122,7 +121,7 @@ def a_rivals(samples=None):
                       ('sampling.n_steps_each', k))
         points += [Point(f'heun_langevin{k}', 'Heun + Langevin corrector', off + corr, n),
                    Point(f'heun_pds{k}', 'Heun + PDS corrector (r=0.2H, λ=1.6)', corr, n)]
-    return Study('a_rivals', MODEL_A, tuple(points), about='Model A: rival samplers at the same NFE')
+    return Study('a_rivals', MODEL_A, tuple(points))
 
 
 STUDIES = {'a_curves': a_curves, 'a_map': a_map, 'a_rivals': a_rivals}
@@ -132,12 +131,11 @@ STUDIES = {'a_curves': a_curves, 'a_map': a_map, 'a_rivals': a_rivals}
 
 def point_config(study, point):
     import importlib
+    from configs.defaults import set_field
     config = importlib.import_module(f'configs.{study.model["config"]}').get_config()
     for key, value in point.overrides:
-        section, fld = key.split('.', 1)
-        if section not in config or fld not in config[section]:
+        if not set_field(config, key, value):
             raise ValueError(f'study {study.name}: the config has no field {key!r}')
-        config[section][fld] = value
     return config
 
 
@@ -166,7 +164,9 @@ def _cost(study, point):
     return point.num_samples * (nfe + FEATURE_NFE)
 
 
-FEATURE_NFE = 25      # one image's Inception features cost about 25 NFE of the ngf 16 NCSN on these CPUs (measured)
+# one image's Inception features cost about 45 NFE of the ngf 16 NCSN on these CPUs: 5.5-6.6 img/s
+# (benchmarks/inception_cpu.py) against about 275 img-NFE/s (benchmarks/cpu_speed.py); only the ETA uses it
+FEATURE_NFE = 45
 
 
 def run_study(study, csv_path, out, checkpoint=None, device='cpu', inception_path=None, fid_cache=None,
@@ -185,7 +185,8 @@ def run_study(study, csv_path, out, checkpoint=None, device='cpu', inception_pat
     if '$' in ref:
         raise EvalError(f'study {study.name}: the reference {study.model["ref"]!r} needs PDS_DATA=<folder holding '
                         'mnist/ (IDX files)>')
-    sha = file_record(checkpoint)['sha256']
+    record = file_record(checkpoint)
+    sha = record['sha256']
     points = [p for p in study.points if not only or p.name in only]
     done = done_rows(csv_path, sha)
     todo = [p for p in points if (config_name(study, p), p.num_samples) not in done]
@@ -205,7 +206,7 @@ def run_study(study, csv_path, out, checkpoint=None, device='cpu', inception_pat
         except SamplingError as e:
             if 'diverged' not in str(e):
                 raise
-            rec = diverged_row(study, point, checkpoint, csv_path)
+            rec = diverged_row(study, point, checkpoint, record, csv_path)
             log(f'[{i + 1}/{len(todo)}] {point.name} ({point.label}): diverged, recorded as FID inf ({e})')
             cost_done += _cost(study, point)
             continue
@@ -225,17 +226,16 @@ def run_study(study, csv_path, out, checkpoint=None, device='cpu', inception_pat
             if (config_name(study, p), p.num_samples) in rows]
 
 
-def diverged_row(study, point, checkpoint, csv_path):
+def diverged_row(study, point, checkpoint, rec, csv_path):
     """The CSV row of a point whose sampler diverged (left the divergence bound of ``runners.sample``): FID and KID
-    are infinite (the sampler has no output), so that the map shows it and a rerun does not try again."""
+    are infinite (the sampler has no output), so that the map shows it and a rerun does not try again.  ``rec`` is
+    the checkpoint's ``utils.provenance.file_record``."""
     import datetime
     import sampling
     from evaluation import results
-    from utils.provenance import file_record
     config = point_config(study, point)
     its, nfe = sampling.iterations(config)
     row = dict(results.config_fields(config))
-    rec = file_record(checkpoint)
     row.update(time=datetime.datetime.now().isoformat(timespec='seconds'), config=config_name(study, point),
                checkpoint=checkpoint, checkpoint_file=rec['path'], checkpoint_sha256=rec['sha256'], iterations=its,
                nfe=nfe, num_samples=point.num_samples, seed=config.seed, fid=float('inf'), label=point.label)
@@ -367,15 +367,13 @@ def main(argv=None):
         return 2
     from evaluation.features import EvalError
     try:
-        if args.summary:
-            from utils.provenance import file_record
-            ckpt = args.checkpoint or os.path.join(ROOT, study.model['checkpoint'])
-            print(summary(study, list(done_rows(args.csv, file_record(ckpt)['sha256']).values())), end='')
-            return 0
-        if args.list or args.plot:
+        if args.summary or args.list or args.plot:
             from utils.provenance import file_record
             ckpt = args.checkpoint or os.path.join(ROOT, study.model['checkpoint'])
             rows = done_rows(args.csv, file_record(ckpt)['sha256'])
+            if args.summary:
+                print(summary(study, list(rows.values())), end='')
+                return 0
             for pt in study.points:
                 row = rows.get((config_name(study, pt), pt.num_samples))
                 state = f"FID {float(row['fid']):.2f}" if row else 'to do'

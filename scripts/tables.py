@@ -161,13 +161,9 @@ def parse_sets(items):
 
 
 def _assign(config, key, value, strict=True):
-    section, fld = key.split('.', 1)
-    if section not in config or fld not in config[section]:
-        if strict:
-            raise SystemExit(f'error: the config has no field {key!r}')
-        return False
-    config[section][fld] = value
-    return True
+    from configs.defaults import set_field
+    if not set_field(config, key, value) and strict:
+        raise SystemExit(f'error: the config has no field {key!r}')
 
 
 def build_config(run, pds, sets=(), stats_dir=None):

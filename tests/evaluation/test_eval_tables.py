@@ -108,20 +108,17 @@ def test_shipped_mnist_row_runs_with_the_shipped_checkpoint(tmp_path):
     ref = tmp_path / 'mnist'
     write_idx_images(str(ref / 't10k-images-idx3-ubyte'), random_images(16, 28, 1, seed=3))
     out = tmp_path / 'out'
-    text = _script('table1', ['--rows', 'ncsn_mnist_cpu_20it', '--num_samples', '4', '--batch_size', '4',
-                              '--fid_features', 'standin', '--fid_cache', str(tmp_path / 'cache'), '--ref',
-                              f'mnist_test=data:{ref}', '--out', str(out), '--device', 'cpu', '--no_progress'],
-                   str(tmp_path))
+    args = ['--rows', 'ncsn_mnist_cpu_20it', '--num_samples', '4', '--batch_size', '4', '--fid_features', 'standin',
+            '--fid_cache', str(tmp_path / 'cache'), '--ref', f'mnist_test=data:{ref}', '--out', str(out),
+            '--device', 'cpu', '--no_progress']
+    text = _script('table1', args, str(tmp_path))
     row = next(r for r in _cells(text) if r[0] == 'MNIST (ours)')
     assert row[3] == '20' and re.fullmatch(r'\d+\.\d', row[7]) and re.fullmatch(r'\d+\.\d', row[8]), row
     rows = list(csv.DictReader(open(out / 'results.csv')))
     assert [(r['label'], r['iterations'], r['nfe'], r['num_samples']) for r in rows] == [
         ('vanilla', '20', '20', '4'), ('PDS', '20', '20', '4')]
     assert all(r['checkpoint_file'].endswith(os.path.join('ncsn_mnist_cpu', 'checkpoint.pth')) for r in rows)
-    rerun = _script('table1', ['--rows', 'ncsn_mnist_cpu_20it', '--num_samples', '4', '--batch_size', '4',
-                               '--fid_features', 'standin', '--fid_cache', str(tmp_path / 'cache'), '--ref',
-                               f'mnist_test=data:{ref}', '--out', str(out), '--device', 'cpu', '--no_progress'],
-                    str(tmp_path))
+    rerun = _script('table1', args, str(tmp_path))
     assert row == next(r for r in _cells(rerun) if r[0] == 'MNIST (ours)')
     assert len(list(csv.DictReader(open(out / 'results.csv')))) == 2       # reused, not scored again
 

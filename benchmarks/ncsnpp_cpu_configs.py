@@ -6,8 +6,9 @@ choose configs/ve/mnist_ncsnpp_cpu.py.
 
 For each variant: parameters, sampling speed (img-NFE/s of ``score(x, sigma)`` under ``torch.inference_mode`` at
 ``--batch``) and training speed (img/s of ``Trainer.train_step``: draws, forward, backward, Adam, EMA at
-``--train-batch``).  Variants alternate in one process, so the ratios are meaningful on a shared machine; absolute
-figures drift between runs.  The base variant is the shipped config; every other one changes the listed fields.
+``--train-batch``).  Variants run one after another in one process (name one twice to see the drift): compare
+ratios within one run, absolute figures drift between runs.  The base variant is the shipped config; every other
+one changes the listed fields.
 """
 import argparse
 import os
@@ -31,8 +32,9 @@ VARIANTS = {
     'biggan_fir': dict(resblock_type='biggan', fir=True),
     'residual_input': dict(progressive_input='residual'),
     'nf16': dict(nf=16),
+    'nf32': dict(nf=32),
     'nf64': dict(nf=64),
-    'one_block': dict(num_res_blocks=1),
+    'two_blocks': dict(num_res_blocks=2),
     'no_attention': dict(attn_resolutions=()),
 }
 

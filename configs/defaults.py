@@ -59,7 +59,7 @@ def _common():
     sampling.rho = 7.                # EDM Eq. 5
     sampling.s_churn = 80.           # edm_stochastic (EDM Alg. 2; Table 5, VE): gamma = min(S_churn / N, sqrt(2) - 1)
     sampling.s_tmin = 0.05           #   ... on levels in [S_tmin, S_tmax]
-    sampling.s_tmax = 1.
+    sampling.s_tmax = 50.            #   (Table 5's VE column: 80 / 0.05 / 50 / 1.007)
     sampling.s_noise = 1.007
     sampling.step_corrector = 'none'  # edm / edm_stochastic / ode_euler: 'langevin' | 'ald' | 'none' after each step
     #                                   (snr, n_steps_each; PDS acts only here -- Theorem 1 covers the corrector)

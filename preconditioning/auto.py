@@ -1,5 +1,5 @@
 """Automatic PDS (``pds.freq = 'auto'``): per-step frequency filters derived from the data's spectrum and the
-sampler's schedule, with no alpha, lambda or step size to tune.  The derivation is in docs/auto_pds.md; in short:
+sampler's schedule, with no alpha, lambda or step size to tune.  This docstring is the derivation:
 
 Model the data as a Gaussian that is diagonal in the orthonormal 2-D DFT: frequency k has mean mu_k and variance
 P_k (both from ``--mode stats``' ``<name>_spectrum.npy``).  At noise level sigma the score is then

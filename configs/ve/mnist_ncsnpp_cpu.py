@@ -6,8 +6,14 @@ N = 1000) with a CPU-sized network:
 
 * 28 px as MNIST is (no padding): three levels 28 -> 14 -> 7 (ch_mult (1, 2, 2)); attention only at 7 x 7, none at
   full resolution;
-* nf / num_res_blocks / resblock_type / fir: the candidates are measured side by side by
-  ``benchmarks/ncsnpp_cpu_configs.py`` (training img/s and sampling img-NFE/s); the values below are its choice;
+* nf / num_res_blocks / resblock_type / fir: the candidates were measured side by side by
+  ``benchmarks/ncsnpp_cpu_configs.py`` (results/model_b/ncsnpp_cpu_configs.txt; 2 threads, batch 64 training,
+  batch 100 sampling): DDPM blocks train faster than BigGAN blocks (51-60 vs 42 img/s) and FIR buys nothing
+  measurable, so 'ddpm' without FIR; one residual block per level instead of two trains x1.5-1.7 faster (89 vs
+  51-60 img/s) and samples faster, and at a budget of a few CPU-hours more steps beat more depth, so 1 block;
+  nf 28: the widest that keeps the exact resume file (fp32 weights, EMA and both Adam moments: 16 bytes per
+  parameter) under the repository's 16 MB per-file limit (0.84 M parameters, 13.5 MB; nf 32 is 1.10 M, 17.6 MB;
+  nf 16 is 0.4 M, nf 64 trains at 18 img/s); attention at 7 x 7 kept (score_sde's design);
 * ``sigma_max`` by score_sde's rule (Song & Ermon 2020, Technique 1: the largest Euclidean distance between two
   training images): 16.19 over a seeded 10,000-image subset of the MNIST training images in [0, 1] (the whole set's
   maximum is at least that), rounded up to 17; ``sigma_min`` 0.01 as score_sde;
@@ -35,16 +41,16 @@ def get_config():
     model.sigma_max = 17.
     model.sigma_min = 0.01
     model.num_scales = 1000
-    model.nf = 32
+    model.nf = 28
     model.ch_mult = (1, 2, 2)
-    model.num_res_blocks = 2
+    model.num_res_blocks = 1
     model.attn_resolutions = (7,)
     model.resblock_type = 'ddpm'
     model.fir = False
     model.progressive_input = 'none'
     model.dropout = 0.1
     config.training.batch_size = 64
-    config.training.n_iters = 20001
+    config.training.n_iters = 15001     # ~3.5 CPU-hours at ~0.7 s per step of 64
     config.training.snapshot_freq = 500
     config.training.log_freq = 50
     config.optim.warmup = 1000

@@ -178,3 +178,16 @@ def test_shipped_files_recompute_exactly(pds_data, name, tmp_path, monkeypatch):
     with open(out['json']) as f:
         new = json.load(f)
     assert new['sha256'] == rec['sha256']
+
+
+def test_model_b_sigma_max_follows_score_sdes_rule(pds_data):
+    """Model B's sigma_max by Song & Ermon's Technique 1 (at least the largest distance between two training
+    images), checked on the first 10,000 MNIST training images read independently of the config's own subset."""
+    from configs.ve import mnist_ncsnpp_cpu
+    with gzip.open(os.path.join(pds_data, 'mnist', 'train-images-idx3-ubyte.gz')) as f:
+        x = np.frombuffer(f.read(), np.uint8, offset=16).reshape(-1, 784)[:10000]
+    x = torch.from_numpy(x.astype(np.float64) / 255.)
+    sq = (x * x).sum(1)
+    dmax = (sq[:, None] + sq[None, :] - 2 * x @ x.T).clamp_min(0).max().sqrt().item()
+    sigma_max = mnist_ncsnpp_cpu.get_config().model.sigma_max
+    assert 15. < dmax <= sigma_max < 1.2 * dmax

@@ -73,3 +73,13 @@ def test_table_row_values():
     assert (c.pds.alpha, c.sampling.speed_up, c.model.num_res_blocks) == (10., 5., 8)
     with pytest.raises(ValueError, match='unknown PDS setting'):
         mnist_pds.get_config('table9')
+
+
+def test_model_b_resume_file_fits_the_repository_limit():
+    """Model B (configs/ve/mnist_ncsnpp_cpu.py) is committed with its exact resume file: fp32 weights, EMA and both
+    Adam moments (16 bytes per parameter) must stay under 16 MB per file."""
+    from configs.ve import mnist_ncsnpp_cpu
+    config = mnist_ncsnpp_cpu.get_config()
+    with torch.device('meta'):
+        params = sum(p.numel() for p in models.create_model(config).parameters())
+    assert params == 843_137 and 16 * params < 15.5e6

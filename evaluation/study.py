@@ -39,7 +39,9 @@ if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
 MODEL_A = dict(config='mnist_cpu_pds', checkpoint=os.path.join('checkpoints', 'ncsn_mnist_cpu', 'checkpoint.pth'),
-               ref='data:$PDS_DATA/mnist', ref_split='test')
+               ref='data:$PDS_DATA/mnist', ref_split='test', results=os.path.join('results', 'mnist_cpu'))
+MODEL_B = dict(config='mnist_ncsnpp_cpu_pds', checkpoint=os.path.join('checkpoints', 'ncsnpp_mnist_cpu', 'checkpoint.pth'),
+               ref='data:$PDS_DATA/mnist', ref_split='test', results=os.path.join('results', 'model_b'))
 CURVE_ITERATIONS = (10, 20, 50, 100, 200, 500, 1000)
 MAP_GAINS = (1.0, 1.6, 1 / 1.6, 2.5, 1 / 2.5)
 MAP_STEPS = (2e-5, 1e-4, 5e-4, 5e-5, 2e-4, 1e-5)
@@ -124,7 +126,59 @@ def a_rivals(samples=None):
     return Study('a_rivals', MODEL_A, tuple(points))
 
 
-STUDIES = {'a_curves': a_curves, 'a_map': a_map, 'a_rivals': a_rivals}
+# PC on Model B's VE SDE: N predictor steps = 1000 / speed_up (the PDS command line's convention, which also sets
+# the smallest time eps = 1e-5 speed_up); NFE = 2N (one reverse-diffusion step + one Langevin step each)
+PC_SERIES = (('vanilla', 'vanilla', (('pds.enabled', False),)),
+             ('pds_a5', 'PDS stats α=5 (Table 2, 100 it)', (('pds.alpha', 5.),)),
+             ('pds_a10', 'PDS stats α=10 (Table 2, 200 it)', (('pds.alpha', 10.),)),
+             ('pds_auto', 'PDS auto', (('pds.freq', 'auto'),)))
+
+
+def _pc_points(iterations, samples):
+    return [Point(f'{key}_{its}it', label, over + (('sampling.speed_up', 1000 / its),), samples(its))
+            for its in iterations for key, label, over in PC_SERIES]
+
+
+def b_curves(samples=None):
+    """FID / KID against PC iterations 10 .. 1000 on Model B: vanilla, the statistics filter at Table 2's two
+    alphas, automatic PDS; 2,000 samples per point up to 100 iterations, 500 beyond."""
+    return Study('b_curves', MODEL_B, tuple(_pc_points(CURVE_ITERATIONS,
+                                                       lambda its: samples or (2000 if its <= 100 else 500))),
+                 batch_size=50)
+
+
+def b_rivals(samples=None):
+    """The rival samplers on Model B at NFE about 10 .. 100 (2,000 samples per point): PC (shared with b_curves),
+    EDM Heun and EDM stochastic on the Karras grid (rho 7, sigma 17 -> 0.01), Euler on the same grid, score_sde's
+    RK45 probability-flow ODE and Gotta Go Fast at three tolerances each (their NFE is what they used), and Heun
+    + k Langevin corrector steps per level without and with PDS in the corrector (statistics filter, alpha 5)."""
+    n = samples or 2000
+    off = (('pds.enabled', False),)
+    points = _pc_points((10, 20, 50), lambda its: n)
+    for steps in (5, 10, 25, 50):
+        points.append(Point(f'edm_{steps}', 'EDM Heun', off + (('sampling.method', 'edm'),
+                                                               ('sampling.num_steps', steps)), n))
+    for steps in (5, 10, 25, 50):
+        points.append(Point(f'edm_stochastic_{steps}', 'EDM stochastic',
+                            off + (('sampling.method', 'edm_stochastic'), ('sampling.num_steps', steps)), n))
+    for steps in (10, 20, 50, 100):
+        points.append(Point(f'ode_euler_{steps}', 'Euler (PF-ODE)', off + (('sampling.method', 'ode_euler'),
+                                                                           ('sampling.num_steps', steps)), n))
+    for tol in (1e-2, 1e-3, 1e-5):
+        points.append(Point(f'rk45_{tol:g}', 'PF-ODE RK45', off + (('sampling.method', 'ode'), ('sampling.ode_rtol', tol),
+                                                                   ('sampling.ode_atol', tol)), n))
+    for rel in (0.1, 0.05, 0.02):
+        points.append(Point(f'ggf_{rel:g}', 'Gotta Go Fast', off + (('sampling.method', 'adaptive_sde'),
+                                                                    ('sampling.adaptive_reltol', rel)), n))
+    for k in (1, 3):                                # Heun on 10 Karras levels + k corrector steps after each
+        corr = (('sampling.method', 'edm'), ('sampling.num_steps', 10), ('sampling.step_corrector', 'langevin'),
+                ('sampling.n_steps_each', k))
+        points += [Point(f'heun_langevin{k}', 'Heun + Langevin corrector', off + corr, n),
+                   Point(f'heun_pds{k}', 'Heun + PDS corrector (stats, α=5)', corr, n)]
+    return Study('b_rivals', MODEL_B, tuple(points), batch_size=50)
+
+
+STUDIES = {'a_curves': a_curves, 'a_map': a_map, 'a_rivals': a_rivals, 'b_curves': b_curves, 'b_rivals': b_rivals}
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -342,7 +396,8 @@ def main(argv=None):
     p = argparse.ArgumentParser(prog='python -m evaluation.study', description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('study', choices=sorted(STUDIES))
-    p.add_argument('--csv', default=os.path.join('results', 'mnist_cpu', 'study.csv'))
+    p.add_argument('--csv', default=None, help="default: <the model's results folder>/study.csv (Model A: "
+                   "results/mnist_cpu, Model B: results/model_b)")
     p.add_argument('--out', default=os.path.join('runs', 'study'))
     p.add_argument('--checkpoint', default=None, help="default: the study's shipped checkpoint")
     p.add_argument('--samples', type=int, default=None, help='samples per point (default: the study\'s counts)')
@@ -366,11 +421,16 @@ def main(argv=None):
         print(f'error: {study.name} has no points {unknown}; see --list', file=sys.stderr)
         return 2
     from evaluation.features import EvalError
+    args.csv = args.csv or os.path.join(study.model['results'], 'study.csv')
     try:
         if args.summary or args.list or args.plot:
             from utils.provenance import file_record
             ckpt = args.checkpoint or os.path.join(ROOT, study.model['checkpoint'])
-            rows = done_rows(args.csv, file_record(ckpt)['sha256'])
+            if not os.path.isfile(ckpt):
+                if not args.list:
+                    raise EvalError(f'study {study.name}: checkpoint {ckpt!r} not found')
+                print(f'(checkpoint {ckpt} not found: nothing is done yet)')
+            rows = done_rows(args.csv, file_record(ckpt)['sha256']) if os.path.isfile(ckpt) else {}
             if args.summary:
                 print(summary(study, list(rows.values())), end='')
                 return 0

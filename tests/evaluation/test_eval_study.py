@@ -170,3 +170,36 @@ def test_rivals_run_at_the_stated_budgets_on_the_models_levels():
     np.testing.assert_allclose(np.asarray(levels, dtype=np.float64), trained, rtol=1e-5)   # the trained levels
     assert not study_lib.point_config(s, next(p for p in s.points if p.name == 'edm_10')).pds.enabled
     assert study_lib.point_config(s, next(p for p in s.points if p.name == 'heun_pds3')).pds.enabled
+
+
+def test_model_b_studies_run_at_the_stated_budgets():
+    """Model B's points build valid configs whose iterations / NFE are what the tables will say: PC N steps =
+    2N NFE on the PDS command line's grid, the statistics filter at Table 2's alphas, PDS only in a corrector."""
+    import sampling
+    from sampling import sde as sde_lib
+    curves, rivals = study_lib.b_curves(), study_lib.b_rivals()
+    for s in (curves, rivals):
+        assert s.model['config'] == 'mnist_ncsnpp_cpu_pds' and s.model['results'].endswith('model_b')
+    cfg = {p.name: study_lib.point_config(curves, p) for p in curves.points}
+    for its in study_lib.CURVE_ITERATIONS:
+        assert sampling.iterations(cfg[f'vanilla_{its}it']) == (its, 2 * its)
+        assert sde_lib.from_config(cfg[f'pds_a5_{its}it']).N == its
+        assert not cfg[f'vanilla_{its}it'].pds.enabled
+        assert (cfg[f'pds_a5_{its}it'].pds.freq, cfg[f'pds_a5_{its}it'].pds.alpha) == ('stats', 5.)
+        assert cfg[f'pds_a10_{its}it'].pds.alpha == 10. and cfg[f'pds_auto_{its}it'].pds.freq == 'auto'
+    assert {p.num_samples for p in curves.points if '1000it' in p.name} == {500}
+    rc = {p.name: study_lib.point_config(rivals, p) for p in rivals.points}
+    nfe = {k: sampling.iterations(c)[1] for k, c in rc.items()}
+    assert (nfe['edm_5'], nfe['edm_stochastic_25'], nfe['ode_euler_20'], nfe['heun_pds3']) == (9, 49, 20, 46)
+    assert nfe['rk45_0.001'] is None and rc['rk45_0.001'].sampling.ode_rtol == 1e-3       # adaptive: counted later
+    assert rc['ggf_0.02'].sampling.adaptive_reltol == 0.02 and rc['ggf_0.02'].sampling.method == 'adaptive_sde'
+    assert [k for k, c in rc.items() if c.pds.enabled and c.sampling.method != 'pc'] == ['heun_pds1', 'heun_pds3']
+    assert {p.num_samples for p in rivals.points} == {2000}
+
+
+def test_list_works_before_the_model_exists(tmp_path, capsys):
+    assert study_lib.main(['b_curves', '--list', '--checkpoint', str(tmp_path / 'none.pth')]) == 0
+    out = capsys.readouterr().out
+    assert 'not found: nothing is done yet' in out and 'pds_auto_1000it' in out and out.count('to do') == 28
+    assert study_lib.main(['b_curves', '--summary', '--checkpoint', str(tmp_path / 'none.pth')]) == 2
+    assert 'not found' in capsys.readouterr().err

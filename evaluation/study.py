@@ -351,6 +351,40 @@ def summary(study, rows):
 
 # ---------------------------------------------------------------------------------------------------------------
 
+def map_summary(study, rows):
+    """Markdown: an ``a_map``-like study's rows as gain (rows) x step_lr (columns): FID / KID +- std; the best
+    cell of each row in bold."""
+    by_config = {r['config']: r for r in rows}
+    gains = sorted(set(MAP_GAINS), key=lambda g: (g != 1, g < 1, abs(math.log(g))))
+    steps = sorted(set(MAP_STEPS))
+    cells = {}
+    for p in study.points:
+        row = by_config.get(config_name(study, p))
+        if row is not None:
+            gain = next(g for g in gains if p.name.startswith(f'g{g:.3f}_'))
+            cells[(gain, dict(p.overrides)['sampling.step_lr'])] = row
+    lines = ['| high-frequency gain | ' + ' | '.join(f'step_lr {s:g}' for s in steps) + ' |',
+             '|' + '---|' * (len(steps) + 1)]
+    for g in gains:
+        done = {s: float(cells[(g, s)]['fid']) for s in steps if (g, s) in cells}
+        best = min(done.values()) if done else None
+        out = []
+        for s in steps:
+            if s not in done:
+                out.append('—')
+                continue
+            r = cells[(g, s)]
+            txt = 'diverged' if math.isinf(done[s]) else (
+                f"{done[s]:.1f} / {float(r['kid']):.3f} ± {float(r.get('kid_std') or 0):.3f}"
+                if r.get('kid') not in ('', None) else f'{done[s]:.1f}')
+            out.append(f'**{txt}**' if done[s] == best and math.isfinite(best) else txt)
+        lines.append(f'| {_gain_label(g)} | ' + ' | '.join(out) + ' |')
+    counts = sorted({int(r['num_samples']) for r in cells.values()})
+    lines += ['', f'FID / KID ± its standard deviation over 100 subsets at 20 iterations; '
+                  f'{"/".join(map(str, counts))} samples per cell; bold: the best step size of each row.']
+    return '\n'.join(lines) + '\n'
+
+
 def plot_map(study, rows, out_png, metric='fid'):
     """Heat map of ``metric`` over gain (rows) x step_lr (columns) of an ``a_map``-like study's rows."""
     import matplotlib
@@ -432,7 +466,8 @@ def main(argv=None):
                 print(f'(checkpoint {ckpt} not found: nothing is done yet)')
             rows = done_rows(args.csv, file_record(ckpt)['sha256']) if os.path.isfile(ckpt) else {}
             if args.summary:
-                print(summary(study, list(rows.values())), end='')
+                text = (map_summary if study.name == 'a_map' else summary)(study, list(rows.values()))
+                print(text, end='')
                 return 0
             for pt in study.points:
                 row = rows.get((config_name(study, pt), pt.num_samples))

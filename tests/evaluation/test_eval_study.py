@@ -156,6 +156,19 @@ def test_summary_names_the_speed_up():
     assert 'vanilla needs about 50 iterations (2.5x) to reach the FID of PDS auto at 20 iterations (100.0)' in text
 
 
+def test_map_summary_is_gain_by_step_with_the_best_in_bold():
+    s = study_lib.a_map()
+    fids = {'g1.000_lr0.0001': 120., 'g1.000_lr2e-05': 440., 'g1.600_lr0.0001': 124., 'g0.400_lr0.0005': float('inf')}
+    rows = [dict(config=study_lib.config_name(s, p), fid=str(fids[p.name]), kid='0.1', kid_std='0.01',
+                 num_samples='1000') for p in s.points if p.name in fids]
+    lines = study_lib.map_summary(s, rows).splitlines()
+    assert lines[0].startswith('| high-frequency gain | step_lr 1e-05 | step_lr 2e-05 | step_lr 5e-05 |')
+    assert [ln.split(' |')[0] for ln in lines[2:7]] == ['| vanilla', '| direct λ=1.6', '| direct λ=2.5',
+                                                       '| inverse λ=1.6', '| inverse λ=2.5']
+    assert lines[2] == '| vanilla | — | 440.0 / 0.100 ± 0.010 | — | **120.0 / 0.100 ± 0.010** | — | — |'
+    assert lines[6].endswith('| diverged |') and '1000 samples per cell' in lines[-1]
+
+
 def test_rivals_run_at_the_stated_budgets_on_the_models_levels():
     import sampling
     from sampling.edm import sigma_schedule

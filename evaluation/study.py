@@ -230,7 +230,7 @@ def run_study(study, csv_path, out, checkpoint=None, device='cpu', inception_pat
     there as ``<point>.png``."""
     from evaluation.features import EvalError
     from runners.evaluate import run_eval
-    from runners.sample import SamplingError
+    from runners.sample import SamplingError, SettingsMismatch
     from utils.provenance import file_record
     checkpoint = checkpoint or os.path.join(ROOT, study.model['checkpoint'])
     if not os.path.isfile(checkpoint):
@@ -251,12 +251,22 @@ def run_study(study, csv_path, out, checkpoint=None, device='cpu', inception_pat
     for i, point in enumerate(todo):
         start = time.time()
         workdir = os.path.join(out, study.name, sha[:8], point.name)
+
+        def evaluate():
+            return run_eval(point_config(study, point), workdir, checkpoint=checkpoint, num_samples=point.num_samples,
+                            batch_size=min(study.batch_size, point.num_samples), device=device, ref=ref,
+                            ref_split=study.model['ref_split'], features=features, inception_path=inception_path,
+                            results_csv=csv_path, fid_cache=fid_cache, config_name=config_name(study, point),
+                            progress=progress, label=point.label)
         try:
-            rec = run_eval(point_config(study, point), workdir, checkpoint=checkpoint, num_samples=point.num_samples,
-                           batch_size=min(study.batch_size, point.num_samples), device=device, ref=ref,
-                           ref_split=study.model['ref_split'], features=features, inception_path=inception_path,
-                           results_csv=csv_path, fid_cache=fid_cache, config_name=config_name(study, point),
-                           progress=progress, label=point.label)
+            try:
+                rec = evaluate()
+            except SettingsMismatch as e:
+                # samples of an earlier run of this point (another sample count, or code whose config defaults
+                # have changed since): they cannot be checked against this run's, so they are set aside, not mixed
+                stale = _set_aside(workdir)
+                log(f'[{i + 1}/{len(todo)}] {point.name}: {e}; moved to {stale}, sampling afresh')
+                rec = evaluate()
         except SamplingError as e:
             if 'diverged' not in str(e):
                 raise
@@ -278,6 +288,15 @@ def run_study(study, csv_path, out, checkpoint=None, device='cpu', inception_pat
     rows = done_rows(csv_path, sha)
     return [rows[(config_name(study, p), p.num_samples)] for p in points
             if (config_name(study, p), p.num_samples) in rows]
+
+
+def _set_aside(workdir):
+    """Rename ``workdir`` to the first free ``<workdir>.stale<k>``; returns the new name."""
+    k = 1
+    while os.path.exists(f'{workdir}.stale{k}'):
+        k += 1
+    os.replace(workdir, f'{workdir}.stale{k}')
+    return f'{workdir}.stale{k}'
 
 
 def diverged_row(study, point, checkpoint, rec, csv_path):
@@ -455,6 +474,7 @@ def main(argv=None):
         print(f'error: {study.name} has no points {unknown}; see --list', file=sys.stderr)
         return 2
     from evaluation.features import EvalError
+    from runners.sample import SamplingError
     args.csv = args.csv or os.path.join(study.model['results'], 'study.csv')
     try:
         if args.summary or args.list or args.plot:
@@ -480,7 +500,7 @@ def main(argv=None):
         grids = args.grids if args.grids is not None else os.path.join(os.path.dirname(args.csv), 'grids', study.name)
         run_study(study, args.csv, args.out, args.checkpoint, args.device, args.inception_path, args.fid_cache,
                   args.fid_features, only, progress=not args.no_progress, grids=grids or None)
-    except (EvalError, ValueError, FileNotFoundError) as e:
+    except (EvalError, ValueError, FileNotFoundError, SamplingError) as e:
         print(f'error: {e}', file=sys.stderr)
         return 2
     return 0

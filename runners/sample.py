@@ -35,6 +35,22 @@ class SamplingError(RuntimeError):
     """Sampling diverged or the output folder does not fit the request."""
 
 
+class SettingsMismatch(SamplingError):
+    """The output folder holds finished batches made with other settings (or input files) than this run's."""
+
+
+def _config_changes(old, new, prefix=''):
+    """Dotted names of the config fields that differ between two config dicts (at most a few, for a message)."""
+    out = []
+    for k in sorted(set(old) | set(new)):
+        a, b = old.get(k), new.get(k)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += _config_changes(a, b, f'{prefix}{k}.')
+        elif a != b:
+            out.append(f'{prefix}{k}: {a!r} -> {b!r}' if k in old and k in new else f'{prefix}{k}')
+    return out
+
+
 def batch_generator(seed, batch, device='cpu'):
     """The generator of batch ``batch``: seeded from SeedSequence([seed, batch])."""
     state = np.random.SeedSequence([int(seed), int(batch)]).generate_state(2, dtype=np.uint32)
@@ -124,15 +140,21 @@ def _check_settings(workdir, settings):
                     old.get('checkpoint') != settings.get('checkpoint'):
                 changed.append('checkpoint')
             if changed:
-                raise SamplingError(f'{workdir!r} already holds samples made with other settings ({", ".join(changed)} '
-                                    f'differ); use a new --workdir or the same settings to resume')
+                fields = _config_changes(old.get('config') or {}, settings.get('config') or {}) \
+                    if 'config' in changed else []
+                said = ', '.join(c for c in changed if c != 'config' or not fields)
+                if fields:
+                    said = ', '.join(x for x in (said, 'config: ' + '; '.join(fields[:4]) +
+                                                 (f'; {len(fields) - 4} more' if len(fields) > 4 else '')) if x)
+                raise SettingsMismatch(f'{workdir!r} already holds samples made with other settings ({said} '
+                                       f'differ); use a new --workdir or the same settings to resume')
             if old_in is None:
                 print(f'warning: {path} predates input hashing: the {len(finished)} finished batches cannot be checked '
                       'against the checkpoint and PDS files of this run; recording the current ones', file=sys.stderr)
             else:
                 names = provenance.changed_inputs(old_in, new_in)
                 if names:
-                    raise SamplingError(
+                    raise SettingsMismatch(
                         f'{workdir!r} holds {len(finished)} finished batches made from other input files '
                         f'({provenance.describe_changes(old_in, new_in, names)}); resuming would mix samples of '
                         'different models or filters: use a new --workdir, or restore those files to resume')

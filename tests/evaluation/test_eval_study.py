@@ -216,3 +216,24 @@ def test_list_works_before_the_model_exists(tmp_path, capsys):
     assert 'not found: nothing is done yet' in out and 'pds_auto_1000it' in out and out.count('to do') == 28
     assert study_lib.main(['b_curves', '--summary', '--checkpoint', str(tmp_path / 'none.pth')]) == 2
     assert 'not found' in capsys.readouterr().err
+
+
+def test_stale_samples_of_a_point_are_set_aside_not_mixed(fake_data, capsys):
+    """A point's folder holding samples made with other settings (here: a config default that has changed since,
+    written into its settings.json) is moved aside with a message, and the point is sampled afresh."""
+    import json
+    root = fake_data
+    only = ['--only', 'g1.000_lr2e-05']
+    assert study_lib.main(_args(root, *only)) == 0
+    work = next((root / 'out' / 'a_map').glob('*/g1.000_lr2e-05'))
+    settings = json.loads((work / 'settings.json').read_text())
+    settings['config']['sampling']['s_tmax'] = 1.0
+    (work / 'settings.json').write_text(json.dumps(settings))
+    args = _args(root, *only)
+    args[args.index('--samples') + 1] = '6'
+    assert study_lib.main(args) == 0
+    out = capsys.readouterr().out
+    assert 'sampling.s_tmax: 1.0 -> 50.0' in out and f'moved to {work}.stale1' in out
+    assert os.path.isdir(f'{work}.stale1') and json.loads((work / 'settings.json').read_text())['num_samples'] == 6
+    rows = list(csv.DictReader(open(root / 'study.csv')))
+    assert [r['num_samples'] for r in rows] == ['4', '6']

@@ -331,13 +331,19 @@ def iterations_to_match(curve, target):
     return None
 
 
+def _by_point(rows):
+    """{(config, num_samples): row}: a point is its config *and* its sample count (a 1,000-sample row of the same
+    config is another point and never stands in for a 2,000-sample one)."""
+    return {(r['config'], int(r['num_samples'])): r for r in rows}
+
+
 def summary(study, rows):
     """Markdown: the study's rows as a table (series x iterations: FID, KID +- std), and for ``a_curves`` the
     iterations vanilla needs to reach each PDS series' FID at 20 iterations."""
-    by_config = {r['config']: r for r in rows}
+    by_config = _by_point(rows)
     cells, series, its_all = {}, [], []
     for p in study.points:
-        row = by_config.get(config_name(study, p))
+        row = by_config.get((config_name(study, p), p.num_samples))
         if row is None:
             continue
         its = int(row['iterations'])
@@ -362,6 +368,10 @@ def summary(study, rows):
             continue
         target = cells[(label, 20)][0]
         need = iterations_to_match(vanilla, target)
+        if need is not None and need <= 20:
+            lines.append(f'- vanilla reaches the FID of {label} at 20 iterations ({target:.1f}) in 20 iterations or '
+                         'fewer: no speed-up.')
+            continue
         said = f'about {need:.0f} iterations ({need / 20:.1f}x)' if need else \
             f'more than the {max(i for i, _ in vanilla)} measured'
         lines.append(f'- vanilla needs {said} to reach the FID of {label} at 20 iterations ({target:.1f}).')
@@ -373,12 +383,12 @@ def summary(study, rows):
 def map_summary(study, rows):
     """Markdown: an ``a_map``-like study's rows as gain (rows) x step_lr (columns): FID / KID +- std; the best
     cell of each row in bold."""
-    by_config = {r['config']: r for r in rows}
+    by_config = _by_point(rows)
     gains = sorted(set(MAP_GAINS), key=lambda g: (g != 1, g < 1, abs(math.log(g))))
     steps = sorted(set(MAP_STEPS))
     cells = {}
     for p in study.points:
-        row = by_config.get(config_name(study, p))
+        row = by_config.get((config_name(study, p), p.num_samples))
         if row is not None:
             gain = next(g for g in gains if p.name.startswith(f'g{g:.3f}_'))
             cells[(gain, dict(p.overrides)['sampling.step_lr'])] = row
@@ -413,9 +423,9 @@ def plot_map(study, rows, out_png, metric='fid'):
     gains = sorted(set(MAP_GAINS))
     steps = sorted(set(MAP_STEPS))
     grid = np.full((len(gains), len(steps)), np.nan)
-    by_config = {r['config']: r for r in rows}
+    by_config = _by_point(rows)
     for p in study.points:
-        row = by_config.get(config_name(study, p))
+        row = by_config.get((config_name(study, p), p.num_samples))
         if row is None:
             continue
         gain = next(g for g in gains if p.name.startswith(f'g{g:.3f}_'))

@@ -151,9 +151,17 @@ def test_summary_names_the_speed_up():
         if its in fids.get(p.label, {}):
             rows.append(dict(config=study_lib.config_name(s, p), iterations=str(its), fid=str(fids[p.label][its]),
                              kid='0.1', kid_std='0.01', num_samples=str(p.num_samples)))
+    table1 = next(p for p in s.points if p.name == 'pds_table1_20it')
+    rows.append(dict(config=study_lib.config_name(s, table1), iterations='20', fid='250.', kid='0.1', kid_std='0.01',
+                     num_samples=str(table1.num_samples)))
+    auto = next(p for p in s.points if p.name == 'pds_auto_50it')        # another sample count: another point
+    rows.append(dict(config=study_lib.config_name(s, auto), iterations='50', fid='1.', kid='0.1', kid_std='0.01',
+                     num_samples='7'))
     text = study_lib.summary(s, rows)
     assert '| vanilla | 300.0<br>0.100 ± 0.010 | 200.0<br>0.100 ± 0.010 | 100.0<br>0.100 ± 0.010 |' in text
     assert 'vanilla needs about 50 iterations (2.5x) to reach the FID of PDS auto at 20 iterations (100.0)' in text
+    assert '(250.0) in 20 iterations or fewer: no speed-up' in text
+    assert '| PDS auto | 120.0<br>0.100 ± 0.010 | 100.0<br>0.100 ± 0.010 | — |' in text
 
 
 def test_map_summary_is_gain_by_step_with_the_best_in_bold():

@@ -207,8 +207,8 @@ def done_rows(csv_path, sha256):
     from evaluation.results import read_csv
     if not os.path.isfile(csv_path):
         return {}
-    return {(r['config'], int(r['num_samples'])): r for r in read_csv(csv_path)
-            if r.get('checkpoint_sha256') == sha256 and r.get('fid') not in ('', None)}
+    return _by_point(r for r in read_csv(csv_path)
+                     if r.get('checkpoint_sha256') == sha256 and r.get('fid') not in ('', None))
 
 
 def _cost(study, point):
@@ -340,10 +340,10 @@ def _by_point(rows):
 def summary(study, rows):
     """Markdown: the study's rows as a table (series x iterations: FID, KID +- std), and for ``a_curves`` the
     iterations vanilla needs to reach each PDS series' FID at 20 iterations."""
-    by_config = _by_point(rows)
+    by_point = _by_point(rows)
     cells, series, its_all = {}, [], []
     for p in study.points:
-        row = by_config.get((config_name(study, p), p.num_samples))
+        row = by_point.get((config_name(study, p), p.num_samples))
         if row is None:
             continue
         its = int(row['iterations'])
@@ -380,18 +380,24 @@ def summary(study, rows):
 
 # ---------------------------------------------------------------------------------------------------------------
 
+def _map_cells(study, rows):
+    """{(gain, step_lr): row} of an ``a_map``-like study's points that have a row."""
+    by_point = _by_point(rows)
+    cells = {}
+    for p in study.points:
+        row = by_point.get((config_name(study, p), p.num_samples))
+        if row is not None:
+            gain = next(g for g in MAP_GAINS if p.name.startswith(f'g{g:.3f}_'))
+            cells[(gain, dict(p.overrides)['sampling.step_lr'])] = row
+    return cells
+
+
 def map_summary(study, rows):
     """Markdown: an ``a_map``-like study's rows as gain (rows) x step_lr (columns): FID / KID +- std; the best
     cell of each row in bold."""
-    by_config = _by_point(rows)
     gains = sorted(set(MAP_GAINS), key=lambda g: (g != 1, g < 1, abs(math.log(g))))
     steps = sorted(set(MAP_STEPS))
-    cells = {}
-    for p in study.points:
-        row = by_config.get((config_name(study, p), p.num_samples))
-        if row is not None:
-            gain = next(g for g in gains if p.name.startswith(f'g{g:.3f}_'))
-            cells[(gain, dict(p.overrides)['sampling.step_lr'])] = row
+    cells = _map_cells(study, rows)
     lines = ['| high-frequency gain | ' + ' | '.join(f'step_lr {s:g}' for s in steps) + ' |',
              '|' + '---|' * (len(steps) + 1)]
     for g in gains:
@@ -423,13 +429,7 @@ def plot_map(study, rows, out_png, metric='fid'):
     gains = sorted(set(MAP_GAINS))
     steps = sorted(set(MAP_STEPS))
     grid = np.full((len(gains), len(steps)), np.nan)
-    by_config = _by_point(rows)
-    for p in study.points:
-        row = by_config.get((config_name(study, p), p.num_samples))
-        if row is None:
-            continue
-        gain = next(g for g in gains if p.name.startswith(f'g{g:.3f}_'))
-        step = dict(p.overrides)['sampling.step_lr']
+    for (gain, step), row in _map_cells(study, rows).items():
         grid[gains.index(gain), steps.index(step)] = float(row[metric]) if row[metric] not in ('', None) else \
             (math.inf if math.isinf(float(row['fid'])) else math.nan)
     fig, ax = plt.subplots(figsize=(1.2 * len(steps) + 2, 0.7 * len(gains) + 1.6))
@@ -490,11 +490,13 @@ def main(argv=None):
         if args.summary or args.list or args.plot:
             from utils.provenance import file_record
             ckpt = args.checkpoint or os.path.join(ROOT, study.model['checkpoint'])
-            if not os.path.isfile(ckpt):
-                if not args.list:
-                    raise EvalError(f'study {study.name}: checkpoint {ckpt!r} not found')
+            if os.path.isfile(ckpt):
+                rows = done_rows(args.csv, file_record(ckpt)['sha256'])
+            elif args.list:
                 print(f'(checkpoint {ckpt} not found: nothing is done yet)')
-            rows = done_rows(args.csv, file_record(ckpt)['sha256']) if os.path.isfile(ckpt) else {}
+                rows = {}
+            else:
+                raise EvalError(f'study {study.name}: checkpoint {ckpt!r} not found')
             if args.summary:
                 text = (map_summary if study.name == 'a_map' else summary)(study, list(rows.values()))
                 print(text, end='')

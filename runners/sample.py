@@ -40,7 +40,7 @@ class SettingsMismatch(SamplingError):
 
 
 def _config_changes(old, new, prefix=''):
-    """Dotted names of the config fields that differ between two config dicts (at most a few, for a message)."""
+    """The config fields that differ between two config dicts, as ``dotted.name: old -> new`` (for a message)."""
     out = []
     for k in sorted(set(old) | set(new)):
         a, b = old.get(k), new.get(k)
@@ -140,12 +140,12 @@ def _check_settings(workdir, settings):
                     old.get('checkpoint') != settings.get('checkpoint'):
                 changed.append('checkpoint')
             if changed:
-                fields = _config_changes(old.get('config') or {}, settings.get('config') or {}) \
-                    if 'config' in changed else []
-                said = ', '.join(c for c in changed if c != 'config' or not fields)
-                if fields:
-                    said = ', '.join(x for x in (said, 'config: ' + '; '.join(fields[:4]) +
-                                                 (f'; {len(fields) - 4} more' if len(fields) > 4 else '')) if x)
+                parts = [c for c in changed if c != 'config']
+                if 'config' in changed:
+                    fields = _config_changes(old.get('config') or {}, settings.get('config') or {})
+                    more = f'; {len(fields) - 4} more' if len(fields) > 4 else ''
+                    parts.append('config: ' + '; '.join(fields[:4]) + more if fields else 'config')
+                said = ', '.join(parts)
                 raise SettingsMismatch(f'{workdir!r} already holds samples made with other settings ({said} '
                                        f'differ); use a new --workdir or the same settings to resume')
             if old_in is None:

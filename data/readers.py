@@ -52,7 +52,7 @@ from torchvision.transforms import InterpolationMode
 
 __all__ = [
     'DataError', 'DataWarning', 'BadItem', 'ImageDataset', 'open_dataset', 'make_loader', 'collate_images',
-    'IMAGE_EXTENSIONS', 'CELEBA_CROP',
+    'IMAGE_EXTENSIONS', 'CELEBA_CROP', 'read_idx', 'find_idx',
 ]
 
 IMAGE_EXTENSIONS = ('.bmp', '.jpeg', '.jpg', '.png', '.webp')
@@ -63,6 +63,7 @@ NPZ_KEYS = ('images', 'x', 'samples', 'data', 'arr_0')
 IDX_IMAGES_MAGIC = 0x00000803      # unsigned byte, 3 dims
 IDX_LABELS_MAGIC = 0x00000801      # unsigned byte, 1 dim
 IDX_SPLIT_PREFIX = {'train': 'train', 'test': 't10k', 't10k': 't10k'}
+IDX_KINDS = {'images': 'images-idx3', 'labels': 'labels-idx1'}
 
 
 class DataError(ValueError):
@@ -313,35 +314,67 @@ def _looks_like_idx(path: str) -> bool:
         return False
 
 
+def read_idx(path: str, mmap: bool = True) -> np.ndarray:
+    """An MNIST-style IDX file (gzipped or raw) as a uint8 array: images ``(N, H, W)`` (idx3) or labels ``(N,)``
+    (idx1).  The header is checked against the file's size; a raw file is memory-mapped when ``mmap``, a ``.gz``
+    one is decompressed into memory.  Anything else raises ``DataError`` naming the file."""
+    magic, dims, header = _read_idx_header(path)
+    if magic not in (IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC):
+        raise DataError(f"'{path}' is not an IDX file of unsigned bytes (magic 0x{magic:08x}; expected "
+                        f'0x{IDX_IMAGES_MAGIC:08x} for images or 0x{IDX_LABELS_MAGIC:08x} for labels)')
+    nbytes = int(np.prod(dims))
+    what = ' x '.join(str(d) for d in dims)
+    if _is_gzip(path):
+        with gzip.open(path, 'rb') as f:
+            f.read(header)
+            buf = f.read(nbytes + 1)
+        size = len(buf)
+    else:
+        size = os.path.getsize(path) - header
+    if size != nbytes:
+        raise DataError(f"'{path}' holds {size} bytes after its header; the header promises {what} = {nbytes}")
+    if dims[0] == 0:
+        raise DataError(f"'{path}' holds no items")
+    if _is_gzip(path):
+        return np.frombuffer(buf, dtype=np.uint8).reshape(dims)
+    if mmap:
+        return np.memmap(path, dtype=np.uint8, mode='r', offset=header, shape=dims)
+    return np.fromfile(path, dtype=np.uint8, offset=header).reshape(dims)
+
+
+def find_idx(path: str, split: str, kind: str = 'images', dataset_name: str = '') -> str:
+    """The IDX file of ``kind`` ('images' | 'labels') for ``split`` ('train' | 'test'/'t10k') under ``path``: a
+    folder holding ``{train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]`` or a torchvision root (``MNIST/raw``,
+    ``FashionMNIST/raw``; ``dataset_name`` picks one when both are there).  Raises ``DataError`` saying what is
+    missing."""
+    if split not in IDX_SPLIT_PREFIX:
+        raise DataError(f"split must be 'train' or 'test' (or 't10k'), got {split!r}")
+    if kind not in IDX_KINDS:
+        raise DataError(f"IDX kind must be one of {sorted(IDX_KINDS)}, got {kind!r}")
+    folder = _idx_folder(path, dataset_name)
+    if folder is None:
+        raise DataError(f"'{path}' holds no MNIST-style IDX files (expected train-images-idx3-ubyte[.gz] etc., or a "
+                        'torchvision root with MNIST/raw or FashionMNIST/raw)')
+    stem = f'{IDX_SPLIT_PREFIX[split]}-{IDX_KINDS[kind]}'
+    for fn in (f'{stem}-ubyte', stem.replace('-idx', '.idx') + '-ubyte',
+               f'{stem}-ubyte.gz', stem.replace('-idx', '.idx') + '-ubyte.gz'):
+        p = os.path.join(folder, fn)
+        if os.path.isfile(p):
+            return p            # raw first (memory-mapped), as torchvision keeps both after extraction
+    raise DataError(f"no '{stem}-ubyte[.gz]' in '{folder}' for split '{split}' (found: {sorted(os.listdir(folder))})")
+
+
 class _IdxSource(_IndexedArray):
     kind = 'idx'
 
     def __init__(self, path: str, split: Optional[str]):
         self.path, self.split = path, split
-        magic, dims, header = _read_idx_header(path)
-        if magic == IDX_LABELS_MAGIC:
+        if _read_idx_header(path)[0] == IDX_LABELS_MAGIC:
             raise DataError(f"'{path}' is an IDX labels file (idx1); expected the images file (idx3), e.g. "
                             'train-images-idx3-ubyte.gz')
-        if magic != IDX_IMAGES_MAGIC:
-            raise DataError(f"'{path}' is not an IDX images file (magic 0x{magic:08x}, expected 0x{IDX_IMAGES_MAGIC:08x})")
-        n, h, w = dims
-        nbytes = n * h * w
-        if _is_gzip(path):
-            with gzip.open(path, 'rb') as f:
-                f.read(header)
-                buf = f.read(nbytes + 1)
-            if len(buf) != nbytes:
-                raise DataError(f"'{path}' holds {len(buf)} bytes of pixels after its header; the header "
-                                f'promises {n} x {h} x {w} = {nbytes}')
-            self.arr = np.frombuffer(buf, dtype=np.uint8).reshape(n, h, w)
-        else:
-            size = os.path.getsize(path) - header
-            if size != nbytes:
-                raise DataError(f"'{path}' holds {size} bytes of pixels after its header; the header "
-                                f'promises {n} x {h} x {w} = {nbytes}')
-            self.arr = np.memmap(path, dtype=np.uint8, mode='r', offset=header, shape=(n, h, w))
-        if n == 0:
-            raise DataError(f"'{path}' holds no images")
+        self.arr = read_idx(path)
+        if self.arr.ndim != 3:
+            raise DataError(f"'{path}' is not an IDX images file (shape {tuple(self.arr.shape)}; expected N x H x W)")
         self.is_float = False
 
     def load(self, i):
@@ -350,16 +383,6 @@ class _IdxSource(_IndexedArray):
     def describe(self):
         n, h, w = self.arr.shape
         return f'IDX {os.path.basename(self.path)} ({n} x {h} x {w} uint8)'
-
-
-def _find_idx_images(folder: str, split: str) -> Optional[str]:
-    prefix = IDX_SPLIT_PREFIX[split]
-    for fn in (f'{prefix}-images-idx3-ubyte', f'{prefix}-images.idx3-ubyte',
-               f'{prefix}-images-idx3-ubyte.gz', f'{prefix}-images.idx3-ubyte.gz'):
-        p = os.path.join(folder, fn)
-        if os.path.isfile(p):
-            return p            # raw first (memory-mapped), as torchvision keeps both after extraction
-    return None
 
 
 def _has_idx_images(folder: str) -> bool:
@@ -373,8 +396,10 @@ def _norm_name(s: str) -> str:
     return ''.join(ch for ch in str(s).lower() if ch.isalnum())
 
 
-def _resolve_idx_folder(path: str, split: str, dataset_name: str) -> Optional[str]:
-    """The IDX images file for ``split`` if ``path`` is an IDX folder or a torchvision root, else None."""
+def _idx_folder(path: str, dataset_name: str) -> Optional[str]:
+    """The folder holding IDX files if ``path`` is an IDX folder or a torchvision root, else None."""
+    if not os.path.isdir(path):
+        return None
     candidates = []
     for sub in ('MNIST', 'FashionMNIST'):
         raw = os.path.join(path, sub, 'raw')
@@ -388,26 +413,16 @@ def _resolve_idx_folder(path: str, split: str, dataset_name: str) -> Optional[st
                             f"'{dataset_name}'; set it to 'MNIST' or 'FashionMNIST', or point at one raw folder")
         candidates = chosen
     if candidates:
-        folder = candidates[0][1]
-    elif _has_idx_images(path):
-        folder = path
-    else:
-        return None
-    found = _find_idx_images(folder, split)
-    if found is None:
-        prefix = IDX_SPLIT_PREFIX[split]
-        raise DataError(f"no '{prefix}-images-idx3-ubyte[.gz]' in '{folder}' for split '{split}' "
-                        f'(found: {sorted(os.listdir(folder))})')
-    return found
+        return candidates[0][1]
+    return path if _has_idx_images(path) else None
 
 
 def _open_source(path: str, split: Optional[str], dataset_name: str):
     if split not in IDX_SPLIT_PREFIX:
         raise DataError(f"split must be 'train' or 'test' (or 't10k'), got {split!r}")
     if os.path.isdir(path):
-        idx = _resolve_idx_folder(path, split, dataset_name)
-        if idx is not None:
-            return _IdxSource(idx, split)
+        if _idx_folder(path, dataset_name) is not None:
+            return _IdxSource(find_idx(path, split, 'images', dataset_name), split)
         src = _FolderSource(path)
     elif os.path.isfile(path):
         low = path.lower()

@@ -13,7 +13,6 @@ an ``.npz`` / ``.npy`` of uint8 images.  Reported: the share of each class, the 
 """
 import argparse
 import glob
-import gzip
 import json
 import os
 import sys
@@ -23,6 +22,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from data.readers import DataError, find_idx, read_idx
+
 RECIPE = dict(arch='cnn32-64-128', epochs=2, batch=128, lr=1e-3, seed=0)
 CONFIDENT = 0.9
 
@@ -31,28 +32,16 @@ class ClassesError(ValueError):
     pass
 
 
-def read_idx(path):
-    """An MNIST IDX file (.gz or not) as a uint8 array: images (N, 28, 28) or labels (N,)."""
-    opener = gzip.open if open(path, 'rb').read(2) == b'\x1f\x8b' else open
-    with opener(path, 'rb') as f:
-        raw = f.read()
-    ndim = raw[3]
-    dims = [int.from_bytes(raw[4 + 4 * i:8 + 4 * i], 'big') for i in range(ndim)]
-    return np.frombuffer(raw, np.uint8, offset=4 + 4 * ndim).reshape(dims)
-
-
-def _idx(folder, stem):
-    for name in (stem + '.gz', stem):
-        if os.path.isfile(os.path.join(folder, name)):
-            return os.path.join(folder, name)
-    raise ClassesError(f"'{folder}' has no {stem}(.gz): expected the MNIST IDX files (images and labels)")
-
-
 def load_mnist(folder, split):
-    pre = 'train' if split == 'train' else 't10k'
-    x = read_idx(_idx(folder, f'{pre}-images-idx3-ubyte'))
-    y = read_idx(_idx(folder, f'{pre}-labels-idx1-ubyte'))
-    return x, y.astype(np.int64)
+    """MNIST images (N, 28, 28) uint8 and labels (N,) int64 of ``split`` from an IDX folder or torchvision root."""
+    try:
+        x = read_idx(find_idx(folder, split, 'images', 'MNIST'))
+        y = read_idx(find_idx(folder, split, 'labels', 'MNIST'))
+    except DataError as e:
+        raise ClassesError(str(e)) from None
+    if len(x) != len(y):
+        raise ClassesError(f"'{folder}' {split}: {len(x)} images but {len(y)} labels")
+    return np.asarray(x), y.astype(np.int64)
 
 
 class Net(nn.Module):

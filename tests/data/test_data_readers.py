@@ -1,4 +1,5 @@
 """data.readers: folders / zip / npz / npy through the crop rules, and one test per error."""
+import gzip
 import os
 import zipfile
 
@@ -285,3 +286,39 @@ def test_bad_arrays_and_config(tmp_path, make_config):
         open_dataset(str(tmp_path / 'ok.npy'), make_config('T', 8, 3, 'center'))
     with pytest.raises(DataError, match="IDX data only"):
         open_dataset(str(tmp_path / 'ok.npy'), make_config('T', 8, 3, 'none'), split='test')
+
+
+# ------------------------------------------------------------------------------------------------ public IDX helpers
+
+def _idx_bytes(arr):
+    """An IDX file of unsigned bytes, written independently of data.readers (magic 0x0800 | ndim, big-endian dims)."""
+    arr = np.ascontiguousarray(arr, dtype=np.uint8)
+    head = (0x0800 | arr.ndim).to_bytes(4, 'big') + b''.join(int(d).to_bytes(4, 'big') for d in arr.shape)
+    return head + arr.tobytes()
+
+
+def test_read_idx_and_find_idx_on_a_torchvision_root(tmp_path):
+    from data.readers import find_idx, read_idx
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (7, 5, 4), dtype=np.uint8)
+    labels = rng.integers(0, 10, 7, dtype=np.uint8)
+    raw = tmp_path / 'root' / 'MNIST' / 'raw'
+    raw.mkdir(parents=True)
+    (raw / 't10k-images-idx3-ubyte').write_bytes(_idx_bytes(images))           # raw images, gzipped labels
+    (raw / 't10k-labels-idx1-ubyte.gz').write_bytes(gzip.compress(_idx_bytes(labels)))
+    ip = find_idx(str(tmp_path / 'root'), 'test', 'images')
+    lp = find_idx(str(tmp_path / 'root'), 't10k', 'labels')
+    assert ip.endswith('t10k-images-idx3-ubyte') and lp.endswith('t10k-labels-idx1-ubyte.gz')
+    assert np.array_equal(read_idx(ip), images) and np.array_equal(read_idx(ip, mmap=False), images)
+    assert np.array_equal(read_idx(lp), labels)
+    with pytest.raises(DataError, match="no 'train-labels-idx1-ubyte"):
+        find_idx(str(raw), 'train', 'labels')
+    with pytest.raises(DataError, match='holds no MNIST-style IDX'):
+        find_idx(str(tmp_path), 'test', 'images')
+    bad = tmp_path / 'short-labels-idx1-ubyte.gz'
+    bad.write_bytes(gzip.compress(_idx_bytes(labels)[:-2]))
+    with pytest.raises(DataError, match='holds 5 bytes after its header; the header promises 7 = 7'):
+        read_idx(str(bad))
+    (tmp_path / 'not.idx').write_bytes(b'\x00\x00\x0d\x03' + bytes(12))        # float IDX: not ours
+    with pytest.raises(DataError, match='not an IDX file of unsigned bytes'):
+        read_idx(str(tmp_path / 'not.idx'))

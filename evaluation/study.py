@@ -378,6 +378,41 @@ def summary(study, rows):
     return '\n'.join(lines) + '\n'
 
 
+RIVAL_BUDGETS = (10, 20, 50, 100)
+
+
+def rivals_summary(study, rows):
+    """Markdown for a rivals study: one line per point done (sampler, setting, NFE, FID, KID +- std, samples),
+    ordered by sampler then NFE, and for each NFE budget the sampler with the lowest FID among the points that
+    used at most that many evaluations (same sample count only: FID is biased by the count).  An adaptive
+    solver's NFE is what its batches used (mean per sample)."""
+    by_point = _by_point(rows)
+    done = []
+    for p in study.points:
+        row = by_point.get((config_name(study, p), p.num_samples))
+        if row is None:
+            continue
+        nfe = float(row['nfe']) if row.get('nfe') not in ('', None) else math.nan
+        kid = float(row['kid']) if row.get('kid') not in ('', None) else None
+        done.append((p, nfe, float(row['fid']), kid, float(row.get('kid_std') or 0), int(row['num_samples'])))
+    labels = list(dict.fromkeys(p.label for p, *_ in done))
+    done.sort(key=lambda d: (labels.index(d[0].label), d[1]))
+    lines = ['| sampler | point | NFE | FID | KID | samples |', '|---|---|---|---|---|---|']
+    for p, nfe, fid, kid, kid_std, n in done:
+        nfe_txt = '?' if math.isnan(nfe) else f'{nfe:g}'
+        fid_txt = 'diverged' if math.isinf(fid) else f'{fid:.1f}'
+        kid_txt = '' if kid is None else f'{kid:.3f} ± {kid_std:.3f}'
+        lines.append(f'| {p.label} | {p.name} | {nfe_txt} | {fid_txt} | {kid_txt} | {n} |')
+    lines.append('')
+    for budget in RIVAL_BUDGETS:
+        within = [d for d in done if d[1] <= budget and math.isfinite(d[2])]
+        for n in sorted({d[5] for d in within}):
+            best = min((d for d in within if d[5] == n), key=lambda d: d[2])
+            lines.append(f'- at most {budget} NFE ({n} samples): best {best[0].label} ({best[0].name}, NFE '
+                         f'{best[1]:g}): FID {best[2]:.1f}')
+    return '\n'.join(lines) + '\n'
+
+
 # ---------------------------------------------------------------------------------------------------------------
 
 def _map_cells(study, rows):
@@ -455,6 +490,9 @@ def plot_map(study, rows, out_png, metric='fid'):
     plt.close(fig)
 
 
+SUMMARIES = {'a_map': map_summary, 'a_rivals': rivals_summary, 'b_rivals': rivals_summary}
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(prog='python -m evaluation.study', description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -498,7 +536,7 @@ def main(argv=None):
             else:
                 raise EvalError(f'study {study.name}: checkpoint {ckpt!r} not found')
             if args.summary:
-                text = (map_summary if study.name == 'a_map' else summary)(study, list(rows.values()))
+                text = SUMMARIES.get(study.name, summary)(study, list(rows.values()))
                 print(text, end='')
                 return 0
             for pt in study.points:

@@ -53,6 +53,24 @@ def _batch_seconds(workdir, num_samples, batch_size):
     return round(total, 3)
 
 
+def _batch_nfe(workdir, num_samples, batch_size):
+    """Mean NFE per sample over the evaluated batches of an adaptive solver's run (``batches/*.npz`` record the
+    score calls each batch used; an adaptive step size is shared by the batch, so every image of a batch costs
+    that many evaluations), rounded to 0.1; None when a batch file or its count is missing."""
+    if not batch_size:
+        return None
+    counts = []
+    for b in range(-(-num_samples // batch_size)):
+        path = os.path.join(workdir, 'batches', f'batch_{b:06d}.npz')
+        if not os.path.isfile(path):
+            return None
+        with np.load(path) as z:
+            if 'nfe' not in z.files:
+                return None
+            counts.append((float(z['nfe']), min(batch_size, num_samples - b * batch_size)))
+    return round(sum(n * k for n, k in counts) / sum(k for _, k in counts), 1)
+
+
 def _device_label(device):
     device = torch.device(device)
     if device.type == 'cuda' and torch.cuda.is_available():
@@ -174,6 +192,8 @@ def run_eval(config, workdir=None, checkpoint=None, sample_dir=None, num_samples
         batch_size, seed = settings['batch_size'], settings['seed']
         given_checkpoint = settings.get('checkpoint') or checkpoint
         its, nfe, inputs = settings.get('iterations'), settings.get('nfe'), settings.get('inputs')
+        if nfe is None:                     # an adaptive solver: its NFE is known only from the batches it ran
+            nfe = _batch_nfe(source, num_samples, batch_size)
     else:
         files, fdir = metrics.list_images(source)
         if num_samples:

@@ -101,3 +101,16 @@ def test_plot_fid_against_iterations(tmp_path):
     img = np.asarray(Image.open(tmp_path / 'fid.png').convert('L'))
     assert img.shape[1] > 600 and img.std() > 10        # two panels drawn
     assert plot.main([str(tmp_path / 'nope.csv'), str(tmp_path / 'x.png')]) == 2
+
+
+def test_adaptive_solver_nfe_is_recorded_from_its_batches(tiny_checkpoint, fake_mnist, tmp_path):
+    """RK45's NFE is known only after it ran: the record holds the sample-weighted mean of the batches' counts."""
+    from runners.evaluate import run_eval
+    config = mnist_config(method='ode', ode_rtol=1e-2, ode_atol=1e-2)
+    config.pds.enabled = False
+    work = tmp_path / 'w'
+    rec = run_eval(config, str(work), checkpoint=tiny_checkpoint, num_samples=5, batch_size=2, features='standin',
+                   ref=f'data:{fake_mnist}', fid_cache=str(tmp_path / 'c'), progress=False)
+    counts = [int(np.load(work / 'batches' / f'batch_{b:06d}.npz')['nfe']) for b in range(3)]
+    assert rec['iterations'] is None and min(counts) > 2
+    assert rec['nfe'] == pytest.approx(round((2 * counts[0] + 2 * counts[1] + counts[2]) / 5, 1))

@@ -177,6 +177,27 @@ def test_map_summary_is_gain_by_step_with_the_best_in_bold():
     assert lines[6].endswith('| diverged |') and '1000 samples per cell' in lines[-1]
 
 
+def test_rivals_summary_orders_by_nfe_and_names_the_best_per_budget():
+    s = study_lib.b_rivals()
+    vals = {'vanilla_10it': ('20', 90.), 'vanilla_50it': ('100', 30.), 'edm_5': ('9', 60.), 'edm_10': ('19', 40.),
+            'rk45_0.01': ('37.5', 35.), 'ggf_0.1': ('', 20.), 'edm_25': ('49', float('inf'))}
+    rows = [dict(config=study_lib.config_name(s, p), nfe=vals[p.name][0], fid=str(vals[p.name][1]), kid='0.05',
+                 kid_std='0.002', num_samples=str(p.num_samples)) for p in s.points if p.name in vals]
+    odd = next(p for p in s.points if p.name == 'edm_50')             # another sample count: reported apart
+    rows.append(dict(config=study_lib.config_name(s, odd), nfe='99', fid='1.', kid='', num_samples='7'))
+    lines = study_lib.rivals_summary(s, rows).splitlines()
+    assert lines[2] == '| vanilla | vanilla_10it | 20 | 90.0 | 0.050 ± 0.002 | 2000 |'
+    body = [ln.split(' | ')[1] for ln in lines[2:] if ln.startswith('| ') and ' | ' in ln]
+    assert body == ['vanilla_10it', 'vanilla_50it', 'edm_5', 'edm_10', 'edm_25', 'rk45_0.01', 'ggf_0.1']
+    assert '| PF-ODE RK45 | rk45_0.01 | 37.5 | 35.0 |' in lines[7] and '| diverged |' in lines[6]
+    assert '| ? | 20.0 |' in lines[8]                                    # NFE unknown: never counted in a budget
+    assert '- at most 10 NFE (2000 samples): best EDM Heun (edm_5, NFE 9): FID 60.0' in lines
+    assert '- at most 20 NFE (2000 samples): best EDM Heun (edm_10, NFE 19): FID 40.0' in lines
+    assert '- at most 50 NFE (2000 samples): best PF-ODE RK45 (rk45_0.01, NFE 37.5): FID 35.0' in lines
+    assert '- at most 100 NFE (2000 samples): best vanilla (vanilla_50it, NFE 100): FID 30.0' in lines
+    assert not any('7 samples' in ln for ln in lines)                  # edm_50 at 7 samples is not this point
+
+
 def test_rivals_run_at_the_stated_budgets_on_the_models_levels():
     import sampling
     from sampling.edm import sigma_schedule

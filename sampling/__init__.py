@@ -125,6 +125,17 @@ SAMPLERS = {
 ADAPTIVE = ('ode', 'adaptive_sde')      # NFE known only after running: iterations() returns (None, None)
 
 
+def spectrum_path(config):
+    """The data's ``*_spectrum.npy`` (``--mode stats``) of ``config``: ``pds.spectrum_path``, else the one beside
+    ``pds.freq_path`` (``<name>_freq.npy`` -> ``<name>_spectrum.npy``); a FilterError when neither names one."""
+    pds = config.pds
+    path = pds.spectrum_path or (pds.freq_path[:-len('_freq.npy')] + '_spectrum.npy'
+                                 if pds.freq_path.endswith('_freq.npy') else '')
+    if not path:
+        raise preconditioning.FilterError("no data spectrum: set pds.spectrum_path (a *_spectrum.npy of --mode stats)")
+    return path
+
+
 def preconditioner(config, shape, device='cpu'):
     """The PDS operator of ``config`` for samples of ``shape`` (C, H, W): ``config.pds`` as
     :func:`preconditioning.from_config` builds it, or, for ``pds.freq = 'auto'``, the per-step filters of
@@ -135,10 +146,7 @@ def preconditioner(config, shape, device='cpu'):
     from preconditioning import auto
     if pds.space or pds.omega:
         raise ValueError("pds.freq = 'auto' derives the frequency filter alone: set pds.space = False and pds.omega = 0")
-    path = pds.spectrum_path or (pds.freq_path[:-len('_freq.npy')] + '_spectrum.npy'
-                                 if pds.freq_path.endswith('_freq.npy') else '')
-    if not path:
-        raise preconditioning.FilterError("pds.freq = 'auto' needs pds.spectrum_path (a *_spectrum.npy of --mode stats)")
+    path = spectrum_path(config)
     if s.method == 'pc' and (s.predictor != 'reverse_diffusion' or s.corrector != 'langevin'):
         raise ValueError("pds.freq = 'auto' is derived for the PC sampler with predictor 'reverse_diffusion' and "
                          f"corrector 'langevin'; got {s.predictor!r} / {s.corrector!r}")

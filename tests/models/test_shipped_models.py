@@ -1,0 +1,43 @@
+"""The two CPU-trained checkpoints the repository ships are learned scores: each one denoises MNIST digits far
+better than doing nothing (Tweedie's denoiser D(x) = x + sigma^2 score(x, sigma) against the clean image), which a
+random or broken network cannot do, and each loads into its own config's network."""
+import os
+
+import numpy as np
+import pytest
+import torch
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SHIPPED = {
+    # name: (checkpoint, config module, parameters, {sigma: the largest allowed error ratio}); the ratio is
+    # E|D(x) - x0|^2 / E|x - x0|^2 (1 = no denoising; the random-weight networks give 1.0-1.3 at every sigma)
+    'model_a': ('checkpoints/ncsn_mnist_cpu/checkpoint.pth', 'configs.ncsn.mnist_cpu', 518_817,
+                {1.0: 0.1, 0.1: 0.4, 0.02: 0.4}),          # measured 0.023, 0.197, 0.173
+    'model_b': ('checkpoints/ncsnpp_mnist_cpu/checkpoint.pth', 'configs.ve.mnist_ncsnpp_cpu', 843_137,
+                {5.0: 0.02, 1.0: 0.1, 0.1: 0.25, 0.02: 0.3}),  # 0.003, 0.022, 0.081, 0.132
+}
+
+
+def _images(n=64):
+    """Training digits shipped with the repository (assets/mnist_train_1000.npz), in [0, 1]."""
+    x = np.load(os.path.join(ROOT, 'assets', 'mnist_train_1000.npz'))['images'][:n]
+    return torch.from_numpy(x).permute(0, 3, 1, 2).float() / 255.
+
+
+@pytest.mark.parametrize('name', sorted(SHIPPED))
+def test_shipped_checkpoint_is_a_learned_score(name):
+    import importlib
+    from models.checkpoint import load_score_model
+    path, module, n_params, bounds = SHIPPED[name]
+    config = importlib.import_module(module).get_config()
+    config.device = 'cpu'
+    score = load_score_model(os.path.join(ROOT, path), config)
+    assert sum(p.numel() for p in score.net.parameters()) == n_params
+    x0 = _images()
+    g = torch.Generator().manual_seed(0)
+    for sigma, bound in bounds.items():
+        x = x0 + sigma * torch.randn(x0.shape, generator=g)
+        with torch.inference_mode():
+            d = x + sigma ** 2 * score(x, sigma)
+        ratio = float(((d - x0) ** 2).mean() / ((x - x0) ** 2).mean())
+        assert ratio < bound, f'{name} at sigma {sigma}: denoised error {ratio:.3f} of the noise (bound {bound})'

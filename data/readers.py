@@ -324,7 +324,8 @@ def read_idx(path: str, mmap: bool = True) -> np.ndarray:
                         f'0x{IDX_IMAGES_MAGIC:08x} for images or 0x{IDX_LABELS_MAGIC:08x} for labels)')
     nbytes = int(np.prod(dims))
     what = ' x '.join(str(d) for d in dims)
-    if _is_gzip(path):
+    gz = _is_gzip(path)
+    if gz:
         with gzip.open(path, 'rb') as f:
             f.read(header)
             buf = f.read(nbytes + 1)
@@ -335,7 +336,7 @@ def read_idx(path: str, mmap: bool = True) -> np.ndarray:
         raise DataError(f"'{path}' holds {size} bytes after its header; the header promises {what} = {nbytes}")
     if dims[0] == 0:
         raise DataError(f"'{path}' holds no items")
-    if _is_gzip(path):
+    if gz:
         return np.frombuffer(buf, dtype=np.uint8).reshape(dims)
     if mmap:
         return np.memmap(path, dtype=np.uint8, mode='r', offset=header, shape=dims)
@@ -372,9 +373,7 @@ class _IdxSource(_IndexedArray):
         if _read_idx_header(path)[0] == IDX_LABELS_MAGIC:
             raise DataError(f"'{path}' is an IDX labels file (idx1); expected the images file (idx3), e.g. "
                             'train-images-idx3-ubyte.gz')
-        self.arr = read_idx(path)
-        if self.arr.ndim != 3:
-            raise DataError(f"'{path}' is not an IDX images file (shape {tuple(self.arr.shape)}; expected N x H x W)")
+        self.arr = read_idx(path)               # any other magic is refused there: this is an (N, H, W) array
         self.is_float = False
 
     def load(self, i):

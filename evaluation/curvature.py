@@ -25,7 +25,6 @@ have (Tweedie: -Hess log p_sigma = (I - Cov[x_0 | x] / sigma^2) / sigma^2); a fr
 where c_k differs between frequencies.  NFE: 2 x probes x images per level.
 """
 import argparse
-import importlib.util
 import sys
 
 import numpy as np
@@ -99,13 +98,6 @@ def report(result, edges=BANDS):
     return '\n'.join(lines) + '\n'
 
 
-def _load_config(path):
-    spec = importlib.util.spec_from_file_location('curvature_config', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_config()
-
-
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--config', required=True, help='the sampling config (model, data, pds.freq_path / spectrum_path)')
@@ -119,6 +111,7 @@ def main(argv=None):
     p.add_argument('--save', default='', help='write the arrays (sigmas, learned, gaussian) to this .npz')
     p.add_argument('--device', default='cpu')
     args = p.parse_args(argv)
+    from configs import load_file
     from data.readers import DataError, open_dataset
     from models.checkpoint import load_score_model
     from models.score import geometric_sigmas
@@ -127,7 +120,7 @@ def main(argv=None):
     try:
         if args.num_images < 1 or args.probes < 1 or args.levels < 1:
             raise ValueError('--num_images, --probes and --levels must be at least 1')
-        config = _load_config(args.config)
+        config = load_file(args.config)
         config.device = args.device
         shape = (config.data.num_channels, config.data.image_size, config.data.image_size)
         spec = auto.Spectrum.load(spectrum_path(config), shape)

@@ -40,34 +40,41 @@ def _workdir_files(workdir, num_samples):
     return files
 
 
-def _batch_seconds(workdir, num_samples, batch_size):
-    """Sum of the per-batch sampling seconds recorded in ``batches/*.npz`` for the evaluated samples."""
-    total = 0.
+def _batch_files(workdir, num_samples, batch_size):
+    """[(path, images evaluated from it)] of the ``batches/*.npz`` holding the first ``num_samples`` samples, or
+    None when the batch size is unknown or a file is missing."""
     if not batch_size:
         return None
+    out = []
     for b in range(-(-num_samples // batch_size)):
         path = os.path.join(workdir, 'batches', f'batch_{b:06d}.npz')
         if not os.path.isfile(path):
             return None
-        total += float(np.load(path)['seconds'])
-    return round(total, 3)
+        out.append((path, min(batch_size, num_samples - b * batch_size)))
+    return out
+
+
+def _batch_seconds(workdir, num_samples, batch_size):
+    """Sum of the per-batch sampling seconds recorded in ``batches/*.npz`` for the evaluated samples."""
+    files = _batch_files(workdir, num_samples, batch_size)
+    if files is None:
+        return None
+    return round(sum(float(np.load(path)['seconds']) for path, _ in files), 3)
 
 
 def _batch_nfe(workdir, num_samples, batch_size):
     """Mean NFE per sample over the evaluated batches of an adaptive solver's run (``batches/*.npz`` record the
     score calls each batch used; an adaptive step size is shared by the batch, so every image of a batch costs
     that many evaluations), rounded to 0.1; None when a batch file or its count is missing."""
-    if not batch_size:
+    files = _batch_files(workdir, num_samples, batch_size)
+    if files is None:
         return None
     counts = []
-    for b in range(-(-num_samples // batch_size)):
-        path = os.path.join(workdir, 'batches', f'batch_{b:06d}.npz')
-        if not os.path.isfile(path):
-            return None
+    for path, k in files:
         with np.load(path) as z:
             if 'nfe' not in z.files:
                 return None
-            counts.append((float(z['nfe']), min(batch_size, num_samples - b * batch_size)))
+            counts.append((float(z['nfe']), k))
     return round(sum(n * k for n, k in counts) / sum(k for _, k in counts), 1)
 
 

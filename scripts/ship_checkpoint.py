@@ -19,16 +19,9 @@ import torch  # noqa: E402
 from ml_collections import config_flags  # noqa: E402,F401
 
 import models  # noqa: E402
+from configs import load_file  # noqa: E402
 from models.checkpoint import load_into, save_checkpoint  # noqa: E402
 from training.train import LATEST, LOG_NAME  # noqa: E402
-
-
-def _config(path):
-    import importlib.util
-    spec = importlib.util.spec_from_file_location('cfg', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_config()
 
 
 def plot_loss(log_path, png):
@@ -54,7 +47,7 @@ def main():
     p.add_argument('--out', required=True)
     p.add_argument('--config', required=True)
     args = p.parse_args()
-    config = _config(args.config)
+    config = load_file(args.config)
     state = torch.load(os.path.join(args.workdir, LATEST), map_location='cpu', weights_only=True)
     net = models.create_model(config)
     load_into(net, state['official'], config, use_ema=True, source=LATEST)

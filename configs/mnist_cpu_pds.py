@@ -2,7 +2,7 @@
 Table 1 settings (annealed Langevin, 10 levels x 2 steps = 20 iterations, radial filter r = 0.2H, lambda = 1.6).
 
     python main.py --config configs/mnist_cpu_pds.py --mode sample --checkpoint checkpoints/ncsn_mnist_cpu/checkpoint.pth --workdir runs/a
-Rows: see PDS_SETTINGS in configs/ncsn/mnist.py.
+Rows: see PDS_SETTINGS in configs/ncsn/mnist_cpu.py (table1_20it, the default; auto_20it).
 """
 from configs import defaults
 import configs.ncsn.mnist_cpu as _model

@@ -83,3 +83,18 @@ def test_model_b_resume_file_fits_the_repository_limit():
     with torch.device('meta'):
         params = sum(p.numel() for p in models.create_model(config).parameters())
     assert params == 843_137 and 16 * params < 15.5e6
+
+
+def test_model_a_auto_setting_is_the_measured_point():
+    """configs/mnist_cpu_pds.py:auto_20it (the setting the README recommends for Fig. 4) is exactly the config the
+    a_curves study measured as pds_auto_20it; the default stays the paper's Table 1 row."""
+    from configs import mnist_cpu_pds
+    from evaluation import study
+    s = study.a_curves()
+    measured = study.point_config(s, next(p for p in s.points if p.name == 'pds_auto_20it'))
+    setting = mnist_cpu_pds.get_config('auto_20it')
+    for section in ('sampling', 'pds', 'model', 'data'):
+        mine, theirs = setting[section].to_dict(), measured[section].to_dict()
+        mine.pop('setting', None), theirs.pop('setting', None)
+        assert mine == theirs, section
+    assert mnist_cpu_pds.get_config().pds.setting == 'table1_20it'

@@ -303,9 +303,20 @@ def run_sample(config, score, workdir, num_samples, batch_size, seed, device='cp
     finally:
         bar.close()             # before any error message, so that the two do not share a line
     if rank == 0 and _batch_done(workdir, 0, 1):
-        grid = np.load(os.path.join(workdir, 'batches', 'batch_000000.npz'))['images'][:64]
-        save_png(make_grid(grid), os.path.join(workdir, 'grid.png'))
+        save_png(make_grid(_first_images(workdir, GRID_SIZE)), os.path.join(workdir, 'grid.png'))
     return done
+
+
+GRID_SIZE = 64
+
+
+def _first_images(workdir, n):
+    """The first ``n`` samples (fewer if fewer are done), from the finished batches 0, 1, ... in order."""
+    images, b = [], 0
+    while sum(len(i) for i in images) < n and _batch_done(workdir, b, 1):
+        images.append(np.load(os.path.join(workdir, 'batches', f'batch_{b:06d}.npz'))['images'])
+        b += 1
+    return np.concatenate(images)[:n]
 
 
 def _check_state(x, bound, where):

@@ -38,7 +38,12 @@ def test_sample_writes_resumes_and_refuses(tiny_checkpoint, tmp_path):
     assert out.returncode == 0, out.stderr[-3000:]
     pngs = sorted(os.listdir(os.path.join(work, 'samples')))
     assert pngs == [f'{i}.png' for i in range(5)]
-    assert os.path.exists(os.path.join(work, 'grid.png'))
+    from PIL import Image
+    from runners.sample import make_grid
+    shown = np.asarray(Image.open(os.path.join(work, 'grid.png')))      # the first samples of every batch, in order
+    images = np.stack([np.asarray(Image.open(os.path.join(work, 'samples', f'{i}.png'))) for i in range(5)])
+    images = images.reshape(5, images.shape[1], images.shape[2], -1)
+    assert np.array_equal(shown.reshape(make_grid(images).shape), make_grid(images))
     settings = json.load(open(os.path.join(work, 'settings.json')))
     assert settings['iterations'] == 10 and settings['nfe'] == 10 and settings['config']['pds']['enabled']
     first = {p: open(os.path.join(work, 'samples', p), 'rb').read() for p in pngs}

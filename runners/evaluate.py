@@ -45,9 +45,10 @@ def _batch_files(workdir, num_samples, batch_size):
     None when the batch size is unknown or a file is missing."""
     if not batch_size:
         return None
+    from runners.sample import batch_path        # lazily, as run_sample: scoring a folder needs no sampler
     out = []
     for b in range(-(-num_samples // batch_size)):
-        path = os.path.join(workdir, 'batches', f'batch_{b:06d}.npz')
+        path = batch_path(workdir, b)
         if not os.path.isfile(path):
             return None
         out.append((path, min(batch_size, num_samples - b * batch_size)))

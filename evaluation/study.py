@@ -141,10 +141,14 @@ def _pc_points(iterations, samples):
 
 def b_curves(samples=None):
     """FID / KID against PC iterations 10 .. 1000 on Model B: vanilla, the statistics filter at Table 2's two
-    alphas, automatic PDS; 2,000 samples per point up to 100 iterations, 500 beyond."""
-    return Study('b_curves', MODEL_B, tuple(_pc_points(CURVE_ITERATIONS,
-                                                       lambda its: samples or (2000 if its <= 100 else 500))),
-                 batch_size=50)
+    alphas, automatic PDS; 2,000 samples per point up to 100 iterations, 500 beyond.  Then alpha 5 in the Langevin
+    corrector only (``pds.apply_to = 'corrector'``, what supp. Theorem 1 covers) at 50 and 100 iterations: whether
+    PDS's effect comes from the corrector or from preconditioning the predictor."""
+    count = lambda its: samples or (2000 if its <= 100 else 500)  # noqa: E731
+    corrector_only = [Point(f'pds_a5_corr_{its}it', 'PDS stats α=5, corrector only',
+                            (('pds.alpha', 5.), ('pds.apply_to', 'corrector'), ('sampling.speed_up', 1000 / its)),
+                            count(its)) for its in (50, 100)]
+    return Study('b_curves', MODEL_B, tuple(_pc_points(CURVE_ITERATIONS, count) + corrector_only), batch_size=50)
 
 
 def b_rivals(samples=None):

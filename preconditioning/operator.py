@@ -97,6 +97,28 @@ class Preconditioner:
         return self
 
 
+class CorrectorOnly:
+    """``P`` in the Langevin corrector steps only, the identity in the prior, predictor and final denoising step
+    (``pds.apply_to = 'corrector'``).  Supp. Theorem 1 covers exactly these steps: each leaves p_sigma invariant for
+    any invertible M, so the sampler's fixed points are vanilla's and only the corrector's mixing changes."""
+    is_identity = False
+
+    def __init__(self, P):
+        self.P = P
+        self.freq, self.space = getattr(P, 'freq', None), getattr(P, 'space', None)   # the gain bound of runners
+
+    def at_step(self, i, role=None):
+        return self.P.at_step(i, role) if role == 'corrector' else Identity()
+
+    def noise(self, z):
+        raise TypeError("pds.apply_to = 'corrector' preconditions the corrector steps only; call P.at_step(i, role)")
+
+    drift = noise
+
+
+APPLY_TO = ('all', 'corrector')
+
+
 # ----------------------------------------------------------------------------------------------
 # Solenoidal operators of Eq. 24 (all skew-symmetric).  Note: for the 2-D DFT matrix F^T = F, so
 # Re[F - F^T] = 0, and F P F^-1 is diagonal with conjugate-pair entries, so Re[F (P - P^T) F^-1] = 0
@@ -150,4 +172,12 @@ def from_config(pds, shape, device='cpu', dtype=torch.float32):
         if pds.solenoidal not in SOLENOIDAL:
             raise ValueError(f'pds.solenoidal must be one of {sorted(SOLENOIDAL)}, got {pds.solenoidal!r}')
         solenoidal = SOLENOIDAL[pds.solenoidal](tuple(pds.shift))
-    return Preconditioner(freq, space, pds.omega, solenoidal, device=device, dtype=dtype)
+    return restrict(Preconditioner(freq, space, pds.omega, solenoidal, device=device, dtype=dtype), pds)
+
+
+def restrict(P, pds):
+    """``P`` limited to the updates ``pds.apply_to`` names ('all' or 'corrector')."""
+    apply_to = pds.get('apply_to', 'all')
+    if apply_to not in APPLY_TO:
+        raise ValueError(f"pds.apply_to must be one of {APPLY_TO}, got {apply_to!r}")
+    return P if apply_to == 'all' else CorrectorOnly(P)

@@ -107,6 +107,9 @@ def _pds_problems(config):
     if not p.enabled:
         return []
     problems = []
+    if p.get('apply_to', 'all') not in ('all', 'corrector'):
+        problems.append(f"pds.apply_to = {p.apply_to!r}: expected 'all' (prior, predictor and corrector, as the "
+                        "official code) or 'corrector' (the Langevin corrector steps only, supp. Theorem 1)")
     if p.freq == 'radial':
         if not (_number(p.lam) and p.lam > 0):
             problems.append(f'pds.lam = {p.lam!r}: expected > 0 (Eq. 20: the filter is 1 inside the disc and lam '

@@ -144,6 +144,9 @@ def preconditioner(config, shape, device='cpu'):
     if not (pds.enabled and pds.freq == 'auto'):
         return preconditioning.from_config(pds, tuple(shape), device=device)
     from preconditioning import auto
+    if pds.get('apply_to', 'all') != 'all':
+        raise ValueError("pds.freq = 'auto' derives its corrector filters together with the predictor's: set "
+                         "pds.apply_to = 'all'")
     if pds.space or pds.omega:
         raise ValueError("pds.freq = 'auto' derives the frequency filter alone: set pds.space = False and pds.omega = 0")
     path = spectrum_path(config)

@@ -132,3 +132,48 @@ def test_filter_shape_mismatch_is_a_clear_error(tmp_path):
     pds.freq_path = str(tmp_path / 'missing.npy')
     with pytest.raises(preconditioning.FilterError, match='does not exist'):
         preconditioning.from_config(pds, (1, 28, 28))
+
+
+def _pds(**fields):
+    pds = defaults.pds_config()
+    pds.enabled = True
+    pds.update(fields)
+    return pds
+
+
+def _pc_run(apply_to, corrector, stats):
+    import sampling
+    c = defaults.ve_ncsnpp()
+    c.model.sigma_max, c.model.sigma_min, c.model.num_scales = 5., 0.01, 6
+    c.data.num_channels, c.data.image_size = 1, 8
+    c.sampling.corrector = corrector
+    c.pds.enabled, c.pds.freq, c.pds.freq_path, c.pds.apply_to = apply_to is not None, 'stats', stats, apply_to or 'all'
+    score = lambda x, sigma: -x / (0.1 + torch.as_tensor(sigma).reshape(-1, 1, 1, 1) ** 2)  # noqa: E731
+    return sampling.sample(c, score, (4, 1, 8, 8), torch.Generator().manual_seed(3))[0]
+
+
+def test_apply_to_corrector_preconditions_the_corrector_steps_only(tmp_path):
+    """pds.apply_to = 'corrector': prior, predictor and denoising are vanilla's draw for draw; the corrector is not."""
+    stats = str(tmp_path / 'x_freq.npy')
+    np.save(stats, np.random.default_rng(0).uniform(0.5, 3., (1, 8, 8)))
+    P = preconditioning.from_config(_pds(freq='stats', freq_path=stats, apply_to='corrector'), (1, 8, 8))
+    assert P.at_step(3, 'corrector') is P.P
+    assert all(P.at_step(3, role).is_identity for role in ('prior', 'predictor', 'denoise'))
+    vanilla = _pc_run(None, 'none', stats)
+    assert torch.equal(_pc_run('corrector', 'none', stats), vanilla)          # no corrector: exactly vanilla
+    assert not torch.equal(_pc_run('all', 'none', stats), vanilla)
+    with_corrector = [_pc_run(a, 'langevin', stats) for a in (None, 'corrector', 'all')]
+    assert not torch.equal(with_corrector[1], with_corrector[0]) and not torch.equal(with_corrector[1], with_corrector[2])
+
+
+def test_apply_to_errors_are_clear(tmp_path):
+    import sampling
+    from runners import validate
+    with pytest.raises(ValueError, match="pds.apply_to must be one of"):
+        preconditioning.from_config(_pds(freq='radial', apply_to='predictor'), (1, 8, 8))
+    c = defaults.ve_ncsnpp()
+    c.pds.enabled, c.pds.apply_to = True, 'everything'
+    assert any("pds.apply_to = 'everything'" in p for p in validate.sampling_problems(c))
+    c.pds.freq, c.pds.apply_to, c.pds.spectrum_path = 'auto', 'corrector', str(tmp_path / 'none_spectrum.npy')
+    with pytest.raises(ValueError, match="set pds.apply_to = 'all'"):
+        sampling.preconditioner(c, (1, 8, 8))

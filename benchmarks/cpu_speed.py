@@ -12,6 +12,11 @@ meaningful on a shared machine even when the absolute figures drift between runs
   ``torch.inference_mode`` (what ``ScoreModel`` and the samplers use on the CPU).
 * training: img/s of :meth:`training.train.Trainer.train_step` (draws, forward, backward, Adam), reference ops
   vs fused ops.
+* ``--compile``: a third path, new + ``torch.compile`` (inductor, C++ on the CPU) of the network (inference:
+  ``load_score_model(compile=True)``, ``--compile`` of main.py) or of the training step (``training.compile``):
+  its steady rate, its compile time (first call minus one steady call; much shorter once inductor's cache in the
+  temp folder holds the kernels) and the img-NFE (images for training) after which compiling has paid for itself
+  against new.
 Outputs of both paths are compared (max relative error) so a speed-up can never come from a wrong result.
 """
 import argparse
@@ -72,12 +77,39 @@ def inference(nf, batch, reps):
     return batch / t_old, batch / t_new, err
 
 
-def training(nf, batch, steps):
+def compiled_inference(nf, batch, reps):
+    """(old, new, new compiled img-NFE/s, compile seconds, max rel diff compiled vs old) on the same inputs."""
+    old, new, err = inference(nf, batch, reps)
+    torch.manual_seed(0)
+    config = _config(nf)
+    score = ScoreModel(models.create_model(config), config)
+    x, sigma = torch.rand(batch, 1, 28, 28), torch.full((batch,), 0.3)
+
+    def call():
+        with torch.inference_mode():
+            return score(x, sigma)
+
+    with reference_ops(), torch.no_grad():
+        ref = score.net(x.contiguous(), score.sigma_to_index(sigma))
+    score.net.compile()
+    start = time.perf_counter()
+    out = call()
+    t_first = time.perf_counter() - start
+    t_comp = _time(call, reps)
+    err = ((ref - out).abs().max() / ref.abs().max()).item()
+    return old, new, batch / t_comp, t_first - t_comp, err
+
+
+def training(nf, batch, steps, compiled=False):
+    """{'old', 'new'[, 'compiled']: img/s, '<name>_loss': first loss[, 'compile_s']} of Trainer.train_step."""
     rates = {}
-    for name, ctx in (('old', reference_ops), ('new', contextlib.nullcontext)):
+    paths = (('old', reference_ops, False), ('new', contextlib.nullcontext, False))
+    for name, ctx, comp in paths + ((('compiled', contextlib.nullcontext, True),) if compiled else ()):
         data = TensorDataset(torch.rand(batch, 1, 28, 28, generator=torch.Generator().manual_seed(0)))
+        config = _config(nf, batch)
+        config.training.compile = comp
         with tempfile.TemporaryDirectory() as workdir, ctx():
-            trainer = Trainer(_config(nf, batch), workdir, data, progress=False)
+            trainer = Trainer(config, workdir, data, progress=False)
             x = torch.stack([data[i][0] for i in range(batch)])
             losses = []
 
@@ -85,7 +117,13 @@ def training(nf, batch, steps):
                 losses.append(trainer.train_step(x).loss.item())
                 trainer.step += 1
 
+            if comp:
+                start = time.perf_counter()
+                step()                                           # compiles the forward and the backward
+                first = time.perf_counter() - start
             rates[name] = batch / _time(step, steps)
+            if comp:
+                rates['compile_s'] = first - batch / rates[name]
             rates[name + '_loss'] = losses[0]
             trainer.close()
     return rates
@@ -100,12 +138,30 @@ def main():
     parser.add_argument('--train-steps', type=int, default=3)
     parser.add_argument('--threads', type=int, default=0, help='torch CPU threads (0 = torch default)')
     parser.add_argument('--no-train', action='store_true')
+    parser.add_argument('--compile', action='store_true', help="today's path eager vs torch.compile'd")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     print(f'NCSN (CondRefineNetDilated) MNIST 28x28, CPU {torch.get_num_threads()} threads, torch {torch.__version__}',
           flush=True)
     for nf in args.nf:
+        if args.compile:
+            for batch in args.batches:
+                old, new, comp, secs, err = compiled_inference(nf, batch, args.reps)
+                per = 1 / new - 1 / comp
+                even = f'{secs / per:,.0f} img-NFE' if per > 0 else 'never'
+                print(f'nf {nf:3d} inference batch {batch:4d}: old {old:8.1f}  new {new:8.1f}  new + compile '
+                      f'{comp:8.1f} img-NFE/s  x{new / old:.2f} / x{comp / old:.2f}  (compile {secs:.0f} s, pays off '
+                      f'after {even}; max rel diff {err:.1e})', flush=True)
+            if not args.no_train:
+                r = training(nf, args.train_batch, args.train_steps, compiled=True)
+                per = 1 / r['new'] - 1 / r['compiled']
+                even = f'{r["compile_s"] / per:,.0f} images' if per > 0 else 'never'
+                print(f'nf {nf:3d} training  batch {args.train_batch:4d}: old {r["old"]:8.1f}  new {r["new"]:8.1f}  '
+                      f'new + compile {r["compiled"]:8.1f} img/s  x{r["new"] / r["old"]:.2f} / '
+                      f'x{r["compiled"] / r["old"]:.2f}  (compile {r["compile_s"]:.0f} s, pays off after {even}; '
+                      f'first loss {r["old_loss"]:.6g} / {r["new_loss"]:.6g} / {r["compiled_loss"]:.6g})', flush=True)
+            continue
         for batch in args.batches:
             old, new, err = inference(nf, batch, args.reps)
             print(f'nf {nf:3d} inference batch {batch:4d}: old {old:8.1f}  new {new:8.1f} img-NFE/s  '

@@ -30,7 +30,8 @@ def _common():
     training.reduce_mean = False
     training.likelihood_weighting = False
     training.anneal_power = 2.0
-    # speed options (CUDA only; ignored on CPU): channels-last memory format, bf16 autocast, torch.compile
+    # speed options: channels-last memory format and bf16 autocast (CUDA only; ignored on CPU), torch.compile (CUDA
+    # and CPU; on the CPU it needs a C++ compiler: benchmarks/cpu_speed.py --compile)
     training.channels_last = False
     training.bf16 = False
     training.compile = False

@@ -60,7 +60,7 @@ def _sample(config, flags):
     validate.check_sampling(config, num_samples, batch_size)     # before the (slow) checkpoint load
     device = resolve_device(flags.device, distributed.env()[2])
     with distributed.session(device) as (rank, world, _):
-        model = load_score_model(flags.checkpoint, config, use_ema=flags.ema, device=device)
+        model = load_score_model(flags.checkpoint, config, use_ema=flags.ema, device=device, compile=flags.compile)
         run_sample(config, model, flags.workdir, num_samples, batch_size,
                    config.seed, device=device, checkpoint=os.path.abspath(flags.checkpoint), use_ema=flags.ema,
                    rank=rank, world_size=world, noise_device='cpu' if flags.noise_device == 'cpu' else device,
@@ -99,7 +99,7 @@ def _eval(config, flags):
             ref_num=flags.num_images, fid_cache=flags.fid_cache, mode=flags.fid_mode, features=flags.fid_features,
             inception_path=flags.inception_path, kid=flags.kid, results_csv=flags.results_csv,
             num_workers=flags.workers, config_name=_config_name(flags), rank=rank, world_size=world,
-            barrier=distributed.barrier, skip_bad=flags.skip_bad, label=flags.label or '')
+            barrier=distributed.barrier, skip_bad=flags.skip_bad, label=flags.label or '', compile=flags.compile)
     if result is not None:
         kid = '' if result['kid'] is None else f", KID {result['kid']:.5f} ± {result['kid_std']:.5f}"
         its = 'iterations / NFE unknown' if result['iterations'] is None else \

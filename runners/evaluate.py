@@ -90,7 +90,7 @@ def run_eval(config, workdir=None, checkpoint=None, sample_dir=None, num_samples
              device='cpu', ref=None, mode='clean', features='inception', inception_path=None, results_csv=None,
              fid_cache=None, ref_split='train', ref_num=None, kid=True, use_ema=True, noise_device='cpu',
              num_workers=0, fid_batch_size=64, config_name='', score=None, rank=0, world_size=1, barrier=None,
-             progress=True, skip_bad=False, label=''):
+             progress=True, skip_bad=False, label='', compile=False):
     """Sample and score with Clean-FID.  Returns the result record (a dict) on rank 0, None on other ranks.
 
     Args:
@@ -161,7 +161,7 @@ def run_eval(config, workdir=None, checkpoint=None, sample_dir=None, num_samples
         if score is None:
             if not checkpoint:
                 raise EvalError('sampling for evaluation needs a checkpoint (or give --sample_dir)')
-            score = load_score_model(checkpoint, config, use_ema=use_ema, device=device)
+            score = load_score_model(checkpoint, config, use_ema=use_ema, device=device, compile=compile)
     model = ref_stats = features_info = referenced = None
     if rank == 0:
         model, features_info = features_lib.build_extractor(features, mode, device, inception_path)

@@ -70,10 +70,11 @@ def run_train(config, workdir, data, num_workers=0, progress=True, max_steps=Non
         likelihood_weighting, anneal_power}``, ``optim.{optimizer='Adam', lr, beta1, eps, weight_decay, amsgrad,
         warmup, grad_clip}``, ``model.{family, ema, ema_rate, sigma_*, num_scales, ...}`` and
         ``data.{image_size, num_channels, random_flip, uniform_dequantization, centered}``.
-        Optional speed switches, off when absent (``config.training.get``), all ignored on the CPU:
+        Optional speed switches, off when absent (``config.training.get``):
         ``training.channels_last`` (channels-last memory format; applied on CUDA only),
-        ``training.bf16`` (bfloat16 autocast of the forward pass on CUDA), ``training.compile`` (``torch.compile``
-        on CUDA).
+        ``training.bf16`` (bfloat16 autocast of the forward pass on CUDA only), ``training.compile``
+        (``torch.compile`` of the forward and backward, CUDA and CPU; on the CPU it needs a C++ compiler and paid for
+        its compile after a few hundred NCSN steps: benchmarks/cpu_speed.py --compile).
       workdir: the run folder (created).  If ``<workdir>/checkpoints-meta/latest.pth`` exists, training resumes
         from it (same config assumed) and continues bit-identically on the CPU.
       data: a dataset path (opened with ``data.readers.open_dataset(path, config, split='train')``, uncentred,
@@ -125,8 +126,10 @@ class Trainer:
             raise ValueError(f'training.batch_size={self.batch} must be divisible by the {self.world} processes')
         self.local = self.batch // self.world
         on_cuda = self.device.type == 'cuda'
-        self.speed = {k: bool(tr.get(k, False)) and on_cuda for k in ('channels_last', 'bf16', 'compile')}
-        ignored = [k for k in ('channels_last', 'bf16', 'compile') if tr.get(k, False) and not on_cuda]
+        # torch.compile also pays on the CPU (benchmarks/cpu_speed.py --compile); the other two are CUDA-only
+        self.speed = {k: bool(tr.get(k, False)) and (on_cuda or k == 'compile') for k in ('channels_last', 'bf16',
+                                                                                         'compile')}
+        ignored = [k for k in ('channels_last', 'bf16') if tr.get(k, False) and not on_cuda]
         if ignored and self.rank == 0:
             self._say(logging.INFO, f'training: {", ".join(ignored)} ignored on {self.device}')
 

@@ -41,3 +41,26 @@ def test_shipped_checkpoint_is_a_learned_score(name):
             d = x + sigma ** 2 * score(x, sigma)
         ratio = float(((d - x0) ** 2).mean() / ((x - x0) ** 2).mean())
         assert ratio < bound, f'{name} at sigma {sigma}: denoised error {ratio:.3f} of the noise (bound {bound})'
+
+
+@pytest.mark.skipif(not __import__('shutil').which(os.environ.get('CXX', 'g++')),
+                    reason='torch.compile on the CPU needs a C++ compiler (g++ or $CXX)')
+def test_compiled_network_samples_what_the_eager_one_does():
+    """load_score_model(compile=True) (--compile): Model A's annealed Langevin run with the compiled network lands
+    within float error of the eager run, draw for draw."""
+    import sampling
+    from configs import mnist_cpu_pds
+    from models.checkpoint import load_score_model
+    config = mnist_cpu_pds.get_config()
+    config.sampling.n_steps_each = 1
+    path = os.path.join(ROOT, SHIPPED['model_a'][0])
+    from torch._dynamo.utils import counters
+    out, graphs = [], []
+    for compile in (False, True):
+        counters.clear()
+        score = load_score_model(path, config, compile=compile)
+        out.append(sampling.sample(config, score, (8, 1, 28, 28), torch.Generator().manual_seed(0))[0])
+        graphs.append(counters['stats']['unique_graphs'])
+    assert graphs[0] == 0 and graphs[1] >= 1, graphs              # compiled only when asked
+    assert float((out[0] - out[1]).abs().max()) < 1e-3, float((out[0] - out[1]).abs().max())
+    assert float(out[0].std()) > 0.05                        # a real run, not a constant

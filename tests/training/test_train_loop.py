@@ -105,3 +105,19 @@ def test_dataset_path(tmp_path):
     assert float(readers.open_dataset(str(tmp_path / 'train.npy'), config, centered=False)[0].min()) >= 0
     result = run_train(config, str(tmp_path / 'run'), str(tmp_path / 'train.npy'), progress=False)
     assert result['step'] == 2 and (tmp_path / 'run' / 'checkpoints' / 'checkpoint_2.pth').is_file()
+
+
+def test_compile_is_used_on_the_cpu(tmp_path):
+    """training.compile = True compiles the training forward on the CPU too (it used to be ignored there); the
+    speed and the equal losses are measured by benchmarks/cpu_speed.py --compile, not here (a compile takes
+    minutes)."""
+    config = tiny_ncsn()
+    config.training.compile = True
+    data = TensorDataset(torch.rand(8, 1, 8, 8))
+    trainer = Trainer(config, str(tmp_path), data, progress=False)
+    assert trainer.speed['compile'] and isinstance(trainer.model, torch._dynamo.eval_frame.OptimizedModule)
+    trainer.close()
+    config.training.compile = False
+    plain = Trainer(config, str(tmp_path / 'plain'), data, progress=False)
+    assert plain.model is plain.net
+    plain.close()

@@ -53,7 +53,9 @@ def _time(fn, reps):
     return (time.perf_counter() - start) / reps
 
 
-def inference(nf, batch, reps):
+def inference(nf, batch, reps, compiled=False):
+    """(old, new img-NFE/s, max rel diff new vs old); with ``compiled`` also (new compiled img-NFE/s, compile
+    seconds, max rel diff compiled vs old), the same network on the same inputs."""
     torch.manual_seed(0)
     config = _config(nf)
     score = ScoreModel(models.create_model(config), config)
@@ -68,36 +70,23 @@ def inference(nf, batch, reps):
         with torch.inference_mode():
             return score(x, sigma)
 
+    def rel(out):
+        return ((ref - out).abs().max() / ref.abs().max()).item()
+
     fast = torch.channels_last if score.channels_last else torch.contiguous_format
     score.net.to(memory_format=torch.contiguous_format)
     ref, t_old = old(), _time(old, reps)
     score.net.to(memory_format=fast)
-    err = ((ref - new()).abs().max() / ref.abs().max()).item()
+    err = rel(new())
     t_new = _time(new, reps)
-    return batch / t_old, batch / t_new, err
-
-
-def compiled_inference(nf, batch, reps):
-    """(old, new, new compiled img-NFE/s, compile seconds, max rel diff compiled vs old) on the same inputs."""
-    old, new, err = inference(nf, batch, reps)
-    torch.manual_seed(0)
-    config = _config(nf)
-    score = ScoreModel(models.create_model(config), config)
-    x, sigma = torch.rand(batch, 1, 28, 28), torch.full((batch,), 0.3)
-
-    def call():
-        with torch.inference_mode():
-            return score(x, sigma)
-
-    with reference_ops(), torch.no_grad():
-        ref = score.net(x.contiguous(), score.sigma_to_index(sigma))
+    if not compiled:
+        return batch / t_old, batch / t_new, err
     score.net.compile()
     start = time.perf_counter()
-    out = call()
+    out = new()                                                  # compiles
     t_first = time.perf_counter() - start
-    t_comp = _time(call, reps)
-    err = ((ref - out).abs().max() / ref.abs().max()).item()
-    return old, new, batch / t_comp, t_first - t_comp, err
+    t_comp = _time(new, reps)
+    return batch / t_old, batch / t_new, err, batch / t_comp, t_first - t_comp, rel(out)
 
 
 def training(nf, batch, steps, compiled=False):
@@ -147,7 +136,7 @@ def main():
     for nf in args.nf:
         if args.compile:
             for batch in args.batches:
-                old, new, comp, secs, err = compiled_inference(nf, batch, args.reps)
+                old, new, _, comp, secs, err = inference(nf, batch, args.reps, compiled=True)
                 per = 1 / new - 1 / comp
                 even = f'{secs / per:,.0f} img-NFE' if per > 0 else 'never'
                 print(f'nf {nf:3d} inference batch {batch:4d}: old {old:8.1f}  new {new:8.1f}  new + compile '

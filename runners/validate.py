@@ -107,7 +107,7 @@ def _pds_problems(config):
     if not p.enabled:
         return []
     problems = []
-    if p.get('apply_to', 'all') not in ('all', 'corrector'):
+    if p.get('apply_to', 'all') not in preconditioning.operator.APPLY_TO:
         problems.append(f"pds.apply_to = {p.apply_to!r}: expected 'all' (prior, predictor and corrector, as the "
                         "official code) or 'corrector' (the Langevin corrector steps only, supp. Theorem 1)")
     if p.freq == 'radial':

@@ -41,12 +41,36 @@ def _series(rows, metric, x='iterations', only=()):
     return out
 
 
-def plot_results(csv_path, out_png, metric='fid', title=None, x='iterations', only=(), logx=True):
+_FIXED = {'vanilla': dict(color='tab:gray', marker='o', linestyle='--'),
+          'PDS': dict(color='tab:red', marker='s', linestyle='-')}
+
+
+def _styles(labels):
+    """A line style per series label: vanilla grey dashed, PDS red, every other label its own colour (tab10,
+    or tab20's dark then light shades beyond eight) and a marker."""
+    import matplotlib
+    import matplotlib.pyplot as plt
+    free = [k for k in labels if k not in _FIXED]
+    palette = plt.get_cmap('tab10').colors
+    if len(free) > 8:
+        palette = plt.get_cmap('tab20').colors[0::2] + plt.get_cmap('tab20').colors[1::2]
+    taken = {matplotlib.colors.to_hex(v['color']) for v in _FIXED.values()}
+    cycle = [c for c in palette if matplotlib.colors.to_hex(c) not in taken]
+    markers = 'sv^D<>pXh*'
+    style = {k: dict(color=cycle[i % len(cycle)], marker=markers[i % len(markers)], linestyle='-')
+             for i, k in enumerate(free)}
+    style.update({k: v for k, v in _FIXED.items() if k in labels})
+    return style
+
+
+def plot_results(csv_path, out_png, metric='fid', title=None, x='iterations', only=(), logx=True, logy=False):
     """Draw ``metric`` ('fid' or 'kid') against ``x`` ('iterations' or 'nfe'), one line per series, from
-    ``csv_path`` into ``out_png``.  Returns the series drawn ({model: {label: [(x, value, error)]}})."""
+    ``csv_path`` into ``out_png``.  Returns the series drawn ({model: {label: [(x, value, error)]}}).
+    Up to four series the legend sits inside the axes; more go beside them, each series in its own colour."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
     from evaluation.results import read_csv
     series = _series(read_csv(csv_path), metric, x, only)
     if not series:
@@ -54,15 +78,10 @@ def plot_results(csv_path, out_png, metric='fid', title=None, x='iterations', on
     n = len(series)
     cols = min(n, 3)
     rows = math.ceil(n / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4.5 * cols, 3.6 * rows), squeeze=False)
-    fixed = {'vanilla': dict(color='tab:gray', marker='o', linestyle='--'),
-             'PDS': dict(color='tab:red', marker='s', linestyle='-')}
-    labels = sorted({k for kinds in series.values() for k in kinds}, key=lambda k: (k not in fixed, k))
-    cycle = [c for c in plt.rcParams['axes.prop_cycle'].by_key()['color'] if c not in ('#7f7f7f', '#d62728')]
-    markers = 'sv^D<>pXh*'
-    style = {k: fixed.get(k) or dict(color=cycle[i % len(cycle)], marker=markers[i % len(markers)], linestyle='-')
-             for i, k in enumerate(k for k in labels if k not in fixed)}
-    style.update({k: v for k, v in fixed.items()})
+    labels = sorted({k for kinds in series.values() for k in kinds}, key=lambda k: (k not in _FIXED, k))
+    style = _styles(labels)
+    outside = len(labels) > 4
+    fig, axes = plt.subplots(rows, cols, figsize=((4.5 + 3.2 * outside) * cols, 3.6 * rows), squeeze=False)
     for ax, (model, kinds) in zip(axes.flat, sorted(series.items())):
         for kind in labels:
             if kind in kinds:
@@ -73,11 +92,19 @@ def plot_results(csv_path, out_png, metric='fid', title=None, x='iterations', on
                     ax.plot(xs, ys, label=kind, **style[kind])
         if logx:
             ax.set_xscale('log')
+        if logy:
+            ax.set_yscale('log')
+            ax.yaxis.set_major_locator(matplotlib.ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+            ax.yaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+            ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.set_title(model, fontsize=9)
         ax.set_xlabel('NFE' if x == 'nfe' else 'iterations')
         ax.set_ylabel(metric.upper())
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        if outside:
+            ax.legend(fontsize=7, loc='upper left', bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
+        else:
+            ax.legend(fontsize=8)
     for ax in list(axes.flat)[n:]:
         ax.axis('off')
     if title:
@@ -99,10 +126,11 @@ def main(argv=None):
     parser.add_argument('--x', default='iterations', choices=('iterations', 'nfe'))
     parser.add_argument('--only', default='', help="';'-separated series labels to draw (default: all)")
     parser.add_argument('--linear', action='store_true', help='linear x axis (default: log)')
+    parser.add_argument('--logy', action='store_true', help='log y axis (for FIDs spanning decades)')
     args = parser.parse_args(argv)
     only = tuple(x.strip() for x in args.only.split(';') if x.strip())
     try:
-        series = plot_results(args.csv, args.out, args.metric, args.title, args.x, only, not args.linear)
+        series = plot_results(args.csv, args.out, args.metric, args.title, args.x, only, not args.linear, args.logy)
     except (OSError, ValueError) as e:
         print(f'error: {e}', file=sys.stderr)
         return 2

@@ -103,6 +103,27 @@ def test_plot_fid_against_iterations(tmp_path):
     assert plot.main([str(tmp_path / 'nope.csv'), str(tmp_path / 'x.png')]) == 2
 
 
+def test_plot_gives_every_series_its_own_style_and_draws_a_log_y_axis(tmp_path):
+    """A rivals plot has a dozen series: none may share a colour with another (or with vanilla / PDS)."""
+    from evaluation import plot
+    from evaluation.results import append_csv
+    for n in (3, 12, 18):
+        labels = ['vanilla', 'PDS'] + [f'sampler {i}' for i in range(n)]
+        style = plot._styles(labels)
+        colours = [tuple(np.round(__import__('matplotlib').colors.to_rgb(style[k]['color']), 4)) for k in labels]
+        assert len(set(colours)) == len(labels), n
+        assert style['vanilla']['linestyle'] == '--' and style['PDS']['color'] == 'tab:red'
+    table = str(tmp_path / 'r.csv')
+    for i in range(6):
+        append_csv(table, dict(model='m', iterations=10, nfe=10 * (i + 1), pds=False, fid=10. ** (i / 2),
+                               label=f'sampler {i}'))
+    out = tmp_path / 'nfe.png'
+    assert plot.main([table, str(out), '--x', 'nfe', '--logy']) == 0
+    from PIL import Image
+    wide = np.asarray(Image.open(out).convert('L'))
+    assert wide.shape[1] > 800                                    # six series: the legend beside the axes
+
+
 def test_adaptive_solver_nfe_is_recorded_from_its_batches(tiny_checkpoint, fake_mnist, tmp_path):
     """RK45's NFE is known only after it ran: the record holds the sample-weighted mean of the batches' counts."""
     from runners.evaluate import run_eval

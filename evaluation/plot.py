@@ -49,11 +49,10 @@ def _styles(labels):
     """A line style per series label: vanilla grey dashed, PDS red, every other label its own colour (tab10,
     or tab20's dark then light shades beyond eight) and a marker."""
     import matplotlib
-    import matplotlib.pyplot as plt
     free = [k for k in labels if k not in _FIXED]
-    palette = plt.get_cmap('tab10').colors
+    palette = matplotlib.colormaps['tab10'].colors
     if len(free) > 8:
-        palette = plt.get_cmap('tab20').colors[0::2] + plt.get_cmap('tab20').colors[1::2]
+        palette = matplotlib.colormaps['tab20'].colors[0::2] + matplotlib.colormaps['tab20'].colors[1::2]
     taken = {matplotlib.colors.to_hex(v['color']) for v in _FIXED.values()}
     cycle = [c for c in palette if matplotlib.colors.to_hex(c) not in taken]
     markers = 'sv^D<>pXh*'

@@ -105,12 +105,13 @@ def test_plot_fid_against_iterations(tmp_path):
 
 def test_plot_gives_every_series_its_own_style_and_draws_a_log_y_axis(tmp_path):
     """A rivals plot has a dozen series: none may share a colour with another (or with vanilla / PDS)."""
+    import matplotlib.colors
     from evaluation import plot
     from evaluation.results import append_csv
     for n in (3, 12, 18):
         labels = ['vanilla', 'PDS'] + [f'sampler {i}' for i in range(n)]
         style = plot._styles(labels)
-        colours = [tuple(np.round(__import__('matplotlib').colors.to_rgb(style[k]['color']), 4)) for k in labels]
+        colours = [tuple(np.round(matplotlib.colors.to_rgb(style[k]['color']), 4)) for k in labels]
         assert len(set(colours)) == len(labels), n
         assert style['vanilla']['linestyle'] == '--' and style['PDS']['color'] == 'tab:red'
     table = str(tmp_path / 'r.csv')

@@ -38,7 +38,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-MODEL_A = dict(config='mnist_cpu_pds', checkpoint=os.path.join('checkpoints', 'ncsn_mnist_cpu', 'checkpoint.pth'),
+# Model A's points are overrides of the paper's Table 1 row (not of the config's default, automatic PDS)
+MODEL_A = dict(config='mnist_cpu_pds:table1_20it', checkpoint=os.path.join('checkpoints', 'ncsn_mnist_cpu', 'checkpoint.pth'),
                ref='data:$PDS_DATA/mnist', ref_split='test', results=os.path.join('results', 'mnist_cpu'))
 MODEL_B = dict(config='mnist_ncsnpp_cpu_pds', checkpoint=os.path.join('checkpoints', 'ncsnpp_mnist_cpu', 'checkpoint.pth'),
                ref='data:$PDS_DATA/mnist', ref_split='test', results=os.path.join('results', 'model_b'))
@@ -79,7 +80,7 @@ def _gain_label(gain):
     return f'direct λ={gain:g}' if gain > 1 else f'inverse λ={1 / gain:g}'
 
 
-# annealed Langevin on Model A's 10 levels: (point name prefix, series label, overrides of configs/mnist_cpu_pds.py)
+# annealed Langevin on Model A's 10 levels: (point name prefix, series label, overrides of configs/mnist_cpu_pds.py:table1_20it)
 ALD_SERIES = (('vanilla', 'vanilla', (('pds.enabled', False),)),
               ('pds_table1', 'PDS Table 1 (r=0.2H, λ=1.6)', ()),
               ('pds_auto', 'PDS auto', (('pds.freq', 'auto'),)))
@@ -190,7 +191,9 @@ STUDIES = {'a_curves': a_curves, 'a_map': a_map, 'a_rivals': a_rivals, 'b_curves
 def point_config(study, point):
     import importlib
     from configs.defaults import set_field
-    config = importlib.import_module(f'configs.{study.model["config"]}').get_config()
+    module, _, setting = study.model['config'].partition(':')
+    get_config = importlib.import_module(f'configs.{module}').get_config
+    config = get_config(setting) if setting else get_config()
     for key, value in point.overrides:
         if not set_field(config, key, value):
             raise ValueError(f'study {study.name}: the config has no field {key!r}')
@@ -203,7 +206,8 @@ def config_name(study, point):
         if key == 'pds.enabled':
             return f'--pds={str(value).lower()}'
         return f'--config.{key}={value}'
-    return f'configs/{study.model["config"]}.py ' + ' '.join(flag(k, v) for k, v in point.overrides)
+    module, colon, setting = study.model['config'].partition(':')
+    return f'configs/{module}.py{colon}{setting} ' + ' '.join(flag(k, v) for k, v in point.overrides)
 
 
 def done_rows(csv_path, sha256):

@@ -33,7 +33,7 @@ def test_map_points_run_once_and_resume_without_duplicates(fake_data, capsys):
         ('vanilla, step_lr 2e-05', 'False', '', '2e-05', '20', '4'),
         ('direct λ=1.6, step_lr 2e-05', 'True', '1.6', '2e-05', '20', '4'),
         ('inverse λ=1.6, step_lr 2e-05', 'True', '1.6', '2e-05', '20', '4')]
-    assert rows[0]['config'] == 'configs/mnist_cpu_pds.py --pds=false --config.sampling.step_lr=2e-05'
+    assert rows[0]['config'] == 'configs/mnist_cpu_pds.py:table1_20it --pds=false --config.sampling.step_lr=2e-05'
     assert all(r['kid_std'] and float(r['kid_std']) > 0 for r in rows)
     assert all(not os.path.isabs(r['workdir']) or str(root) in r['workdir'] for r in rows)
     assert all('$PDS_DATA' in r['reference'] for r in rows), rows[0]['reference']
@@ -63,7 +63,7 @@ def test_inverse_lambda_is_direct_one_over_lambda():
     x = torch.randn(3, 1, 28, 28, generator=torch.Generator().manual_seed(0))
     outs = []
     for direction, lam in (('inverse', 1.6), ('direct', 1 / 1.6)):
-        config = mnist_cpu_pds.get_config()
+        config = mnist_cpu_pds.get_config('table1_20it')
         config.pds.radial_direction, config.pds.lam = direction, lam
         op = from_config(config.pds, (1, 28, 28))
         outs.append((op.noise(x), op.drift(x)))

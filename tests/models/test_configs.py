@@ -86,8 +86,9 @@ def test_model_b_resume_file_fits_the_repository_limit():
 
 
 def test_model_a_auto_setting_is_the_measured_point():
-    """configs/mnist_cpu_pds.py:auto_20it (the setting the README recommends for Fig. 4) is exactly the config the
-    a_curves study measured as pds_auto_20it; the default stays the paper's Table 1 row."""
+    """configs/mnist_cpu_pds.py's default, auto_20it (the setting that reproduces Fig. 4 on Model A), is exactly the
+    config the a_curves study measured as pds_auto_20it; the study's other points are overrides of the paper's
+    Table 1 row, which stays one setting away."""
     from configs import mnist_cpu_pds
     from evaluation import study
     s = study.a_curves()
@@ -97,4 +98,7 @@ def test_model_a_auto_setting_is_the_measured_point():
         mine, theirs = setting[section].to_dict(), measured[section].to_dict()
         mine.pop('setting', None), theirs.pop('setting', None)
         assert mine == theirs, section
-    assert mnist_cpu_pds.get_config().pds.setting == 'table1_20it'
+    assert mnist_cpu_pds.get_config().to_dict() == setting.to_dict()
+    table1 = study.point_config(s, next(p for p in s.points if p.name == 'pds_table1_20it'))
+    assert (table1.pds.freq, table1.pds.radius, table1.pds.lam, table1.sampling.step_lr) == ('radial', 0.2, 1.6, 2e-5)
+    assert table1.to_dict() == mnist_cpu_pds.get_config('table1_20it').to_dict()

@@ -436,6 +436,11 @@ def _map_cells(study, rows):
     return cells
 
 
+def _cell_counts(cells):
+    """'1000' (or '1000/2000' where cells differ): the sample counts of the map's own cells."""
+    return '/'.join(map(str, sorted({int(r['num_samples']) for r in cells.values()})))
+
+
 def map_summary(study, rows):
     """Markdown: an ``a_map``-like study's rows as gain (rows) x step_lr (columns): FID / KID +- std; the best
     cell of each row in bold."""
@@ -458,9 +463,8 @@ def map_summary(study, rows):
                 if r.get('kid') not in ('', None) else f'{done[s]:.1f}')
             out.append(f'**{txt}**' if done[s] == best and math.isfinite(best) else txt)
         lines.append(f'| {_gain_label(g)} | ' + ' | '.join(out) + ' |')
-    counts = sorted({int(r['num_samples']) for r in cells.values()})
     lines += ['', f'FID / KID ± its standard deviation over 100 subsets at 20 iterations; '
-                  f'{"/".join(map(str, counts))} samples per cell; bold: the best step size of each row.']
+                  f'{_cell_counts(cells)} samples per cell; bold: the best step size of each row.']
     return '\n'.join(lines) + '\n'
 
 
@@ -473,7 +477,8 @@ def plot_map(study, rows, out_png, metric='fid'):
     gains = sorted(set(MAP_GAINS))
     steps = sorted(set(MAP_STEPS))
     grid = np.full((len(gains), len(steps)), np.nan)
-    for (gain, step), row in _map_cells(study, rows).items():
+    cells = _map_cells(study, rows)
+    for (gain, step), row in cells.items():
         grid[gains.index(gain), steps.index(step)] = float(row[metric]) if row[metric] not in ('', None) else \
             (math.inf if math.isinf(float(row['fid'])) else math.nan)
     fig, ax = plt.subplots(figsize=(1.2 * len(steps) + 2, 0.7 * len(gains) + 1.6))
@@ -490,8 +495,7 @@ def plot_map(study, rows, out_png, metric='fid'):
     ax.set_yticks(range(len(gains)), [_gain_label(g) for g in gains])
     ax.set_xlabel('step_lr')
     ax.set_ylabel('high-frequency gain')
-    n = sorted({r['num_samples'] for r in rows})
-    ax.set_title(f'{metric.upper()} at 20 iterations, Model A ({"/".join(n)} samples per cell)', fontsize=9)
+    ax.set_title(f'{metric.upper()} at 20 iterations, Model A ({_cell_counts(cells)} samples per cell)', fontsize=9)
     fig.colorbar(im, ax=ax)
     fig.tight_layout()
     os.makedirs(os.path.dirname(os.path.abspath(out_png)), exist_ok=True)

@@ -169,12 +169,16 @@ def test_map_summary_is_gain_by_step_with_the_best_in_bold():
     fids = {'g1.000_lr0.0001': 120., 'g1.000_lr2e-05': 440., 'g1.600_lr0.0001': 124., 'g0.400_lr0.0005': float('inf')}
     rows = [dict(config=study_lib.config_name(s, p), fid=str(fids[p.name]), kid='0.1', kid_std='0.01',
                  num_samples='1000') for p in s.points if p.name in fids]
+    # a row of another study in the same CSV (2,000 samples) is neither a cell nor counted in the caption
+    rows.append(dict(config='configs/mnist_cpu_pds.py:table1_20it', fid='50.0', kid='0.1', kid_std='0.01',
+                     num_samples='2000'))
     lines = study_lib.map_summary(s, rows).splitlines()
     assert lines[0].startswith('| high-frequency gain | step_lr 1e-05 | step_lr 2e-05 | step_lr 5e-05 |')
     assert [ln.split(' |')[0] for ln in lines[2:7]] == ['| vanilla', '| direct λ=1.6', '| direct λ=2.5',
                                                        '| inverse λ=1.6', '| inverse λ=2.5']
     assert lines[2] == '| vanilla | — | 440.0 / 0.100 ± 0.010 | — | **120.0 / 0.100 ± 0.010** | — | — |'
-    assert lines[6].endswith('| diverged |') and '1000 samples per cell' in lines[-1]
+    assert lines[6].endswith('| diverged |') and '; 1000 samples per cell' in lines[-1]
+    assert study_lib._cell_counts(study_lib._map_cells(s, rows)) == '1000'  # the heat map's title uses the same
 
 
 def test_rivals_summary_orders_by_nfe_and_names_the_best_per_budget():

@@ -237,6 +237,7 @@ def test_model_b_studies_run_at_the_stated_budgets():
     rc = {p.name: study_lib.point_config(rivals, p) for p in rivals.points}
     nfe = {k: sampling.iterations(c)[1] for k, c in rc.items()}
     assert (nfe['edm_5'], nfe['edm_stochastic_25'], nfe['ode_euler_20'], nfe['heun_pds3']) == (9, 49, 20, 46)
+    assert nfe['edm_stochastic_100'] == 199                                 # beside PC at 100 iterations (NFE 200)
     assert nfe['rk45_0.001'] is None and rc['rk45_0.001'].sampling.ode_rtol == 1e-3       # adaptive: counted later
     assert rc['ggf_0.02'].sampling.adaptive_reltol == 0.02 and rc['ggf_0.02'].sampling.method == 'adaptive_sde'
     assert [k for k, c in rc.items() if c.pds.enabled and c.sampling.method != 'pc'] == ['heun_pds1', 'heun_pds3']

@@ -188,6 +188,14 @@ STUDIES = {'a_curves': a_curves, 'a_map': a_map, 'a_rivals': a_rivals, 'b_curves
 
 # ---------------------------------------------------------------------------------------------------------------
 
+def _kid_text(kid, std):
+    """'0.673 ± 0.003', '0.0042 ± 0.0007': KID and its standard deviation to the standard deviation's first
+    significant digit (at least 3 decimals), so small KIDs keep their precision."""
+    kid, std = float(kid), float(std or 0)
+    places = max(3, -math.floor(math.log10(std))) if std > 0 else 3
+    return f'{kid:.{places}f} ± {std:.{places}f}'
+
+
 def point_config(study, point):
     import importlib
     from configs.defaults import set_field
@@ -360,7 +368,7 @@ def summary(study, rows):
             series.append(p.label)
         if its not in its_all:
             its_all.append(its)
-        kid = '' if row.get('kid') in ('', None) else f"<br>{float(row['kid']):.3f} ± {float(row.get('kid_std') or 0):.3f}"
+        kid = '' if row.get('kid') in ('', None) else f"<br>{_kid_text(row['kid'], row.get('kid_std'))}"
         cells[(p.label, its)] = (float(row['fid']), f"{float(row['fid']):.1f}{kid}", int(row['num_samples']))
     its_all.sort()
     head = '| series | ' + ' | '.join(f'{i} it' for i in its_all) + ' |'
@@ -410,7 +418,7 @@ def rivals_summary(study, rows):
     for p, nfe, fid, kid, kid_std, n in done:
         nfe_txt = '?' if math.isnan(nfe) else f'{nfe:g}'
         fid_txt = 'diverged' if math.isinf(fid) else f'{fid:.1f}'
-        kid_txt = '' if kid is None else f'{kid:.3f} ± {kid_std:.3f}'
+        kid_txt = '' if kid is None else _kid_text(kid, kid_std)
         lines.append(f'| {p.label} | {p.name} | {nfe_txt} | {fid_txt} | {kid_txt} | {n} |')
     lines.append('')
     for budget in RIVAL_BUDGETS:
@@ -459,7 +467,7 @@ def map_summary(study, rows):
                 continue
             r = cells[(g, s)]
             txt = 'diverged' if math.isinf(done[s]) else (
-                f"{done[s]:.1f} / {float(r['kid']):.3f} ± {float(r.get('kid_std') or 0):.3f}"
+                f"{done[s]:.1f} / {_kid_text(r['kid'], r.get('kid_std'))}"
                 if r.get('kid') not in ('', None) else f'{done[s]:.1f}')
             out.append(f'**{txt}**' if done[s] == best and math.isfinite(best) else txt)
         lines.append(f'| {_gain_label(g)} | ' + ' | '.join(out) + ' |')

@@ -271,3 +271,10 @@ def test_stale_samples_of_a_point_are_set_aside_not_mixed(fake_data, capsys):
     assert os.path.isdir(f'{work}.stale1') and json.loads((work / 'settings.json').read_text())['num_samples'] == 6
     rows = list(csv.DictReader(open(root / 'study.csv')))
     assert [r['num_samples'] for r in rows] == ['4', '6']
+
+
+def test_kid_keeps_the_precision_of_its_standard_deviation():
+    assert study_lib._kid_text(0.6731, 0.0028) == '0.673 ± 0.003'
+    assert study_lib._kid_text('0.0042244', '0.0006507') == '0.0042 ± 0.0007'     # was '0.004 ± 0.001'
+    assert study_lib._kid_text(0.00159, 0.000365) == '0.0016 ± 0.0004'
+    assert study_lib._kid_text(0.1, '') == '0.100 ± 0.000'                      # no std in the row

@@ -154,9 +154,10 @@ def b_curves(samples=None):
 
 def b_rivals(samples=None):
     """The rival samplers on Model B at NFE about 10 .. 100 (2,000 samples per point): PC (shared with b_curves),
-    EDM Heun and EDM stochastic (also at NFE 199, beside PC's best at NFE 200) on the Karras grid (rho 7, sigma 17 -> 0.01), Euler on the same grid, score_sde's
-    RK45 probability-flow ODE and Gotta Go Fast at three tolerances each (their NFE is what they used), and Heun
-    + k Langevin corrector steps per level without and with PDS in the corrector (statistics filter, alpha 5)."""
+    EDM Heun and EDM stochastic (the latter also at NFE 199, beside PC's best at NFE 200) on the Karras grid
+    (rho 7, sigma 17 -> 0.01), Euler on the same grid, score_sde's RK45 probability-flow ODE and Gotta Go Fast at
+    three tolerances each (their NFE is what they used), and Heun + k Langevin corrector steps per level without
+    and with PDS in the corrector (statistics filter, alpha 5)."""
     n = samples or 2000
     off = (('pds.enabled', False),)
     points = _pc_points((10, 20, 50), lambda its: n)

@@ -9,8 +9,9 @@ preconditioned beyond it.  For a Gaussian that is diagonal in the DFT (per-frequ
 ``--mode stats``' ``*_spectrum.npy``) the final per-frequency mean error and variance of the discretised sampler
 are exact (the moment recursion of ``preconditioning/auto.py``, tested against the real sampler), so each part's
 share is computed, not sampled: the statistics filter (Eq. 22, ``*_freq.npy``, ``--alpha``) in every update
-(the official code), in the corrector only (``pds.apply_to = 'corrector'``), in the prior and predictor only, and
-automatic PDS.  Metric: mean over frequencies of KL(N(m_k, V_k) || N(0, P_k)) (0 = the data's law exactly).
+(the official code), in the corrector only (``pds.apply_to = 'corrector'``), in the prior and predictor only, in
+every update with the marginal-preserving predictor drift (I + M M^T) / 2 (``pds.predictor_drift = 'marginal'``),
+and automatic PDS.  Metric: mean over frequencies of KL(N(m_k, V_k) || N(0, P_k)) (0 = the data's law exactly).
 """
 import argparse
 import os
@@ -22,22 +23,26 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from preconditioning import auto, normalised_inverse  # noqa: E402
 from sampling.sde import VESDE  # noqa: E402
 
-ROLES = (('vanilla', lambda table: None),
-         ('PDS, every update (official)', lambda table: lambda i, role: table),
-         ('PDS, corrector only (Theorem 1)', lambda table: lambda i, role: table if role == 'corrector' else None),
-         ('PDS, prior + predictor only', lambda table: lambda i, role: None if role == 'corrector' else table))
+ROLES = (('vanilla', lambda table: None, 'official'),
+         ('PDS, every update (official)', lambda table: lambda i, role: table, 'official'),
+         ('PDS, corrector only (Theorem 1)', lambda table: lambda i, role: table if role == 'corrector' else None,
+          'official'),
+         ('PDS, prior + predictor only', lambda table: lambda i, role: None if role == 'corrector' else table,
+          'official'),
+         ('PDS, marginal predictor (I + M M^T) / 2', lambda table: lambda i, role: table, 'marginal'))
 
 
 def role_errors(spec, table, iterations, sigma_min, sigma_max, snr=0.16, num_scales=1000, with_auto=True):
     """{row name: [KL at each of ``iterations``]} for the PC sampler with N = iterations (eps = 1e-5 num_scales / N,
     the ``speed_up`` convention of the study scripts)."""
-    rows = {name: [] for name, _ in ROLES}
+    rows = {name: [] for name, _, _ in ROLES}
     if with_auto:
         rows['PDS auto'] = []
     for n in iterations:
         sde, eps = VESDE(sigma_min, sigma_max, n), 1e-5 * num_scales / n
-        for name, filters in ROLES:
-            rows[name].append(auto.kl(*auto.pc_moments(spec, sde, eps, snr, 1, filters(table)), spec.P))
+        for name, filters, drift in ROLES:
+            rows[name].append(auto.kl(*auto.pc_moments(spec, sde, eps, snr, 1, filters(table), predictor_drift=drift),
+                                      spec.P))
         if with_auto:
             schedule = auto.AutoPC(spec, sde, eps, snr, 1)
             rows['PDS auto'].append(auto.kl(*auto.pc_moments(spec, sde, eps, snr, 1, schedule.filter), spec.P))

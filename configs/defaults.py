@@ -137,6 +137,9 @@ def pds_config():
     # or 'corrector' (the Langevin corrector steps only: exactly what supp. Theorem 1 covers, since each corrector
     # leaves p_sigma invariant for any invertible M; the prior and predictor stay vanilla).
     pds.apply_to = 'all'
+    # The PC predictor's drift: 'official' (M M^T s, the official code) or 'marginal' ((I + M M^T) / 2 s with noise
+    # M: the form that keeps the reverse SDE's marginals for any M, preconditioning/operator.MarginalPredictor).
+    pds.predictor_drift = 'official'
     return pds
 
 

@@ -147,10 +147,11 @@ def _ones(spec, filters):
     return r
 
 
-def pc_moments(spec, sde, eps, snr, n_steps, filters=None, noise_removal=True):
+def pc_moments(spec, sde, eps, snr, n_steps, filters=None, noise_removal=True, predictor_drift='official'):
     """Final (m, V) of the PC sampler (corrector 'langevin', predictor 'reverse_diffusion') under (A1).
 
-    ``filters(i, role)`` -> r (C, H, W) or None (= 1) for role 'prior' | 'corrector' | 'predictor'."""
+    ``filters(i, role)`` -> r (C, H, W) or None (= 1) for role 'prior' | 'corrector' | 'predictor';
+    ``predictor_drift`` 'marginal': the predictor's drift gain is (1 + r^2) / 2 instead of r^2 (noise r)."""
     r = _ones(spec, filters)
     sig, delta, _ = _sde_steps(sde, eps)
     m, V = -spec.mu, sde.sigma_max ** 2 * r(0, 'prior') ** 2
@@ -162,7 +163,7 @@ def pc_moments(spec, sde, eps, snr, n_steps, filters=None, noise_removal=True):
             a = _snr_step(snr, rc2, np.abs(m) ** 2, V, T) * rc2 / T
             m, V = (1 - a) * m, (1 - a) ** 2 * V + 2 * a * T
         rp2 = r(i, 'predictor') ** 2
-        b = delta[i] * rp2 / T
+        b = delta[i] * (rp2 if predictor_drift == 'official' else (1 + rp2) / 2) / T
         m_mean, V_mean = (1 - b) * m, (1 - b) ** 2 * V
         m, V = m_mean, V_mean + delta[i] * rp2
     return (m_mean, V_mean) if noise_removal else (m, V)

@@ -119,6 +119,53 @@ class CorrectorOnly:
 APPLY_TO = ('all', 'corrector')
 
 
+class MarginalPredictor:
+    """``P`` in every update, but the predictor's drift is (I + M M^T) / 2 instead of M M^T
+    (``pds.predictor_drift = 'marginal'``; the noise stays M).
+
+    Why: for the VE reverse SDE dx = g^2 s dt + g dw (reverse time), a process dx = A s dt + g M dw keeps the
+    marginals p_t exactly when A = g^2 (I + M M^T) / 2 (its Fokker-Planck equation; a skew term omega S s may be
+    added).  The official code's preconditioned predictor, drift g^2 M M^T with noise g M, has A = g^2 M M^T,
+    which is the reverse SDE only for M M^T = I: it drifts off the marginals wherever M != I, and only the
+    corrector pulls it back.  Supp. Theorem 1 covers the corrector; this is the predictor form that is exact in
+    the continuous limit too.  The prior and the corrector are the official ones."""
+    is_identity = False
+
+    def __init__(self, P):
+        self.P = P
+        self.freq, self.space = getattr(P, 'freq', None), getattr(P, 'space', None)   # the gain bound of runners
+
+    def at_step(self, i, role=None):
+        P = self.P.at_step(i, role)
+        return _HalfGram(P) if role == 'predictor' else P
+
+    def noise(self, z):
+        raise TypeError("pds.predictor_drift = 'marginal' changes the predictor only; call P.at_step(i, role)")
+
+    drift = noise
+
+
+class _HalfGram:
+    """drift v -> (v + M M^T v) / 2 (+ P's skew term, unchanged), noise M: the predictor of MarginalPredictor."""
+    is_identity = False
+
+    def __init__(self, P):
+        self.P = P
+
+    def noise(self, z):
+        return self.P.noise(z)
+
+    def drift(self, v):
+        out = 0.5 * (v + self.P.gram(v))                                # one FFT round trip, as M M^T alone
+        return out + self.P.omega * self.P.solenoidal(v) if self.P.omega else out
+
+    def at_step(self, i, role=None):
+        return self
+
+
+PREDICTOR_DRIFT = ('official', 'marginal')
+
+
 # ----------------------------------------------------------------------------------------------
 # Solenoidal operators of Eq. 24 (all skew-symmetric).  Note: for the 2-D DFT matrix F^T = F, so
 # Re[F - F^T] = 0, and F P F^-1 is diagonal with conjugate-pair entries, so Re[F (P - P^T) F^-1] = 0
@@ -176,8 +223,13 @@ def from_config(pds, shape, device='cpu', dtype=torch.float32):
 
 
 def restrict(P, pds):
-    """``P`` limited to the updates ``pds.apply_to`` names ('all' or 'corrector')."""
-    apply_to = pds.get('apply_to', 'all')
+    """``P`` limited to the updates ``pds.apply_to`` names ('all' or 'corrector'), with the predictor drift
+    ``pds.predictor_drift`` names ('official': M M^T; 'marginal': (I + M M^T) / 2, :class:`MarginalPredictor`)."""
+    apply_to, drift = pds.get('apply_to', 'all'), pds.get('predictor_drift', 'official')
     if apply_to not in APPLY_TO:
         raise ValueError(f"pds.apply_to must be one of {APPLY_TO}, got {apply_to!r}")
-    return P if apply_to == 'all' else CorrectorOnly(P)
+    if drift not in PREDICTOR_DRIFT:
+        raise ValueError(f"pds.predictor_drift must be one of {PREDICTOR_DRIFT}, got {drift!r}")
+    if apply_to == 'corrector':
+        return CorrectorOnly(P)
+    return P if drift == 'official' else MarginalPredictor(P)

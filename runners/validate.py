@@ -110,6 +110,9 @@ def _pds_problems(config):
     if p.get('apply_to', 'all') not in preconditioning.operator.APPLY_TO:
         problems.append(f"pds.apply_to = {p.apply_to!r}: expected 'all' (prior, predictor and corrector, as the "
                         "official code) or 'corrector' (the Langevin corrector steps only, supp. Theorem 1)")
+    if p.get('predictor_drift', 'official') not in preconditioning.operator.PREDICTOR_DRIFT:
+        problems.append(f"pds.predictor_drift = {p.predictor_drift!r}: expected 'official' (M M^T s, as the official "
+                        "code) or 'marginal' ((I + M M^T) / 2 s, which keeps the reverse SDE's marginals)")
     if p.freq == 'radial':
         if not (_number(p.lam) and p.lam > 0):
             problems.append(f'pds.lam = {p.lam!r}: expected > 0 (Eq. 20: the filter is 1 inside the disc and lam '

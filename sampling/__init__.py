@@ -141,6 +141,12 @@ def preconditioner(config, shape, device='cpu'):
     :func:`preconditioning.from_config` builds it, or, for ``pds.freq = 'auto'``, the per-step filters of
     :mod:`preconditioning.auto` for this sampler's schedule (PC: reverse diffusion + Langevin; annealed Langevin)."""
     pds, s = config.pds, config.sampling
+    if pds.enabled and pds.get('predictor_drift', 'official') != 'official':
+        if s.method != 'pc' or s.predictor == 'none' or pds.freq == 'auto':
+            raise ValueError(f"pds.predictor_drift = {pds.predictor_drift!r} changes the PC predictor's drift under a "
+                             "fixed filter: it needs sampling.method 'pc' with a predictor and pds.freq 'radial', "
+                             "'stats' or 'none' (got method {!r}, predictor {!r}, freq {!r})".format(
+                                 s.method, s.get('predictor', None), pds.freq))
     if not (pds.enabled and pds.freq == 'auto'):
         return preconditioning.from_config(pds, tuple(shape), device=device)
     from preconditioning import auto

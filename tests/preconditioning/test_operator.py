@@ -177,3 +177,41 @@ def test_apply_to_errors_are_clear(tmp_path):
     c.pds.freq, c.pds.apply_to, c.pds.spectrum_path = 'auto', 'corrector', str(tmp_path / 'none_spectrum.npy')
     with pytest.raises(ValueError, match="set pds.apply_to = 'all'"):
         sampling.preconditioner(c, (1, 8, 8))
+
+
+@pytest.mark.parametrize('omega', [0., 0.3])
+def test_marginal_predictor_drift_is_half_identity_plus_gram(tmp_path, omega):
+    """pds.predictor_drift = 'marginal': the predictor's drift matrix is (I + M M^T) / 2 (+ omega S, unchanged) and its
+    noise M, against dense matrices; prior and corrector are the official operator itself."""
+    stats = str(tmp_path / 'x_freq.npy')
+    np.save(stats, symmetric_table(4).numpy())
+    cfg = _pds(freq='stats', freq_path=stats)
+    cfg.omega, cfg.solenoidal, cfg.predictor_drift = omega, 'roll', 'marginal'
+    P = preconditioning.from_config(cfg, SHAPE, dtype=torch.float64)
+    official = P.P
+    assert P.at_step(2, 'corrector') is official and P.at_step(2, 'prior') is official
+    pred = P.at_step(2, 'predictor')
+    gram, skew = dense(official.gram), dense(solenoidal_roll((1, 1)))
+    eye = torch.eye(gram.shape[0], dtype=torch.float64)
+    assert not torch.allclose(gram, eye, atol=1e-3)                              # a filter that acts
+    assert torch.allclose(dense(pred.drift), (eye + gram) / 2 + omega * skew, atol=1e-10)
+    assert torch.allclose(dense(pred.noise), dense(official.noise), atol=1e-12)
+
+
+def test_predictor_drift_errors_are_clear(tmp_path):
+    import sampling
+    from runners import validate
+    with pytest.raises(ValueError, match="pds.predictor_drift must be one of"):
+        preconditioning.from_config(_pds(freq='radial', predictor_drift='half'), (1, 8, 8))
+    c = defaults.ve_ncsnpp()
+    c.pds.enabled, c.pds.predictor_drift = True, 'half'
+    assert any("pds.predictor_drift = 'half'" in p for p in validate.sampling_problems(c))
+    c.pds.predictor_drift = 'marginal'
+    assert not validate.sampling_problems(c)
+    for key, value in (('sampling.method', 'ald'), ('sampling.predictor', 'none'), ('pds.freq', 'auto')):
+        c2 = defaults.ve_ncsnpp()
+        c2.pds.enabled, c2.pds.predictor_drift = True, 'marginal'
+        section, name = key.split('.')
+        setattr(getattr(c2, section), name, value)
+        with pytest.raises(ValueError, match="pds.predictor_drift = 'marginal' changes the PC predictor"):
+            sampling.preconditioner(c2, (1, 8, 8))

@@ -235,7 +235,7 @@ def test_model_b_studies_run_at_the_stated_budgets():
         assert cfg[f'pds_a10_{its}it'].pds.alpha == 10. and cfg[f'pds_auto_{its}it'].pds.freq == 'auto'
     assert {p.num_samples for p in curves.points if '1000it' in p.name} == {500}
     from preconditioning.operator import MarginalPredictor
-    for its in (50, 100):
+    for its in (50, 100, 200):
         marg = cfg[f'pds_a5_marg_{its}it']
         assert (marg.pds.alpha, marg.pds.predictor_drift, sde_lib.from_config(marg).N) == (5., 'marginal', its)
         assert isinstance(sampling.preconditioner(marg, (1, 28, 28)), MarginalPredictor)
@@ -252,7 +252,7 @@ def test_model_b_studies_run_at_the_stated_budgets():
 def test_list_works_before_the_model_exists(tmp_path, capsys):
     assert study_lib.main(['b_curves', '--list', '--checkpoint', str(tmp_path / 'none.pth')]) == 0
     out = capsys.readouterr().out
-    assert 'not found: nothing is done yet' in out and 'pds_auto_1000it' in out and out.count('to do') == 32
+    assert 'not found: nothing is done yet' in out and 'pds_auto_1000it' in out and out.count('to do') == 33
     assert study_lib.main(['b_curves', '--summary', '--checkpoint', str(tmp_path / 'none.pth')]) == 2
     assert 'not found' in capsys.readouterr().err
 

@@ -87,7 +87,10 @@ class Preconditioner:
 
     def drift(self, v):
         """(M M^T + omega S_sol) v: what multiplies the score in every update (Eq. 23)."""
-        out = self.gram(v)
+        return self.plus_skew(self.gram(v), v)
+
+    def plus_skew(self, out, v):
+        """out + omega S_sol v (the solenoidal term of Eq. 23; nothing when omega = 0)."""
         return out + self.omega * self.solenoidal(v) if self.omega else out
 
     def at_step(self, i, role=None):
@@ -97,29 +100,35 @@ class Preconditioner:
         return self
 
 
-class CorrectorOnly:
-    """``P`` in the Langevin corrector steps only, the identity in the prior, predictor and final denoising step
-    (``pds.apply_to = 'corrector'``).  Supp. Theorem 1 covers exactly these steps: each leaves p_sigma invariant for
-    any invertible M, so the sampler's fixed points are vanilla's and only the corrector's mixing changes."""
+class _PerRole:
+    """A preconditioner ``P`` that acts differently per role: the sampler must ask ``at_step(i, role)``."""
     is_identity = False
+    misuse = ''                                     # what the TypeError of a role-less call says
 
     def __init__(self, P):
         self.P = P
         self.freq, self.space = getattr(P, 'freq', None), getattr(P, 'space', None)   # the gain bound of runners
 
-    def at_step(self, i, role=None):
-        return self.P.at_step(i, role) if role == 'corrector' else Identity()
-
     def noise(self, z):
-        raise TypeError("pds.apply_to = 'corrector' preconditions the corrector steps only; call P.at_step(i, role)")
+        raise TypeError(f'{self.misuse}; call P.at_step(i, role)')
 
     drift = noise
+
+
+class CorrectorOnly(_PerRole):
+    """``P`` in the Langevin corrector steps only, the identity in the prior, predictor and final denoising step
+    (``pds.apply_to = 'corrector'``).  Supp. Theorem 1 covers exactly these steps: each leaves p_sigma invariant for
+    any invertible M, so the sampler's fixed points are vanilla's and only the corrector's mixing changes."""
+    misuse = "pds.apply_to = 'corrector' preconditions the corrector steps only"
+
+    def at_step(self, i, role=None):
+        return self.P.at_step(i, role) if role == 'corrector' else Identity()
 
 
 APPLY_TO = ('all', 'corrector')
 
 
-class MarginalPredictor:
+class MarginalPredictor(_PerRole):
     """``P`` in every update, but the predictor's drift is (I + M M^T) / 2 instead of M M^T
     (``pds.predictor_drift = 'marginal'``; the noise stays M).
 
@@ -129,20 +138,11 @@ class MarginalPredictor:
     which is the reverse SDE only for M M^T = I: it drifts off the marginals wherever M != I, and only the
     corrector pulls it back.  Supp. Theorem 1 covers the corrector; this is the predictor form that is exact in
     the continuous limit too.  The prior and the corrector are the official ones."""
-    is_identity = False
-
-    def __init__(self, P):
-        self.P = P
-        self.freq, self.space = getattr(P, 'freq', None), getattr(P, 'space', None)   # the gain bound of runners
+    misuse = "pds.predictor_drift = 'marginal' changes the predictor only"
 
     def at_step(self, i, role=None):
         P = self.P.at_step(i, role)
         return _HalfGram(P) if role == 'predictor' else P
-
-    def noise(self, z):
-        raise TypeError("pds.predictor_drift = 'marginal' changes the predictor only; call P.at_step(i, role)")
-
-    drift = noise
 
 
 class _HalfGram:
@@ -156,8 +156,7 @@ class _HalfGram:
         return self.P.noise(z)
 
     def drift(self, v):
-        out = 0.5 * (v + self.P.gram(v))                                # one FFT round trip, as M M^T alone
-        return out + self.P.omega * self.P.solenoidal(v) if self.P.omega else out
+        return self.P.plus_skew(0.5 * (v + self.P.gram(v)), v)           # one FFT round trip, as M M^T alone
 
     def at_step(self, i, role=None):
         return self

@@ -146,7 +146,7 @@ def preconditioner(config, shape, device='cpu'):
             raise ValueError(f"pds.predictor_drift = {pds.predictor_drift!r} changes the PC predictor's drift under a "
                              "fixed filter: it needs sampling.method 'pc' with a predictor and pds.freq 'radial', "
                              "'stats' or 'none' (got method {!r}, predictor {!r}, freq {!r})".format(
-                                 s.method, s.get('predictor', None), pds.freq))
+                                 s.method, s.predictor, pds.freq))
     if not (pds.enabled and pds.freq == 'auto'):
         return preconditioning.from_config(pds, tuple(shape), device=device)
     from preconditioning import auto

@@ -144,16 +144,20 @@ def b_curves(samples=None):
     """FID / KID against PC iterations 10 .. 1000 on Model B: vanilla, the statistics filter at Table 2's two
     alphas, automatic PDS; 2,000 samples per point up to 100 iterations, 500 beyond.  Then alpha 5 in the Langevin
     corrector only (``pds.apply_to = 'corrector'``, what supp. Theorem 1 covers) at 50 and 100 iterations: whether
-    PDS's effect comes from the corrector or from preconditioning the predictor.  Last, alpha 5 with the predictor
-    drift that keeps the reverse SDE's marginals (``pds.predictor_drift = 'marginal'``, (I + M M^T) / 2) at 100, 200
-    and 50 iterations: whether the official predictor's loss at 100-200 is its drift leaving the reverse SDE."""
+    PDS's effect comes from the corrector or from preconditioning the predictor.  Last, alpha 5 (50 to 1000
+    iterations) and alpha 10 (100 to 1000) with the predictor drift that keeps the reverse SDE's marginals
+    (``pds.predictor_drift = 'marginal'``, (I + M M^T) / 2): whether the official predictor's loss at 100-200 is its
+    drift leaving the reverse SDE."""
     count = lambda its: samples or (2000 if its <= 100 else 500)  # noqa: E731
     corrector_only = [Point(f'pds_a5_corr_{its}it', 'PDS stats α=5, corrector only',
                             (('pds.alpha', 5.), ('pds.apply_to', 'corrector'), ('sampling.speed_up', 1000 / its)),
                             count(its)) for its in (50, 100)]
     marginal = [Point(f'pds_a5_marg_{its}it', 'PDS stats α=5, marginal predictor',
                       (('pds.alpha', 5.), ('pds.predictor_drift', 'marginal'), ('sampling.speed_up', 1000 / its)),
-                      count(its)) for its in (100, 200, 50)]
+                      count(its)) for its in (100, 200, 50, 500, 1000)]
+    marginal += [Point(f'pds_a10_marg_{its}it', 'PDS stats α=10, marginal predictor',
+                       (('pds.alpha', 10.), ('pds.predictor_drift', 'marginal'), ('sampling.speed_up', 1000 / its)),
+                       count(its)) for its in (100, 200, 500, 1000)]
     return Study('b_curves', MODEL_B, tuple(_pc_points(CURVE_ITERATIONS, count) + corrector_only + marginal),
                  batch_size=50)
 
@@ -244,6 +248,38 @@ def _cost(study, point):
 # one image's Inception features cost about 45 NFE of the ngf 16 NCSN on these CPUs: 5.5-6.6 img/s
 # (benchmarks/inception_cpu.py) against about 275 img-NFE/s (benchmarks/cpu_speed.py); only the ETA uses it
 FEATURE_NFE = 45
+
+
+def sample_study(study, out, checkpoint=None, device='cpu', only=(), progress=True, log=print, compile=False):
+    """Draw the samples of every point of ``study`` (or of ``only``) into the workdirs that :func:`run_study` scores,
+    and score nothing (``--sample_only``): sample on a GPU machine, then run the study where the Inception network
+    and the reference are, which finds the batches done and computes only the features.  The same seeds, batch
+    size and noise (drawn on the CPU) as a study run that samples itself; finished batches are kept (resumable)."""
+    from evaluation.features import EvalError
+    from models.checkpoint import load_score_model
+    from runners import validate
+    from runners.sample import SamplingError, run_sample
+    from utils.provenance import file_record
+    checkpoint = checkpoint or os.path.join(ROOT, study.model['checkpoint'])
+    if not os.path.isfile(checkpoint):
+        raise EvalError(f'study {study.name}: checkpoint {checkpoint!r} not found')
+    sha = file_record(checkpoint)['sha256']
+    points = [p for p in study.points if not only or p.name in only]
+    for i, point in enumerate(points):
+        start = time.time()
+        config, batch = point_config(study, point), min(study.batch_size, point.num_samples)
+        validate.check_sampling(config, point.num_samples, batch)
+        score = load_score_model(checkpoint, config, use_ema=True, device=device, compile=compile)
+        try:
+            run_sample(config, score, os.path.join(out, study.name, sha[:8], point.name), point.num_samples, batch,
+                       config.seed, device=device, checkpoint=os.path.abspath(checkpoint), progress=progress)
+        except SamplingError as e:
+            if 'diverged' not in str(e):
+                raise
+            log(f'[{i + 1}/{len(points)}] {point.name}: diverged ({e})')
+            continue
+        log(f'[{i + 1}/{len(points)}] {point.name}: {point.num_samples} samples drawn on {device}, '
+            f'{time.time() - start:.0f} s')
 
 
 def run_study(study, csv_path, out, checkpoint=None, device='cpu', inception_path=None, fid_cache=None,
@@ -544,6 +580,9 @@ def main(argv=None):
     p.add_argument('--fid_cache', default=None)
     p.add_argument('--fid_features', default='inception', choices=('inception', 'standin'))
     p.add_argument('--no_progress', action='store_true')
+    p.add_argument('--sample_only', action='store_true', help='draw the samples of the points (all, or --only) into '
+                   '--out and score nothing: e.g. on a GPU machine, then run the study without it where the Inception '
+                   'network is (it finds the batches done)')
     args = p.parse_args(argv)
     study = STUDIES[args.study](args.samples)
     only = tuple(x.strip() for x in args.only.split(',') if x.strip())
@@ -576,6 +615,10 @@ def main(argv=None):
             if args.plot:
                 plot_map(study, list(rows.values()), args.plot)
                 print(f'wrote {args.plot}')
+            return 0
+        if args.sample_only:
+            sample_study(study, args.out, args.checkpoint, args.device, only, progress=not args.no_progress,
+                         compile=args.compile)
             return 0
         grids = args.grids if args.grids is not None else os.path.join(os.path.dirname(args.csv), 'grids', study.name)
         run_study(study, args.csv, args.out, args.checkpoint, args.device, args.inception_path, args.fid_cache,

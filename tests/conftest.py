@@ -1,4 +1,5 @@
-"""Shared test helpers: the official reference fixtures are switched on by PDS_FIXTURES."""
+"""Shared test helpers: the official reference fixtures are switched on by PDS_FIXTURES; PDS_TEST_DEVICE (default cpu,
+e.g. cuda) is where the fixture tests run the models and samplers."""
 import json
 import os
 
@@ -7,6 +8,11 @@ import pytest
 import torch
 
 FIXTURES_ENV = 'PDS_FIXTURES'
+# the official-fixture tests run their models and samplers here (noise still drawn on the CPU, draw for draw); on
+# CUDA without TF32 (cuDNN's default for convolutions), which would leave the 1e-5 tolerance by itself
+TEST_DEVICE = torch.device(os.environ.get('PDS_TEST_DEVICE', 'cpu'))
+if TEST_DEVICE.type == 'cuda':
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
 
 
 def fixture_cases(*required_files):

@@ -252,7 +252,7 @@ def test_model_b_studies_run_at_the_stated_budgets():
 def test_list_works_before_the_model_exists(tmp_path, capsys):
     assert study_lib.main(['b_curves', '--list', '--checkpoint', str(tmp_path / 'none.pth')]) == 0
     out = capsys.readouterr().out
-    assert 'not found: nothing is done yet' in out and 'pds_auto_1000it' in out and out.count('to do') == 33
+    assert 'not found: nothing is done yet' in out and 'pds_auto_1000it' in out and out.count('to do') == 39
     assert study_lib.main(['b_curves', '--summary', '--checkpoint', str(tmp_path / 'none.pth')]) == 2
     assert 'not found' in capsys.readouterr().err
 
@@ -283,3 +283,25 @@ def test_kid_keeps_the_precision_of_its_standard_deviation():
     assert study_lib._kid_text('0.0042244', '0.0006507') == '0.0042 ± 0.0007'     # was '0.004 ± 0.001'
     assert study_lib._kid_text(0.00159, 0.000365) == '0.0016 ± 0.0004'
     assert study_lib._kid_text(0.1, '') == '0.100 ± 0.000'                      # no std in the row
+
+
+def test_sample_only_then_score_is_the_same_run(fake_data, monkeypatch, capsys):
+    """--sample_only draws a point's batches (e.g. on a GPU machine) and scores nothing; the study run afterwards
+    finds them done and samples nothing: its row equals that of a run that sampled itself (same seeds and noise)."""
+    root, only = fake_data, 'g1.600_lr2e-05'
+    assert study_lib.main(_args(root, '--only', only, '--sample_only')) == 0
+    assert not os.path.exists(root / 'study.csv')
+    assert 'samples drawn on cpu' in capsys.readouterr().out
+    import runners.sample as sample_lib
+
+    def fail(*a, **k):
+        raise AssertionError('sampled again')
+    with monkeypatch.context() as m:
+        m.setattr(sample_lib.sampling, 'sample', fail)
+        assert study_lib.main(_args(root, '--only', only)) == 0
+    first = list(csv.DictReader(open(root / 'study.csv')))
+    other = root / 'other'
+    other.mkdir()
+    assert study_lib.main(_args(other, '--only', only)) == 0
+    again = list(csv.DictReader(open(other / 'study.csv')))
+    assert len(first) == len(again) == 1 and first[0]['fid'] == again[0]['fid'] and first[0]['kid'] == again[0]['kid']

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from models.checkpoint import load_score_model
-from tests.conftest import fixture_cases, load_case_config, rel_err
+from tests.conftest import TEST_DEVICE, fixture_cases, load_case_config, rel_err
 
 CASES = fixture_cases('checkpoint.pth', 'io.pt', 'config.json')
 
@@ -13,14 +13,16 @@ CASES = fixture_cases('checkpoint.pth', 'io.pt', 'config.json')
 @pytest.mark.parametrize('case', CASES)
 def test_official_model_output(case):
     config = load_case_config(case)
-    model = load_score_model(case, config)           # a run folder: finds checkpoint.pth, applies the EMA
-    io = torch.load(os.path.join(case, 'io.pt'), map_location='cpu', weights_only=True)
+    model = load_score_model(case, config, device=TEST_DEVICE)   # a run folder: finds checkpoint.pth, applies the EMA
+    io = torch.load(os.path.join(case, 'io.pt'), map_location=TEST_DEVICE, weights_only=True)
     ref = io.get('out_float32_sigmas', io['out'])
     with torch.no_grad():
         cond = io['sigmas'] if 't' in io else io['labels']
         raw = model.net(io['x'], cond)                 # the official call signature
         via_sigma = model(io['x'], io['sigmas'])       # the one score interface: sigma -> level index where needed
+    assert raw.device.type == TEST_DEVICE.type
     assert raw.dtype == torch.float32 and raw.shape == ref.shape
+    print(f'{os.path.basename(case)} on {TEST_DEVICE}: max rel. error {rel_err(raw, ref):.1e}')   # shown with pytest -s
     assert rel_err(raw, ref) <= 1e-5
     assert rel_err(via_sigma, ref) <= 1e-5
 

@@ -10,7 +10,7 @@ import preconditioning
 import sampling
 from configs import defaults
 from models.checkpoint import load_score_model
-from tests.conftest import fixture_cases, load_case_config, rel_err
+from tests.conftest import TEST_DEVICE, fixture_cases, load_case_config, rel_err
 
 CASES = fixture_cases('spec.json', 'expected.pt')
 
@@ -47,23 +47,27 @@ def test_official_sampler(case):
         spec = json.load(f)
     expected = torch.load(os.path.join(case, 'expected.pt'), map_location='cpu', weights_only=True)
     config, model_case = config_for(case, spec)
-    model = load_score_model(model_case, config)
+    model = load_score_model(model_case, config, device=TEST_DEVICE)
     shape = tuple(spec['shape'])
     generator = torch.Generator().manual_seed(spec['seed'])
 
     draws = []
-    randn, rand = sampling.noise_source(generator, shape, 'cpu')
+    randn, rand = sampling.noise_source(generator, shape, TEST_DEVICE)     # CPU draws, moved
     counted = (lambda: draws.append('randn') or randn(), lambda: draws.append('rand') or rand())
     sampling.noise_source = lambda *a: counted
     try:
-        x, nfe = sampling.sample(config, model, shape, generator)
+        x, nfe = sampling.sample(config, model, shape, generator, TEST_DEVICE)
+        assert x.device.type == TEST_DEVICE.type
+        x = x.cpu()
     finally:
         sampling.noise_source = noise_source_orig
     assert nfe == expected['nfe'] == spec['nfe']
     assert len(draws) == spec['n_draws']
     assert draws == [d[0] for d in expected['draws']]
     assert x.dtype == torch.float32 and x.shape == expected['x'].shape
-    assert rel_err(x, expected['x']) <= 1e-5
+    err = rel_err(x, expected['x'])
+    print(f"{os.path.basename(case)} on {TEST_DEVICE}: max rel. error {err:.1e}")     # shown with pytest -s
+    assert err <= 1e-5
     if 'x_clamped' in expected:
         # saved images = clamp(x, 0, 1); the tolerance stays relative to the unclamped output's scale
         assert (x.clamp(0, 1) - expected['x_clamped']).abs().max() <= 1e-5 * expected['x'].abs().max()

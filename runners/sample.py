@@ -280,6 +280,8 @@ def run_sample(config, score, workdir, num_samples, batch_size, seed, device='cp
     def count(b):                    # images in batch b (the last one may be partial)
         return min(batch_size, num_samples - b * batch_size)
     todo = [b for b in range(rank, n_batches, world_size) if not _batch_done(workdir, b, count(b))]
+    for b in sorted(set(range(rank, n_batches, world_size)) - set(todo)):
+        _restore_images(workdir, b)
     # The callback runs once per sampler step (PC: per predictor step; annealed Langevin: per Langevin step, the
     # final denoising call is not a step), i.e. `its` times per batch.
     # Adaptive solvers (its None) know their step count only afterwards: the bar then has no total.
@@ -313,6 +315,19 @@ def run_sample(config, score, workdir, num_samples, batch_size, seed, device='cp
     if rank == 0 and _batch_done(workdir, 0, 1):
         save_png(make_grid(_first_images(workdir, GRID_SIZE)), os.path.join(workdir, 'grid.png'))
     return done
+
+
+def _restore_images(workdir, b):
+    """Rewrite the PNGs of finished batch b that are missing, from its npz (the record; the PNGs are derived from it):
+    e.g. after only ``settings.json`` and ``batches/`` were copied from the machine that sampled."""
+    with np.load(batch_path(workdir, b)) as z:
+        indices = z['indices']
+        missing = [k for k, i in enumerate(indices) if not os.path.exists(os.path.join(workdir, 'samples', f'{i}.png'))]
+        if missing:
+            os.makedirs(os.path.join(workdir, 'samples'), exist_ok=True)
+            images = z['images']
+            for k in missing:
+                save_png(images[k], os.path.join(workdir, 'samples', f'{indices[k]}.png'))
 
 
 def _first_images(workdir, n):

@@ -86,6 +86,15 @@ def _device_label(device):
     return str(device)
 
 
+def _devices(device, settings):
+    """The device of this call; with ``sampled-device (sampling), this (features)`` when a workdir's samples were drawn
+    on another device type (e.g. ``evaluation.study --sample_only`` on a GPU machine, scored on the CPU)."""
+    label, sampled = _device_label(device), (settings or {}).get('device')
+    if sampled and torch.device(sampled).type != torch.device(device).type:
+        return f'{sampled} (sampling), {label} (features)'
+    return label
+
+
 def run_eval(config, workdir=None, checkpoint=None, sample_dir=None, num_samples=None, batch_size=None, seed=None,
              device='cpu', ref=None, mode='clean', features='inception', inception_path=None, results_csv=None,
              fid_cache=None, ref_split='train', ref_num=None, kid=True, use_ema=True, noise_device='cpu',
@@ -246,7 +255,7 @@ def run_eval(config, workdir=None, checkpoint=None, sample_dir=None, num_samples
         sampling_seconds=_batch_seconds(source, num_samples, batch_size) if settings and not skipped else None,
         reference_seconds=round(referenced - start, 3) if referenced else None,
         wall_sampling_seconds=round(sampled - (referenced or start), 3), fid_seconds=round(scored - sampled, 3),
-        seconds=round(scored - start, 3), device=_device_label(device), world_size=world_size,
+        seconds=round(scored - start, 3), device=_devices(device, settings), world_size=world_size,
         workdir=os.path.abspath(source), json=os.path.abspath(json_path),
         reference_info={k: v for k, v in ref_stats.info.items() if k != 'provenance'},
         features_info=features_info, clean_fid=features_lib.cleanfid_version(), torch=torch.__version__,

@@ -305,8 +305,15 @@ def test_sample_only_then_score_is_the_same_run(fake_data, monkeypatch, capsys):
         m.setattr(sample_lib.sampling, 'sample', fail)
         assert study_lib.main(_args(root, '--only', only)) == 0
     first = list(csv.DictReader(open(root / 'study.csv')))
+    assert first[0]['device'] == 'cpu'
     other = root / 'other'
     other.mkdir()
     assert study_lib.main(_args(other, '--only', only)) == 0
     again = list(csv.DictReader(open(other / 'study.csv')))
     assert len(first) == len(again) == 1 and first[0]['fid'] == again[0]['fid'] and first[0]['kid'] == again[0]['kid']
+
+
+def test_the_row_names_the_device_that_sampled():
+    from runners.evaluate import _devices
+    assert _devices('cpu', {'device': 'cuda'}) == 'cuda (sampling), cpu (features)'
+    assert _devices('cpu', {'device': 'cpu'}) == _devices('cpu', None) == 'cpu'

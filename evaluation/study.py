@@ -143,15 +143,15 @@ def _pc_points(iterations, samples):
 def b_curves(samples=None):
     """FID / KID against PC iterations 10 .. 1000 on Model B: vanilla, the statistics filter at Table 2's two
     alphas, automatic PDS; 2,000 samples per point up to 100 iterations, 500 beyond.  Then alpha 5 in the Langevin
-    corrector only (``pds.apply_to = 'corrector'``, what supp. Theorem 1 covers) at 50 and 100 iterations: whether
-    PDS's effect comes from the corrector or from preconditioning the predictor.  Last, alpha 5 (50 to 1000
+    corrector only (``pds.apply_to = 'corrector'``, what supp. Theorem 1 covers) at 50, 100 and 500 iterations:
+    whether PDS's effect comes from the corrector or from preconditioning the predictor.  Last, alpha 5 (50 to 1000
     iterations) and alpha 10 (100 to 1000) with the predictor drift that keeps the reverse SDE's marginals
     (``pds.predictor_drift = 'marginal'``, (I + M M^T) / 2): whether the official predictor's loss at 100-200 is its
     drift leaving the reverse SDE."""
     count = lambda its: samples or (2000 if its <= 100 else 500)  # noqa: E731
     corrector_only = [Point(f'pds_a5_corr_{its}it', 'PDS stats α=5, corrector only',
                             (('pds.alpha', 5.), ('pds.apply_to', 'corrector'), ('sampling.speed_up', 1000 / its)),
-                            count(its)) for its in (50, 100)]
+                            count(its)) for its in (50, 100, 500)]
     marginal = [Point(f'pds_a5_marg_{its}it', 'PDS stats α=5, marginal predictor',
                       (('pds.alpha', 5.), ('pds.predictor_drift', 'marginal'), ('sampling.speed_up', 1000 / its)),
                       count(its)) for its in (100, 200, 50, 500, 1000)]

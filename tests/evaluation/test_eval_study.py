@@ -252,7 +252,7 @@ def test_model_b_studies_run_at_the_stated_budgets():
 def test_list_works_before_the_model_exists(tmp_path, capsys):
     assert study_lib.main(['b_curves', '--list', '--checkpoint', str(tmp_path / 'none.pth')]) == 0
     out = capsys.readouterr().out
-    assert 'not found: nothing is done yet' in out and 'pds_auto_1000it' in out and out.count('to do') == 39
+    assert 'not found: nothing is done yet' in out and 'pds_auto_1000it' in out and out.count('to do') == 40
     assert study_lib.main(['b_curves', '--summary', '--checkpoint', str(tmp_path / 'none.pth')]) == 2
     assert 'not found' in capsys.readouterr().err
 

@@ -11,7 +11,8 @@ are exact (the moment recursion of ``preconditioning/auto.py``, tested against t
 share is computed, not sampled: the statistics filter (Eq. 22, ``*_freq.npy``, ``--alpha``) in every update
 (the official code), in the corrector only (``pds.apply_to = 'corrector'``), in the prior and predictor only, in
 every update with the marginal-preserving predictor drift (I + M M^T) / 2 (``pds.predictor_drift = 'marginal'``),
-and automatic PDS.  Metric: mean over frequencies of KL(N(m_k, V_k) || N(0, P_k)) (0 = the data's law exactly).
+the same with the vanilla prior draw (not a config option: whether the preconditioned prior matters), and
+automatic PDS.  Metric: mean over frequencies of KL(N(m_k, V_k) || N(0, P_k)) (0 = the data's law exactly).
 """
 import argparse
 import os
@@ -29,7 +30,9 @@ ROLES = (('vanilla', lambda table: None, 'official'),
           'official'),
          ('PDS, prior + predictor only', lambda table: lambda i, role: None if role == 'corrector' else table,
           'official'),
-         ('PDS, marginal predictor (I + M M^T) / 2', lambda table: lambda i, role: table, 'marginal'))
+         ('PDS, marginal predictor (I + M M^T) / 2', lambda table: lambda i, role: table, 'marginal'),
+         ('PDS, marginal predictor, vanilla prior', lambda table: lambda i, role: None if role == 'prior' else table,
+          'marginal'))
 
 
 def role_errors(spec, table, iterations, sigma_min, sigma_max, snr=0.16, num_scales=1000, with_auto=True):

@@ -250,20 +250,30 @@ def _cost(study, point):
 FEATURE_NFE = 45
 
 
+def _checkpoint(study, checkpoint):
+    """(path, provenance record) of the checkpoint a study runs: ``checkpoint`` or the study's shipped one."""
+    from evaluation.features import EvalError
+    from utils.provenance import file_record
+    checkpoint = checkpoint or os.path.join(ROOT, study.model['checkpoint'])
+    if not os.path.isfile(checkpoint):
+        raise EvalError(f'study {study.name}: checkpoint {checkpoint!r} not found')
+    return checkpoint, file_record(checkpoint)
+
+
+def _workdir(out, study, sha, point):
+    """Where a point's samples are drawn (and found by a later run): <out>/<study>/<checkpoint sha[:8]>/<point>."""
+    return os.path.join(out, study.name, sha[:8], point.name)
+
+
 def sample_study(study, out, checkpoint=None, device='cpu', only=(), progress=True, log=print, compile=False):
     """Draw the samples of every point of ``study`` (or of ``only``) into the workdirs that :func:`run_study` scores,
     and score nothing (``--sample_only``): sample on a GPU machine, then run the study where the Inception network
     and the reference are, which finds the batches done and computes only the features.  The same seeds, batch
     size and noise (drawn on the CPU) as a study run that samples itself; finished batches are kept (resumable)."""
-    from evaluation.features import EvalError
     from models.checkpoint import load_score_model
     from runners import validate
     from runners.sample import SamplingError, run_sample
-    from utils.provenance import file_record
-    checkpoint = checkpoint or os.path.join(ROOT, study.model['checkpoint'])
-    if not os.path.isfile(checkpoint):
-        raise EvalError(f'study {study.name}: checkpoint {checkpoint!r} not found')
-    sha = file_record(checkpoint)['sha256']
+    checkpoint, record = _checkpoint(study, checkpoint)
     points = [p for p in study.points if not only or p.name in only]
     for i, point in enumerate(points):
         start = time.time()
@@ -271,7 +281,7 @@ def sample_study(study, out, checkpoint=None, device='cpu', only=(), progress=Tr
         validate.check_sampling(config, point.num_samples, batch)
         score = load_score_model(checkpoint, config, use_ema=True, device=device, compile=compile)
         try:
-            run_sample(config, score, os.path.join(out, study.name, sha[:8], point.name), point.num_samples, batch,
+            run_sample(config, score, _workdir(out, study, record['sha256'], point), point.num_samples, batch,
                        config.seed, device=device, checkpoint=os.path.abspath(checkpoint), progress=progress)
         except SamplingError as e:
             if 'diverged' not in str(e):
@@ -291,15 +301,11 @@ def run_study(study, csv_path, out, checkpoint=None, device='cpu', inception_pat
     from evaluation.features import EvalError
     from runners.evaluate import run_eval
     from runners.sample import SamplingError, SettingsMismatch
-    from utils.provenance import file_record
-    checkpoint = checkpoint or os.path.join(ROOT, study.model['checkpoint'])
-    if not os.path.isfile(checkpoint):
-        raise EvalError(f'study {study.name}: checkpoint {checkpoint!r} not found')
+    checkpoint, record = _checkpoint(study, checkpoint)
     ref = os.path.expandvars(study.model['ref'])
     if '$' in ref:
         raise EvalError(f'study {study.name}: the reference {study.model["ref"]!r} needs PDS_DATA=<folder holding '
                         'mnist/ (IDX files)>')
-    record = file_record(checkpoint)
     sha = record['sha256']
     points = [p for p in study.points if not only or p.name in only]
     done = done_rows(csv_path, sha)
@@ -310,7 +316,7 @@ def run_study(study, csv_path, out, checkpoint=None, device='cpu', inception_pat
     spent, cost_done = 0., 0.
     for i, point in enumerate(todo):
         start = time.time()
-        workdir = os.path.join(out, study.name, sha[:8], point.name)
+        workdir = _workdir(out, study, sha, point)
 
         def evaluate():
             return run_eval(point_config(study, point), workdir, checkpoint=checkpoint, num_samples=point.num_samples,

@@ -3,6 +3,7 @@ choose configs/ve/mnist_ncsnpp_cpu.py.
 
     python benchmarks/ncsnpp_cpu_configs.py                      # all variants
     python benchmarks/ncsnpp_cpu_configs.py --variants base biggan_fir --batch 100 --train-batch 64
+    python benchmarks/ncsnpp_cpu_configs.py --config configs/ve/deadleaves32_ncsnpp_cpu.py --variants base nf32 ...
 
 For each variant: parameters, sampling speed (img-NFE/s of ``score(x, sigma)`` under ``torch.inference_mode`` at
 ``--batch``) and training speed (img/s of ``Trainer.train_step``: draws, forward, backward, Adam, EMA at
@@ -11,6 +12,7 @@ ratios within one run, absolute figures drift between runs.  The base variant is
 one changes the listed fields.
 """
 import argparse
+import importlib.util
 import os
 import sys
 import tempfile
@@ -36,11 +38,14 @@ VARIANTS = {
     'nf64': dict(nf=64),
     'two_blocks': dict(num_res_blocks=2),
     'no_attention': dict(attn_resolutions=()),
+    'nf24': dict(nf=24),
+    'four_levels': dict(ch_mult=(1, 2, 2, 2)),
 }
+CONFIG = None
 
 
 def _config(changes, batch):
-    config = mnist_ncsnpp_cpu.get_config()
+    config = CONFIG.get_config() if CONFIG else mnist_ncsnpp_cpu.get_config()
     config.device = 'cpu'
     config.training.batch_size = batch
     for k, v in changes.items():
@@ -62,14 +67,15 @@ def measure(changes, batch, train_batch, reps, steps):
     net = models.create_model(config)
     params = sum(p.numel() for p in net.parameters())
     score = ScoreModel(net, config)
-    x = torch.rand(batch, 1, 28, 28)
+    shape = (config.data.num_channels, config.data.image_size, config.data.image_size)
+    x = torch.rand(batch, *shape)
     sigma = torch.full((batch,), 0.3)
 
     def infer():
         with torch.inference_mode():
             return score(x, sigma)
     nfe_rate = batch / _time(infer, reps)
-    data = TensorDataset(torch.rand(train_batch, 1, 28, 28, generator=torch.Generator().manual_seed(0)))
+    data = TensorDataset(torch.rand(train_batch, *shape, generator=torch.Generator().manual_seed(0)))
     with tempfile.TemporaryDirectory() as workdir:
         trainer = Trainer(config, workdir, data, progress=False)
         xb = torch.stack([data[i][0] for i in range(train_batch)])
@@ -89,8 +95,14 @@ def main():
     parser.add_argument('--train-batch', type=int, default=64)
     parser.add_argument('--reps', type=int, default=3)
     parser.add_argument('--steps', type=int, default=3)
+    parser.add_argument('--config', default='', help='base config file (default: Model B, configs/ve/mnist_ncsnpp_cpu.py)')
     args = parser.parse_args()
-    print(f'NCSN++ MNIST 28x28 variants, CPU {torch.get_num_threads()} threads, torch {torch.__version__}; '
+    global CONFIG
+    if args.config:
+        spec = importlib.util.spec_from_file_location('base_config', args.config)
+        CONFIG = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(CONFIG)
+    print(f'NCSN++ {args.config or "MNIST 28x28"} variants, CPU {torch.get_num_threads()} threads, torch {torch.__version__}; '
           f'inference batch {args.batch}, training batch {args.train_batch}', flush=True)
     for name in args.variants:
         params, nfe, train = measure(VARIANTS[name], args.batch, args.train_batch, args.reps, args.steps)

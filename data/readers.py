@@ -12,6 +12,8 @@ float32 tensors ``(C, S, S)`` with ``C = config.data.num_channels`` and ``S = co
   relative '/'-separated path.  Files with other extensions are ignored, as are hidden paths (a component starting
   with '.') and ``__MACOSX``.  Each image is decoded when it is read (bounded memory).
 * **A .zip of images**, same rules, members sorted by name; each worker process opens its own handle.
+* **Dead leaves** (``data/deadleaves.py``): the path ``'deadleaves'`` (or ``'deadleaves:<count>'``) generates the
+  set ``config.data.deadleaves`` describes, in memory; ``split`` picks the seed (train 0, test 1).
 * **A .npy / .npz array** ``(N,H,W,C)``, ``(N,C,H,W)`` or ``(N,H,W)``, uint8 in [0,255] or float in [0,1].  ``.npy``
   is memory-mapped; an ``.npz`` member is loaded into memory (key: the only array, else the first of
   ``images, x, samples, data, arr_0``).
@@ -277,6 +279,41 @@ class _ArraySource(_IndexedArray):
     def describe(self):
         kind = 'float [0,1]' if self.is_float else 'uint8 [0,255]'
         return f'{os.path.basename(self.path)} array {tuple(self.arr.shape)} {self.layout} {kind}'
+
+
+class _DeadLeavesSource(_IndexedArray):
+    """Dead-leaves images generated in memory (``data/deadleaves.py``): path ``'deadleaves'`` or
+    ``'deadleaves:<count>'``; the law comes from ``config.data`` (image_size, num_channels, deadleaves.*), the split
+    picks the seed (train_seed 0 / test_seed 1 by default) and the count (train_count / test_count)."""
+    kind = 'deadleaves'
+    layout = 'NHWC'
+    is_float = False
+
+    def __init__(self, path: str, config, split: str):
+        from data import deadleaves as dl
+        p = config.data.get('deadleaves', {}) if hasattr(config.data, 'get') else {}
+        test = IDX_SPLIT_PREFIX[split] == 't10k'
+        self.seed = int(p.get('test_seed' if test else 'train_seed',
+                              dl.DEFAULT_TEST_SEED if test else dl.DEFAULT_TRAIN_SEED))
+        count = p.get('test_count' if test else 'train_count', 10000 if test else 50000)
+        _, _, n = path.partition(':')
+        if n:
+            try:
+                count = int(n)
+            except ValueError:
+                raise DataError(f"data path '{path}': expected 'deadleaves' or 'deadleaves:<count>'") from None
+        try:
+            self.spec = dl.from_config(config)
+            self.arr = dl.generate(self.spec, count, seed=self.seed)
+        except dl.DeadLeavesError as e:
+            raise DataError(str(e)) from None
+        self.path, self.split = path, 'test' if test else 'train'
+
+    def load(self, i):
+        return np.asarray(self.arr[i])
+
+    def describe(self):
+        return f'{self.spec.describe()}; seed {self.seed} ({self.split}), {len(self.arr)} images'
 
 
 def _read_idx_header(path: str) -> Tuple[int, Tuple[int, ...], int]:
@@ -654,13 +691,19 @@ def open_dataset(path: str, config, split: str = 'train', skip_bad: bool = False
     expanded = os.path.expandvars(os.path.expanduser(str(path)))
     if '$' in expanded and not os.path.exists(expanded):
         raise DataError(f"data path '{path}' has an unset environment variable (expanded: '{expanded}')")
-    source = _open_source(expanded, split, str(getattr(d, 'dataset', '')))
+    if expanded.lower().split(':')[0] in ('deadleaves', 'dead_leaves') and not os.path.exists(expanded):
+        if split not in IDX_SPLIT_PREFIX:
+            raise DataError(f"split must be 'train' or 'test' (or 't10k'), got {split!r}")
+        source = _DeadLeavesSource(expanded, config, split)
+    else:
+        source = _open_source(expanded, split, str(getattr(d, 'dataset', '')))
     ds = ImageDataset(source, num_channels, image_size, crop,
                       centered=bool(d.centered) if centered is None else bool(centered),
                       skip_bad=skip_bad, augment=augment,
                       random_flip=bool(getattr(d, 'random_flip', False)),
                       uniform_dequantization=bool(getattr(d, 'uniform_dequantization', False)),
-                      path=str(path), split=getattr(source, 'split', None) if source.kind == 'idx' else None)
+                      path=str(path),
+                      split=getattr(source, 'split', None) if source.kind in ('idx', 'deadleaves') else None)
     with warnings.catch_warnings():
         warnings.simplefilter('ignore', DataWarning)    # the real pass warns
         ds[0]                                           # fail early on a wrong format / config

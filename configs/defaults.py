@@ -8,7 +8,8 @@ model (see the tables in the README).  Field meanings:
 * ``model.sigma_max`` / ``sigma_min`` / ``num_scales``: the geometric noise schedule (NCSN/NCSNv2:
   sigma_begin / sigma_end / num_classes).
 * ``sampling.method``: ``pc`` (score_sde predictor-corrector) or ``ald`` (annealed Langevin of NCSN/NCSNv2);
-  the rival samplers ``edm``, ``edm_stochastic``, ``ode_euler``, ``ode``, ``adaptive_sde`` (see ``sampling/``).
+  the rival samplers ``edm``, ``edm_stochastic``, ``ode_euler``, ``ode``, ``adaptive_sde``, ``dpmpp_2m``,
+  ``dpmpp_2m_sde``, ``dpmpp_3m_sde`` (see ``sampling/``).
 * ``pds``: preconditioning (off unless ``pds.enabled``); see ``preconditioning/``.
 """
 import ml_collections
@@ -72,6 +73,9 @@ def _common():
     sampling.adaptive_h_init = 0.01
     sampling.adaptive_safety = 0.9   # theta
     sampling.adaptive_exp = 0.9      # r
+    # dpmpp_2m / dpmpp_2m_sde / dpmpp_3m_sde (sampling/dpm_solver.py): DPM-Solver++ on the edm grid (schedule, rho, N)
+    sampling.dpmpp_solver_type = 'midpoint'  # dpmpp_2m_sde: 'midpoint' (k-diffusion's default) | 'heun'
+    sampling.dpmpp_eta = 1.          # dpmpp_2m_sde / dpmpp_3m_sde: 1 = the reverse diffusion SDE, 0 = the ODE
     sampling.batch_size = 64
 
     config.data = data = ml_collections.ConfigDict()

@@ -2,8 +2,9 @@
 ``ald`` (annealed Langevin dynamics of NCSN / NCSNv2), each with or without PDS; and the rival training-free
 samplers on the same score, PDS only through a Langevin corrector after each step (supp. Theorem 1):
 ``edm`` (EDM Algorithm 1, Heun), ``edm_stochastic`` (EDM Algorithm 2), ``ode_euler`` (Euler / DDIM-like on the
-same grid), ``ode`` (score_sde's probability-flow ODE, scipy RK45) and ``adaptive_sde`` (Gotta Go Fast,
-Algorithm 1); see sampling/edm.py, ode.py, adaptive.py.
+same grid), ``ode`` (score_sde's probability-flow ODE, scipy RK45), ``adaptive_sde`` (Gotta Go Fast,
+Algorithm 1) and ``dpmpp_2m``, ``dpmpp_2m_sde``, ``dpmpp_3m_sde`` (DPM-Solver++); see sampling/edm.py, ode.py,
+adaptive.py, dpm_solver.py.
 
 Python API::
 
@@ -24,6 +25,7 @@ import preconditioning
 from models.score import geometric_sigmas
 from sampling import sde as sde_lib
 from sampling.adaptive import sample_adaptive_sde
+from sampling.dpm_solver import SOLVER_TYPES, sample_dpmpp_2m, sample_dpmpp_2m_sde, sample_dpmpp_3m_sde
 from sampling.edm import level_corrector, sample_edm, sigma_schedule
 from sampling.langevin import annealed_langevin, level_indices
 from sampling.ode import sample_ode
@@ -65,7 +67,7 @@ def _run_ald(config, score, shape, randn, rand, P, device, callback):
 
 
 def fixed_steps(config):
-    """N of the fixed-step rival samplers (edm, edm_stochastic, ode_euler): the PC sampler's N
+    """N of the fixed-step rival samplers (edm, edm_stochastic, ode_euler, dpmpp_*): the PC sampler's N
     (``sampling.num_steps`` if set, else int(num_scales / speed_up)); the grid is t_0..t_{N-1}, t_N = 0."""
     return sde_lib.from_config(config).N
 
@@ -95,6 +97,25 @@ def _run_edm(config, score, shape, randn, rand, P, device, callback, heun=True, 
     return sample_edm(score, x, sigmas, randn, heun=heun, corrector=corrector, callback=callback, **churn)
 
 
+def _run_dpmpp(config, score, shape, randn, rand, P, device, callback, solver):
+    """DPM-Solver++ ``solver`` ('2m', '2m_sde', '3m_sde') on the grid of ``edm``; PDS only as the step corrector."""
+    s, m = config.sampling, config.model
+    kwargs = {}
+    if solver != '2m':
+        kwargs['eta'] = s.get('dpmpp_eta', 1.)
+        if kwargs['eta'] < 0:
+            raise ValueError(f"sampling.dpmpp_eta must be >= 0 (0: the ODE, 1: the reverse SDE), got {kwargs['eta']}")
+    if solver == '2m_sde':
+        kwargs['solver_type'] = s.get('dpmpp_solver_type', 'midpoint')
+        if kwargs['solver_type'] not in SOLVER_TYPES:
+            raise ValueError(f"sampling.dpmpp_solver_type must be one of {SOLVER_TYPES}, got {kwargs['solver_type']!r}")
+    sigmas = sigma_schedule(s.schedule, m.sigma_min, m.sigma_max, fixed_steps(config), s.rho)
+    corrector = _step_corrector(config, score, randn, P)
+    x = randn() * float(sigmas[0])                      # x_0 ~ N(0, sigma_0^2 I), not M z
+    sampler = {'2m': sample_dpmpp_2m, '2m_sde': sample_dpmpp_2m_sde, '3m_sde': sample_dpmpp_3m_sde}[solver]
+    return sampler(score, x, sigmas, randn, corrector=corrector, callback=callback, **kwargs)
+
+
 def _run_ode(config, score, shape, randn, rand, P, device, callback):
     s, m = config.sampling, config.model
     _no_pds(P, s.method, "it has no corrector; use sampling.method = 'edm' or 'ode_euler' with "
@@ -121,8 +142,12 @@ SAMPLERS = {
     'ode_euler': functools.partial(_run_edm, heun=False),
     'ode': _run_ode,
     'adaptive_sde': _run_adaptive_sde,
+    'dpmpp_2m': functools.partial(_run_dpmpp, solver='2m'),
+    'dpmpp_2m_sde': functools.partial(_run_dpmpp, solver='2m_sde'),
+    'dpmpp_3m_sde': functools.partial(_run_dpmpp, solver='3m_sde'),
 }
 ADAPTIVE = ('ode', 'adaptive_sde')      # NFE known only after running: iterations() returns (None, None)
+DPMPP = ('dpmpp_2m', 'dpmpp_2m_sde', 'dpmpp_3m_sde')
 
 
 def spectrum_path(config):
@@ -184,16 +209,17 @@ def sample(config, score, shape, generator=None, device='cpu', P=None, callback=
 
 def iterations(config):
     """(iterations as the paper counts them, NFE): PC -> (N, N (n_steps_each + 1));
-    ALD -> (levels x n_steps_each, that + 1 if denoising); edm / edm_stochastic -> (N, 2N - 1) and ode_euler ->
-    (N, N), plus (N - 1) n_steps_each with a step corrector; ode / adaptive_sde -> (None, None): adaptive
+    ALD -> (levels x n_steps_each, that + 1 if denoising); edm / edm_stochastic -> (N, 2N - 1), ode_euler and
+    dpmpp_2m / dpmpp_2m_sde / dpmpp_3m_sde -> (N, N) (one call per step, the last to sigma = 0 included), plus
+    (N - 1) n_steps_each with a step corrector; ode / adaptive_sde -> (None, None): adaptive
     solvers know their NFE only after running (``sample`` returns it)."""
     s = config.sampling
     if s.method in ADAPTIVE:
         return None, None
-    if s.method in ('edm', 'edm_stochastic', 'ode_euler'):
+    if s.method in ('edm', 'edm_stochastic', 'ode_euler') + DPMPP:
         n = fixed_steps(config)
         per_level = s.n_steps_each if s.get('step_corrector', 'none') != 'none' else 0
-        return n, (n if s.method == 'ode_euler' else 2 * n - 1) + (n - 1) * per_level
+        return n, (n if s.method in ('ode_euler',) + DPMPP else 2 * n - 1) + (n - 1) * per_level
     if s.method == 'pc':
         n = sde_lib.from_config(config).N
         per_step = (s.n_steps_each if s.corrector != 'none' else 0) + (1 if s.predictor != 'none' else 0)

@@ -92,9 +92,9 @@ class DeadLeaves:
         if not (1 <= self.coverage <= 20):
             raise DeadLeavesError(f'dead leaves: coverage is {self.coverage}; expected 1 to 20 disks per pixel '
                                   'on average (7: under 0.1 % bare pixels)')
-        if self.num_disks > 200_000:
+        if self.num_disks > 1_000_000:
             raise DeadLeavesError(f'dead leaves: r_min {self.r_min} needs {self.num_disks} disks per image; '
-                                  'expected a larger r_min (at most 200,000 disks)')
+                                  'expected a larger r_min (at most 1,000,000 disks)')
 
     def _moment(self, p: float) -> float:
         """Integral of r^p r^-exponent over [r_min, r_max]."""

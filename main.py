@@ -39,7 +39,9 @@ flags.DEFINE_integer('workers', 0, 'Data loader workers.')
 flags.DEFINE_bool('skip_bad', False, 'Skip unreadable images with a warning instead of stopping (stats; train: '
                   'the next readable image takes its place; eval: the --sample_dir / sample images and the data: '
                   'reference).')
-flags.DEFINE_string('stats_dir', 'assets/stats', 'Stats: output folder.')
+flags.DEFINE_string('stats_dir', None, 'Stats: output folder (default: --workdir; one of the two is needed).')
+flags.DEFINE_bool('overwrite', False, 'Stats: replace statistics files of the same name (without it an existing file '
+                  'is never overwritten, e.g. the shipped assets/stats/*.npy that sampling runs read).')
 flags.DEFINE_string('name', None, 'Stats: file name prefix (default: the dataset name).')
 flags.DEFINE_bool('plot', True, 'Stats: also draw the statistics as <name>_stats.png.')
 flags.DEFINE_string('sample_dir', None, 'Eval: score this folder (or .zip) of images of one size, or a sampling '
@@ -48,7 +50,11 @@ flags.DEFINE_string('sample_dir', None, 'Eval: score this folder (or .zip) of im
 flags.DEFINE_string('fid_ref', None, 'Eval: reference statistics: cleanfid:<name>/<split>/<res>, a stats .npz, or '
                     'data:<dataset path> (default: clean-fid\'s precomputed statistics of the config\'s dataset, '
                     'else --data).')
-flags.DEFINE_string('fid_split', 'train', 'Eval: split of the --fid_ref / --data dataset.')
+flags.DEFINE_string('fid_split', None, "Eval: split of the --fid_ref / --data dataset (default: 'test' where the "
+                    'dataset has one -- MNIST / Fashion-MNIST IDX files, dead leaves: the 10,000 test images, the '
+                    "reference of every result in the README --, else its only split, 'train').")
+flags.DEFINE_bool('allow_mismatch', False, 'Eval: score samples whose dataset, resolution or channels (from their '
+                  'settings.json) differ from the reference\'s (refused without it).')
 flags.DEFINE_string('fid_cache', None, 'Eval: folder of cached reference statistics (default: $PDS_FID_CACHE or '
                     '~/.cache/pds/fid_stats).')
 flags.DEFINE_enum('fid_mode', 'clean', ['clean', 'legacy_tensorflow'], 'Eval: clean-fid mode.')
@@ -59,6 +65,8 @@ flags.DEFINE_string('inception_path', None, "Eval: local TorchScript Inception f
                     "clean-fid's download).")
 flags.DEFINE_bool('kid', True, 'Eval: also compute KID when the reference has features.')
 flags.DEFINE_string('results_csv', None, 'Eval: append one row per run to this CSV.')
+flags.DEFINE_bool('force_resume', False, 'Train: resume even though the dataset (path, description, size) or '
+                  'training.batch_size differ from those of the run that wrote the checkpoint (refused without it).')
 flags.DEFINE_string('label', None, 'Eval: the run\'s series name in that CSV (plots group by it), e.g. "vanilla".')
 flags.mark_flags_as_required(['config'])
 
@@ -106,13 +114,32 @@ def _config_load_error(err):
             '; expected a configs/<...>.py file, optionally with :<setting>')
 
 
+MISSING_CONFIG = ('error: --config is required: expected a config file, e.g. --config configs/mnist_cpu_pds.py '
+                  '(one per model in configs/; :<setting> picks a PDS row of the paper)')
+
+
+def _flag_error(err):
+    """The one line of a flag error, with what to do where absl's own text does not say it: a missing --config, a
+    ``:setting`` given to a config whose ``get_config()`` takes none."""
+    text = _one_line(err)
+    if 'Flag --config must have a value other than None' in text:
+        return MISSING_CONFIG
+    if text.startswith('flag --config=') and 'get_config() takes 0 positional arguments' in text:
+        arg = text[len('flag --config='):].split(': ', 1)[0]
+        path, _, setting = arg.rpartition(':')
+        return (f'error: --config {arg}: this config takes no setting (its get_config() has no parameter); expected '
+                f"{path} without ':{setting}', or a configs/<dataset>_pds.py config")
+    return f'error: {text}'
+
+
 def parse_flags(argv):
     """absl's flag parsing with every error as one line on stderr (exit status 1), never a traceback: a bad
-    value, an unknown flag, an unknown ``--config.*`` field, a missing --config file, an unknown setting suffix."""
+    value, an unknown flag, an unknown ``--config.*`` field, a missing --config file, an unknown setting suffix,
+    a setting given to a config without settings, no --config at all."""
     try:
         args = FLAGS(argv)
     except flags.Error as err:
-        raise SystemExit(f'error: {_one_line(err)}') from None
+        raise SystemExit(_flag_error(err)) from None
     except (AttributeError, KeyError) as err:        # --config.<unknown field>=...
         raise SystemExit(_config_field_error(err, argv)) from None
     except OSError as err:                           # an override of a config file that failed to load

@@ -15,6 +15,7 @@ import hashlib
 import io
 import json
 import os
+import tempfile
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -24,7 +25,8 @@ from torch.utils.data import DataLoader, Subset
 from .readers import BadItem, DataError, open_dataset
 from utils.atomic import atomic_write_bytes
 
-__all__ = ['compute_stats', 'run_stats', 'plot_stats', 'subset_indices', 'stats_paths', 'STATS_FORMAT']
+__all__ = ['compute_stats', 'run_stats', 'plot_stats', 'subset_indices', 'stats_paths', 'data_name', 'check_outputs',
+           'STATS_FORMAT']
 
 STATS_FORMAT = (
     'PDS dataset statistics v1 (fudan-zvg/PDS mask_gen_demo.py convention). <name>_freq.npy: '
@@ -67,7 +69,7 @@ def compute_stats(dataset, num_images: Optional[int] = None, seed: int = 0, batc
         ascending index order.
       seed: seeds the subset choice only.
       batch_size, num_workers: DataLoader settings; the result does not depend on ``num_workers``.
-      progress: show a tqdm bar on stderr.
+      progress: a tqdm bar (stderr) on a terminal, else one line per batch (``utils/progress.py``).
 
     Returns:
       dict with ``freq`` = log(1 + mean |fft2(x)|^2) and ``space`` = mean x^2, float32 numpy arrays (C,H,W)
@@ -86,9 +88,13 @@ def compute_stats(dataset, num_images: Optional[int] = None, seed: int = 0, batc
     power = sq = None
     count, skipped = 0, []
     bar = None
-    if progress:
-        from tqdm import tqdm
-        bar = tqdm(total=len(indices), desc='stats', unit='img', dynamic_ncols=True)
+    if progress:             # a bar on a terminal, else one line per batch (utils/progress.py)
+        from utils.progress import interactive, iterate
+        if interactive():
+            from tqdm import tqdm
+            bar = tqdm(total=len(indices), desc='stats', unit='img', dynamic_ncols=True)
+        else:
+            loader = iterate(loader, 'stats', total=-(-len(indices) // int(batch_size)))
     for x, bad in loader:
         skipped.extend(b.name for b in bad)
         if bar is not None:
@@ -139,14 +145,54 @@ def stats_paths(out_dir: str, name: str) -> Dict[str, str]:
              ('png', 'stats.png'))}
 
 
-def _default_name(config) -> str:
-    return ''.join(ch if ch.isalnum() else '_' for ch in str(config.data.dataset).lower()) or 'dataset'
+def data_name(data_path: str, ds) -> str:
+    """The file-name prefix of statistics of the data actually read (not of the config, which may name another
+    dataset): an IDX folder's name (``fashion-mnist`` -> ``fashion_mnist``, a torchvision root's ``FashionMNIST`` ->
+    ``fashionmnist``), a folder / zip / array's base name, ``deadleaves<size>`` for generated dead leaves; lower case,
+    other characters than letters and digits as '_' (the shipped ``assets/stats/fashion_mnist_*``)."""
+    source = getattr(ds, 'source', None)
+    kind = getattr(source, 'kind', '')
+    if kind == 'deadleaves':
+        base = f'deadleaves{ds.image_size}'
+    elif kind == 'idx':
+        folder = os.path.dirname(os.path.abspath(source.path))
+        if os.path.basename(folder) == 'raw':                # <root>/<MNIST|FashionMNIST>/raw/<file>
+            folder = os.path.dirname(folder)
+        base = os.path.basename(folder)
+    else:
+        base = os.path.basename(os.path.normpath(os.path.expandvars(os.path.expanduser(str(data_path)))))
+        for ext in ('.gz', '.zip', '.npz', '.npy'):
+            if base.lower().endswith(ext):
+                base = base[:-len(ext)]
+    return ''.join(c if c.isalnum() else '_' for c in base.lower()) or 'dataset'
+
+
+def check_outputs(out_dir: str, name: str, overwrite: bool = False, plot: bool = False) -> Dict[str, str]:
+    """The output paths of statistics ``name`` in ``out_dir``, once it is sure they can be written: a DataError names
+    an existing file (unless ``overwrite``) or a folder that cannot be written.  Called before the pass over the data,
+    so that hours of reading are never lost to an existing file."""
+    paths = stats_paths(out_dir, name)
+    wanted = ['freq', 'space', 'spectrum', 'json'] + (['png'] if plot else [])
+    existing = [paths[k] for k in wanted if os.path.exists(paths[k])]
+    if existing and not overwrite:
+        more = f' (and {len(existing) - 1} more of its files)' if len(existing) > 1 else ''
+        raise DataError(f'{existing[0]!r} exists{more}: statistics files are never replaced by default (sampling runs '
+                        'read them); pass --overwrite to replace them, or choose another --name or --workdir')
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise DataError(f'{out_dir!r} is a file; expected a folder for the statistics')
+    try:
+        os.makedirs(out_dir, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out_dir):
+            pass
+    except OSError as e:
+        raise DataError(f'cannot write in {out_dir!r} ({e.strerror or e}); expected a writable folder') from None
+    return paths
 
 
 def run_stats(config, data_path: str, out_dir: str, name: Optional[str] = None, num_images: Optional[int] = None,
               seed: int = 0, num_workers: int = 0, split: str = 'train', skip_bad: bool = False,
               batch_size: int = DEFAULT_BATCH_SIZE, progress: bool = True,
-              command: Optional[str] = None) -> Dict[str, object]:
+              command: Optional[str] = None, overwrite: bool = False, plot: bool = False) -> Dict[str, object]:
     """Compute and save the PDS statistics of the dataset at ``data_path`` (the ``--mode stats`` entry point).
 
     Opens ``data_path`` with ``open_dataset(data_path, config, split, skip_bad, centered=False)`` (the config's
@@ -161,21 +207,24 @@ def run_stats(config, data_path: str, out_dir: str, name: Optional[str] = None, 
       config: ml_collections config (only ``config.data`` is used).
       data_path: see ``open_dataset``; recorded as given (write ``'$PDS_DATA/...'`` to keep it portable).
       out_dir: created if missing.
-      name: file prefix; default ``config.data.dataset`` lower-cased.
+      name: file prefix; default :func:`data_name` of the data read (``mnist`` for ``$PDS_DATA/mnist``,
+        ``fashion_mnist`` for ``$PDS_DATA/fashion-mnist``, whatever the config's dataset).
       num_images, seed: None = all images; else a seeded subset (``subset_indices``).
       num_workers, batch_size, progress: reading settings (the result does not depend on num_workers).
       split, skip_bad: passed to ``open_dataset``.
       command: free text recorded as ``command`` in the JSON.
+      overwrite: replace existing files of that name; without it an existing file is a DataError naming it, raised
+        before the pass over the data (the shipped ``assets/stats`` files, which sampling runs read, stay as they are).
+      plot: also draw ``<name>_stats.png`` (:func:`plot_stats`).
 
     Returns:
-      dict: ``freq``/``space``/``json`` paths, ``count``, ``skipped`` (names), ``record`` (the JSON dict).
+      dict: ``freq``/``space``/``json`` (and ``png``) paths, ``count``, ``skipped`` (names), ``record`` (the JSON dict).
     """
-    name = name or _default_name(config)
     ds = open_dataset(data_path, config, split=split, skip_bad=skip_bad, centered=False)
+    name = name or data_name(data_path, ds)
+    paths = check_outputs(out_dir, name, overwrite, plot)
     res = compute_stats(ds, num_images=num_images, seed=seed, batch_size=batch_size, num_workers=num_workers,
                         progress=progress)
-    os.makedirs(out_dir, exist_ok=True)
-    paths = stats_paths(out_dir, name)
     freq_bytes, space_bytes = _npy_bytes(res['freq']), _npy_bytes(res['space'])
     spectrum_bytes = _npy_bytes(np.stack([res['power'], res['mean']]))
     d = config.data
@@ -211,8 +260,10 @@ def run_stats(config, data_path: str, out_dir: str, name: Optional[str] = None, 
     atomic_write_bytes(paths['space'], space_bytes)
     atomic_write_bytes(paths['spectrum'], spectrum_bytes)
     atomic_write_bytes(paths['json'], (json.dumps(record, sort_keys=True, indent=2) + '\n').encode('utf-8'))
+    if plot:
+        plot_stats(paths['freq'], paths['space'], paths['png'])
     return {'freq': paths['freq'], 'space': paths['space'], 'spectrum': paths['spectrum'], 'json': paths['json'],
-            'count': res['count'],
+            'png': paths['png'] if plot else None, 'count': res['count'],
             'skipped': res['skipped'], 'record': record}
 
 

@@ -232,6 +232,7 @@ def _download(url, path, timeout=60):
     try:
         with os.fdopen(fd, 'wb') as f, urllib.request.urlopen(url, timeout=timeout) as response:
             shutil.copyfileobj(response, f)
+        os.chmod(tmp, 0o644)             # mkstemp makes 0600; outputs are 0644
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -102,12 +102,18 @@ def check_image_files(files, fdir=None, skip_bad=False, full=False):
 
 def files_features(files, model, mode='clean', batch_size=64, num_workers=0, device='cpu', fdir=None,
                    progress=True, description='features'):
-    """clean-fid's ``get_files_features``: (N, D) float32 features of the image files."""
+    """clean-fid's ``get_files_features`` (the same dataset, loader and feature call): (N, D) float32 features of the
+    image files; progress is a bar on a terminal, else one line per batch (``utils/progress.py``)."""
     _need_cleanfid()
-    from cleanfid.fid import get_files_features
-    return get_files_features(list(files), model, num_workers=num_workers, batch_size=batch_size,
-                              device=torch.device(device), mode=mode, description=description, fdir=fdir,
-                              verbose=progress)
+    from cleanfid.fid import get_batch_features
+    from cleanfid.utils import ResizeDataset
+    from utils.progress import iterate
+    dataset = ResizeDataset(list(files), fdir=fdir, mode=mode)
+    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False, drop_last=False,
+                                         num_workers=num_workers)
+    feats = [get_batch_features(batch, model, torch.device(device))
+             for batch in iterate(loader, description, enabled=progress)]
+    return np.concatenate(feats)
 
 
 def _dataset_images_class():
@@ -143,13 +149,13 @@ def dataset_features(dataset, model, mode='clean', indices=None, batch_size=64, 
     """(N, D) float32 features of ``dataset[i]`` for ``i`` in ``indices`` (default: all), dataset items being
     float tensors (C, H, W) in [0, 1] (``open_dataset(..., centered=False)``)."""
     from cleanfid.fid import get_batch_features
-    from tqdm import tqdm
+    from utils.progress import iterate
     indices = range(len(dataset)) if indices is None else indices
     images = _dataset_images_class()(dataset, indices, mode)
     loader = torch.utils.data.DataLoader(images, batch_size=batch_size, shuffle=False, drop_last=False,
                                          num_workers=num_workers, collate_fn=_collate_readable)
     feats = []
-    for batch in tqdm(loader, desc=description, disable=not progress):
+    for batch in iterate(loader, description, enabled=progress):
         batch = raise_failed(batch)              # the reader's one-line DataError, not a worker traceback
         if batch is not None:
             feats.append(get_batch_features(batch, model, torch.device(device)))

@@ -12,9 +12,12 @@ A reference is named by a string (``--fid_ref``):
                                    are such files; so are ours).  KID uses its ``feats`` (ours) or a sibling
                                    ``<stem>_kid.npz`` (clean-fid's layout) when there is one.
 ``data:<path>`` or ``<path>``      custom statistics of a dataset read by ``data.readers.open_dataset(path, config,
-                                   split)`` (MNIST/Fashion-MNIST IDX, folders or zips of images, .npy/.npz arrays),
-                                   made once and cached as ``<cache>/<name>_<mode>_<res>[_<features>][_n<N>s<seed>]
-                                   .npz`` (mu, sigma, feats) with ``.json`` provenance beside it.
+                                   split)`` (MNIST/Fashion-MNIST IDX, folders or zips of images, .npy/.npz arrays,
+                                   ``deadleaves``), made once and cached as ``<cache>/<name>_<split>_<mode>_<res>
+                                   [_<features>][_n<N>s<seed>].npz`` (mu, sigma, feats) with ``.json`` provenance
+                                   beside it (a cache file that cannot be read is recomputed).  The split defaults to
+                                   ``test`` where the dataset has one (MNIST-style IDX folders, dead leaves: the
+                                   10,000 test images every result of the README uses), else ``train``.
 (nothing)                          the precomputed statistics of the config's dataset and resolution when clean-fid has
                                    them (:data:`CLEANFID_PRECOMPUTED`); otherwise an error asks for a dataset.
 =================================  ==============================================================================
@@ -24,6 +27,7 @@ The cache folder is ``--fid_cache``, else ``$PDS_FID_CACHE``, else ``~/.cache/pd
 import datetime
 import json
 import os
+import sys
 import urllib.error
 from dataclasses import dataclass, field
 from typing import Optional
@@ -65,9 +69,56 @@ def default_cache_dir():
     return os.environ.get(CACHE_ENV) or os.path.join(os.path.expanduser('~'), '.cache', 'pds', 'fid_stats')
 
 
-def _data_key(config):
+def data_key(config):
+    """(dataset, category, resolution) of ``config.data``, lower-cased."""
     d = config.data
     return (str(d.dataset).lower(), str(d.get('category', '') or '').lower(), int(d.image_size))
+
+
+_data_key = data_key
+# Inception on a 2-core CPU (benchmarks/inception_cpu.py: 5.5-6.6 images/s): the estimate announced before a reference
+# is computed there (a GPU is far faster; the per-batch progress lines then give the real figure)
+CPU_INCEPTION_IMAGES_PER_S = 6.
+
+
+def default_split(path, config):
+    """The split of the dataset at ``path`` that a reference uses when none is named: 'test' where the dataset has one
+    (an MNIST-style IDX folder holding t10k files, dead leaves: the 10,000 test images, the reference of every result
+    in the README), else 'train' (the only split of a folder, zip or array of images)."""
+    from data.readers import DataError, find_idx
+    expanded = os.path.expandvars(os.path.expanduser(str(path)))
+    if expanded.lower().split(':')[0] in ('deadleaves', 'dead_leaves') and not os.path.exists(expanded):
+        return 'test'
+    if os.path.isdir(expanded):
+        try:
+            find_idx(expanded, 'test', 'images', str(config.data.get('dataset', '')))
+            return 'test'
+        except DataError:
+            return 'train'
+    return 'train'
+
+
+def reference_data(spec, config):
+    """``(data key, channels, {'dataset': name, ...})`` of the images the reference ``spec`` describes (see
+    :func:`data_key`), for the check that samples and reference are of one dataset; None when unknown (a statistics
+    file without provenance)."""
+    spec = spec or default_reference(config)
+    if spec.startswith('cleanfid:'):
+        name, _, res = _parse_cleanfid(spec)
+        for key, (cname, _, cres) in CLEANFID_PRECOMPUTED.items():
+            if cname == name and cres == res:
+                return key, 3, {'dataset': key[0]}
+        return (name, '', res), 3, {'dataset': name}
+    if spec.startswith('data:') or not is_stats_file(spec):        # read with this config
+        d = config.data
+        return data_key(config), int(d.num_channels), {'dataset': str(d.dataset)}
+    try:
+        with open(spec[:-len('.npz')] + '.json') as f:
+            data = json.load(f)['key']['data']
+        return ((str(data['dataset']).lower(), str(data.get('category', '') or '').lower(), int(data['image_size'])),
+                int(data['num_channels']), data)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def default_reference(config):
@@ -118,13 +169,22 @@ def cleanfid_reference(spec, mode, cache_dir, features_info):
             raise EvalError(f'clean-fid statistics {fname} are not on this machine and downloading them from {url} '
                             f'failed ({type(e).__name__}: {e}). Get that file elsewhere and pass --fid_ref=<its path>, '
                             f'or put it in {cache_dir}') from None
-    stats = np.load(path)
     kid_name = fname[:-len('.npz')] + '_kid.npz'
     kid_places = [os.path.join(os.path.dirname(q), kid_name) for q in places]
     kid_path = next((p for p in kid_places if os.path.isfile(p)), None)
-    feats = np.load(kid_path)['feats'] if kid_path else None
+    stats = _load_npz(path, 'clean-fid statistics', 'delete that file to download it again')
+    feats = _load_npz(kid_path, 'clean-fid KID features', 'delete that file')['feats'] if kid_path else None
     info = dict(kind='cleanfid', label=spec, name=name, split=split, resolution=res, file=path, kid_file=kid_path)
     return Reference(stats['mu'], stats['sigma'], feats, info)
+
+
+def _load_npz(path, what, fix):
+    """The arrays of an .npz, or one EvalError naming the file (a cut download, a damaged copy)."""
+    try:
+        with np.load(path) as z:
+            return {k: z[k] for k in z.files}
+    except Exception as e:  # noqa: BLE001 -- numpy raises BadZipFile, EOFError, ValueError, ... for a cut file
+        raise EvalError(f'{what} {path} cannot be read ({type(e).__name__}: {e}); {fix}') from None
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -188,29 +248,54 @@ def dataset_reference(path, config, model, features_info, mode='clean', cache_di
     from data.readers import open_dataset
     from data.stats import subset_indices
     cache_dir = cache_dir or default_cache_dir()
+    split = split or default_split(path, config)
     res = int(config.data.image_size)
     name = name or _default_name(path)
     stem = custom_stem(name, split, mode, res, features_info['kind'], num_images, seed)
     npz, meta = os.path.join(cache_dir, stem + '.npz'), os.path.join(cache_dir, stem + '.json')
     d = config.data
-    want = dict(path=os.path.abspath(os.path.expandvars(os.path.expanduser(str(path)))), split=split,
+    expanded = os.path.expandvars(os.path.expanduser(str(path)))
+    generated = expanded.lower().split(':')[0] in ('deadleaves', 'dead_leaves') and not os.path.exists(expanded)
+    want = dict(path=expanded if generated else os.path.abspath(expanded), split=split,
                 num_images=num_images, seed=seed if num_images else None, mode=mode, resolution=res,
                 features=features_info['kind'],
                 data=dict(dataset=str(d.dataset), category=str(d.get('category', '') or ''), image_size=res,
                           num_channels=int(d.num_channels), crop=str(d.get('crop', 'none'))))
+    if generated:            # a generated set is its law (config.data.deadleaves): a cache of another is not it
+        law = d.get('deadleaves', None)
+        want['data']['deadleaves'] = {k: law[k] for k in sorted(law)} if law else {}
     if os.path.isfile(npz) and os.path.isfile(meta):
-        with open(meta) as f:
-            old = json.load(f)
-        changed = [k for k in want if old.get('key', {}).get(k) != want[k]]
-        if changed:
-            raise EvalError(f'cached reference statistics {npz} were made with other settings ({", ".join(changed)} '
-                            f'differ: {[old.get("key", {}).get(k) for k in changed]} vs {[want[k] for k in changed]}); '
-                            'delete them, or use another --fid_cache folder')
-        ref = file_reference(npz)
-        ref.info.update(kind='dataset', label=f'data:{path}', cached=True)
-        return ref
+        try:
+            with open(meta) as f:
+                old = json.load(f)
+            ref = file_reference(npz)
+            old_key = old.get('key', {})
+        except Exception as e:  # noqa: BLE001 -- a cut or damaged cache file is recomputed, never trusted
+            print(f'note: cached reference statistics {os.path.abspath(npz)} cannot be read ({type(e).__name__}: '
+                  f'{e}); recomputing them', file=sys.stderr, flush=True)
+        else:
+            changed = [k for k in want if old_key.get(k) != want[k]]
+            if changed:
+                raise EvalError(f'cached reference statistics {npz} were made with other settings '
+                                f'({", ".join(changed)} differ: {[old_key.get(k) for k in changed]} vs '
+                                f'{[want[k] for k in changed]}); delete them, or use another --fid_cache folder')
+            ref.info.update(kind='dataset', label=f'data:{path}', cached=True, split=split,
+                            count=int(old.get('count', len(ref.feats) if ref.feats is not None else 0)))
+            if progress:
+                print(f'reference data:{path}: the {split} split, cached statistics of {ref.info["count"]} images '
+                      f'({os.path.abspath(npz)})', flush=True)
+            return ref
     ds = open_dataset(path, config, split=split, centered=False, skip_bad=skip_bad)
     indices = subset_indices(len(ds), min(num_images, len(ds)) if num_images else None, seed)   # at most N
+    if progress:             # the plan, before what can take hours (60,000 MNIST images: about 3 h on 2 CPU cores)
+        kind = features_info['kind']
+        guess = ''
+        if kind == 'inception' and torch.device(device).type == 'cpu':
+            from utils.progress import duration
+            guess = (f'; roughly {duration(len(indices) / CPU_INCEPTION_IMAGES_PER_S)} on a 2-core CPU (about '
+                     f'{CPU_INCEPTION_IMAGES_PER_S:g} images/s)')
+        print(f'reference data:{path}: the {split} split, {len(indices)} images; computing their {kind} features once '
+              f'(cached in {os.path.abspath(cache_dir)}){guess}', flush=True)
     start = datetime.datetime.now()
     feats = dataset_features(ds, model, mode, indices, batch_size=batch_size, num_workers=num_workers, device=device,
                              progress=progress, description=f'reference {stem}')
@@ -224,13 +309,14 @@ def dataset_reference(path, config, model, features_info, mode='clean', cache_di
                       seconds=round((datetime.datetime.now() - start).total_seconds(), 1))
     atomic_write_text(meta, json.dumps(provenance, indent=1, sort_keys=True))
     return Reference(mu, sigma, feats, dict(kind='dataset', label=f'data:{path}', file=os.path.abspath(npz),
-                                            provenance=provenance, cached=False))
+                                            provenance=provenance, cached=False, split=split, count=len(feats)))
 
 
-def resolve_reference(spec, config, model, features_info, mode='clean', cache_dir=None, split='train',
+def resolve_reference(spec, config, model, features_info, mode='clean', cache_dir=None, split=None,
                       num_images=None, seed=0, batch_size=64, num_workers=0, device='cpu', progress=True,
                       skip_bad=False):
-    """The :class:`Reference` named by ``spec`` (module docstring), ``None`` meaning the config's default."""
+    """The :class:`Reference` named by ``spec`` (module docstring), ``None`` meaning the config's default; ``split``
+    None: :func:`default_split` of a dataset."""
     cache_dir = cache_dir or default_cache_dir()
     spec = spec or default_reference(config)
     if spec.startswith('cleanfid:'):
@@ -241,6 +327,7 @@ def resolve_reference(spec, config, model, features_info, mode='clean', cache_di
         return file_reference(spec)
     else:
         path = spec
+    split = split or default_split(path, config)
     return dataset_reference(path, config, model, features_info, mode, cache_dir, split, num_images=num_images,
                              seed=seed, batch_size=batch_size, num_workers=num_workers, device=device,
                              progress=progress, skip_bad=skip_bad)

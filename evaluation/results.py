@@ -88,12 +88,9 @@ def config_fields(config):
 
 
 def write_json(path, record):
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix='.tmp-', suffix='.json')
-    with os.fdopen(fd, 'w') as f:
-        json.dump(record, f, indent=1, sort_keys=True, default=str)
-    os.replace(tmp, path)
+    """Write ``record`` as JSON, atomically and with mode 0644 like every other output (``utils/atomic.py``)."""
+    from utils.atomic import atomic_write_text
+    atomic_write_text(path, json.dumps(record, indent=1, sort_keys=True, default=str))
 
 
 def append_csv(path, record):
@@ -126,6 +123,7 @@ def _upgrade(path):
         w = csv.DictWriter(f, fieldnames=CSV_COLUMNS, extrasaction='ignore')
         w.writeheader()
         w.writerows({k: row.get(k, '') for k in CSV_COLUMNS} for row in rows)
+    os.chmod(tmp, 0o644)                 # mkstemp makes 0600; the file it replaces was an ordinary 0644 one
     os.replace(tmp, path)
 
 

@@ -1,15 +1,19 @@
 """Measurement studies on the project's CPU-trained models: sets of evaluation points (a config, overrides, a sample
 count) scored with Clean-FID / KID by ``runners.evaluate.run_eval``, one results-CSV row per point.
 
-    python -m evaluation.study a_curves [--csv results/mnist_cpu/study.csv] [--out runs/study] [--only NAME,...]
-    python -m evaluation.study a_map --list            # the points and whether each is done, nothing runs
-    python -m evaluation.study a_map --plot results/mnist_cpu/map_20it.png
+    python -m evaluation.study a_curves [--csv runs/study/mnist_cpu/study.csv] [--out runs/study] [--only NAME,...]
+    python -m evaluation.study a_map --list --csv results/mnist_cpu/study.csv   # the points, which are done
+    python -m evaluation.study a_map --csv results/mnist_cpu/study.csv --plot results/mnist_cpu/map_20it.png
 
+Results go to ``--csv``, by default ``<out>/<model>/study.csv`` (``runs/study/mnist_cpu/study.csv``, untracked): the
+committed CSVs under ``results/`` are written only when named (``results/*/run_studies.sh`` does).
 Resumable: each point samples into its own workdir (``<out>/<study>/<checkpoint sha256[:8]>/<point>``, the resumable
-``--mode sample`` layout, Inception features kept beside the images) and a point that already has a row in the CSV
-(same config and overrides, sample count and checkpoint hash) is skipped, so killing and rerunning continues where it
-stopped and never duplicates a row.  Points run in the listed order (cheapest and most informative first); progress and
-an ETA are printed after each one.
+``--mode sample`` layout, Inception features kept beside the images; locked while a run works in it) and a point that
+already has a row in the CSV (same config and overrides, sample count, checkpoint hash and feature extractor) is
+skipped, so killing and rerunning continues where it stopped and never duplicates a row.  Tables (``--summary``),
+lists and plots use only the rows of the checkpoint and ``--fid_features`` asked for (default Inception), each point
+at its own sample count, and say which rows they used.  Points run in the listed order (cheapest and most informative
+first); progress and an ETA are printed after each one.
 
 Studies (Model A = checkpoints/ncsn_mnist_cpu, annealed Langevin, 10 noise levels; reference: the 10,000 MNIST test
 images, ``$PDS_DATA/mnist``):
@@ -229,13 +233,15 @@ def config_name(study, point):
     return f'configs/{module}.py{colon}{setting} ' + ' '.join(flag(k, v) for k, v in point.overrides)
 
 
-def done_rows(csv_path, sha256):
-    """{(config, num_samples): row} of the CSV rows made with the checkpoint of hash ``sha256``."""
+def done_rows(csv_path, sha256, features='inception'):
+    """{(config, num_samples): row} of the CSV rows made with the checkpoint of hash ``sha256`` and the ``features``
+    extractor: a stand-in row never counts as (or replaces) an Inception one, nor a row of another checkpoint."""
     from evaluation.results import read_csv
     if not os.path.isfile(csv_path):
         return {}
     return _by_point(r for r in read_csv(csv_path)
-                     if r.get('checkpoint_sha256') == sha256 and r.get('fid') not in ('', None))
+                     if r.get('checkpoint_sha256') == sha256 and r.get('fid') not in ('', None)
+                     and r.get('features') == features)
 
 
 def _cost(study, point):
@@ -263,6 +269,12 @@ def _checkpoint(study, checkpoint):
 def _workdir(out, study, sha, point):
     """Where a point's samples are drawn (and found by a later run): <out>/<study>/<checkpoint sha[:8]>/<point>."""
     return os.path.join(out, study.name, sha[:8], point.name)
+
+
+def default_csv(study, out):
+    """Where a study's rows go without ``--csv``: ``<out>/<model's results folder name>/study.csv`` (e.g.
+    ``runs/study/mnist_cpu/study.csv``), untracked; one file per model, as the studies of a model share points."""
+    return os.path.join(out, os.path.basename(study.model['results']), 'study.csv')
 
 
 def sample_study(study, out, checkpoint=None, device='cpu', only=(), progress=True, log=print, compile=False):
@@ -308,7 +320,7 @@ def run_study(study, csv_path, out, checkpoint=None, device='cpu', inception_pat
                         'mnist/ (IDX files)>')
     sha = record['sha256']
     points = [p for p in study.points if not only or p.name in only]
-    done = done_rows(csv_path, sha)
+    done = done_rows(csv_path, sha, features)
     todo = [p for p in points if (config_name(study, p), p.num_samples) not in done]
     total = sum(_cost(study, p) for p in todo)
     log(f'{study.name}: {len(points) - len(todo)} of {len(points)} points done; {len(todo)} to run '
@@ -336,7 +348,7 @@ def run_study(study, csv_path, out, checkpoint=None, device='cpu', inception_pat
         except SamplingError as e:
             if 'diverged' not in str(e):
                 raise
-            rec = diverged_row(study, point, checkpoint, record, csv_path)
+            rec = diverged_row(study, point, checkpoint, record, csv_path, features)
             log(f'[{i + 1}/{len(todo)}] {point.name} ({point.label}): diverged, recorded as FID inf ({e})')
             cost_done += _cost(study, point)
             continue
@@ -351,24 +363,30 @@ def run_study(study, csv_path, out, checkpoint=None, device='cpu', inception_pat
         log(f"[{i + 1}/{len(todo)}] {point.name} ({point.label}): FID {rec['fid']:.2f}{kid}, "
             f"{rec['num_samples']} samples, NFE {rec['nfe']}, {time.time() - start:.0f} s; "
             f"ETA {eta / 60:.0f} min")
-    rows = done_rows(csv_path, sha)
+    rows = done_rows(csv_path, sha, features)
     return [rows[(config_name(study, p), p.num_samples)] for p in points
             if (config_name(study, p), p.num_samples) in rows]
 
 
 def _set_aside(workdir):
-    """Rename ``workdir`` to the first free ``<workdir>.stale<k>``; returns the new name."""
+    """Rename ``workdir`` to the first free ``<workdir>.stale<k>`` (holding its lock: no run is in it); returns the new
+    name."""
+    from utils.lock import LOCK_NAME, workdir_lock
     k = 1
     while os.path.exists(f'{workdir}.stale{k}'):
         k += 1
-    os.replace(workdir, f'{workdir}.stale{k}')
+    with workdir_lock(workdir):
+        os.replace(workdir, f'{workdir}.stale{k}')
+    if os.path.isfile(os.path.join(f'{workdir}.stale{k}', LOCK_NAME)):     # moved along with the folder
+        os.remove(os.path.join(f'{workdir}.stale{k}', LOCK_NAME))
     return f'{workdir}.stale{k}'
 
 
-def diverged_row(study, point, checkpoint, rec, csv_path):
+def diverged_row(study, point, checkpoint, rec, csv_path, features='inception'):
     """The CSV row of a point whose sampler diverged (left the divergence bound of ``runners.sample``): FID and KID
     are infinite (the sampler has no output), so that the map shows it and a rerun does not try again.  ``rec`` is
-    the checkpoint's ``utils.provenance.file_record``."""
+    the checkpoint's ``utils.provenance.file_record``; ``features`` the extractor of the run (the row is found as
+    done by runs with that extractor only)."""
     import datetime
     import sampling
     from evaluation import results
@@ -377,7 +395,8 @@ def diverged_row(study, point, checkpoint, rec, csv_path):
     row = dict(results.config_fields(config))
     row.update(time=datetime.datetime.now().isoformat(timespec='seconds'), config=config_name(study, point),
                checkpoint=checkpoint, checkpoint_file=rec['path'], checkpoint_sha256=rec['sha256'], iterations=its,
-               nfe=nfe, num_samples=point.num_samples, seed=config.seed, fid=float('inf'), label=point.label)
+               nfe=nfe, num_samples=point.num_samples, seed=config.seed, fid=float('inf'), label=point.label,
+               features=features, fid_mode='clean', reference=study.model['ref'])
     results.append_csv(csv_path, row)
     return row
 
@@ -403,11 +422,44 @@ def _by_point(rows):
     return {(r['config'], int(r['num_samples'])): r for r in rows}
 
 
+def _rows_line(rows, more=''):
+    """'Rows: inception features (clean), checkpoint sha256 <12 hex>, reference <spec>[; more].': which rows a table
+    was made of (they are filtered by :func:`done_rows`; this says so in the table itself)."""
+    if not rows:
+        return 'Rows: none done yet.'
+
+    def values(key, width=None):
+        return ', '.join(sorted({(r.get(key) or '?')[:width] for r in rows}))
+    feats = ', '.join(sorted({f"{r.get('features') or '?'} features ({r.get('fid_mode') or '?'})" for r in rows}))
+    return (f"Rows: {feats}, checkpoint sha256 {values('checkpoint_sha256', 12)}, reference {values('reference')}"
+            + (f'; {more}' if more else '') + '.')
+
+
+def _counts_by_column(cells):
+    """'2000 samples per point at 10-100 iterations, 500 at 200-1000' where the columns of a table differ in their
+    sample count ('' when every point has one count): each column is one count, which this names."""
+    by_its = {}
+    for (_, its), cell in cells.items():
+        by_its.setdefault(its, set()).add(cell[2])
+    if len({c for counts in by_its.values() for c in counts}) < 2:
+        return ''
+    groups = []
+    for its in sorted(by_its):
+        key = '/'.join(map(str, sorted(by_its[its])))
+        if groups and groups[-1][0] == key:
+            groups[-1][2] = its
+        else:
+            groups.append([key, its, its])
+    spans = [(key, f'{lo}-{hi}' if hi != lo else f'{lo}') for key, lo, hi in groups]
+    return f'{spans[0][0]} samples per point at {spans[0][1]} iterations' + ''.join(
+        f', {key} at {span}' for key, span in spans[1:])
+
+
 def summary(study, rows):
     """Markdown: the study's rows as a table (series x iterations: FID, KID +- std), and for ``a_curves`` the
-    iterations vanilla needs to reach each PDS series' FID at 20 iterations."""
+    iterations vanilla needs to reach each PDS series' FID at 20 iterations; last, which rows it used."""
     by_point = _by_point(rows)
-    cells, series, its_all = {}, [], []
+    cells, series, its_all, used = {}, [], [], []
     for p in study.points:
         row = by_point.get((config_name(study, p), p.num_samples))
         if row is None:
@@ -419,6 +471,7 @@ def summary(study, rows):
             its_all.append(its)
         kid = '' if row.get('kid') in ('', None) else f"<br>{_kid_text(row['kid'], row.get('kid_std'))}"
         cells[(p.label, its)] = (float(row['fid']), f"{float(row['fid']):.1f}{kid}", int(row['num_samples']))
+        used.append(row)
     its_all.sort()
     head = '| series | ' + ' | '.join(f'{i} it' for i in its_all) + ' |'
     lines = [head, '|' + '---|' * (len(its_all) + 1)]
@@ -441,6 +494,7 @@ def summary(study, rows):
         said = f'about {need:.0f} iterations ({need / 20:.1f}x)' if need else \
             f'more than the {max(i for i, _ in vanilla)} measured'
         lines.append(f'- vanilla needs {said} to reach the FID of {label} at 20 iterations ({target:.1f}).')
+    lines += ['', _rows_line(used, _counts_by_column(cells))]
     return '\n'.join(lines) + '\n'
 
 
@@ -453,11 +507,12 @@ def rivals_summary(study, rows):
     used at most that many evaluations (same sample count only: FID is biased by the count).  An adaptive
     solver's NFE is what its batches used (mean per sample)."""
     by_point = _by_point(rows)
-    done = []
+    done, used = [], []
     for p in study.points:
         row = by_point.get((config_name(study, p), p.num_samples))
         if row is None:
             continue
+        used.append(row)
         nfe = float(row['nfe']) if row.get('nfe') not in ('', None) else math.nan
         kid = float(row['kid']) if row.get('kid') not in ('', None) else None
         done.append((p, nfe, float(row['fid']), kid, float(row.get('kid_std') or 0), int(row['num_samples'])))
@@ -476,6 +531,7 @@ def rivals_summary(study, rows):
             best = min((d for d in within if d[5] == n), key=lambda d: d[2])
             lines.append(f'- at most {budget} NFE ({n} samples): best {best[0].label} ({best[0].name}, NFE '
                          f'{best[1]:g}): FID {best[2]:.1f}')
+    lines += ['', _rows_line(used)]
     return '\n'.join(lines) + '\n'
 
 
@@ -521,7 +577,8 @@ def map_summary(study, rows):
             out.append(f'**{txt}**' if done[s] == best and math.isfinite(best) else txt)
         lines.append(f'| {_gain_label(g)} | ' + ' | '.join(out) + ' |')
     lines += ['', f'FID / KID ± its standard deviation over 100 subsets at 20 iterations; '
-                  f'{_cell_counts(cells)} samples per cell; bold: the best step size of each row.']
+                  f'{_cell_counts(cells)} samples per cell; bold: the best step size of each row.',
+              '', _rows_line(list(cells.values()))]
     return '\n'.join(lines) + '\n'
 
 
@@ -552,7 +609,9 @@ def plot_map(study, rows, out_png, metric='fid'):
     ax.set_yticks(range(len(gains)), [_gain_label(g) for g in gains])
     ax.set_xlabel('step_lr')
     ax.set_ylabel('high-frequency gain')
-    ax.set_title(f'{metric.upper()} at 20 iterations, Model A ({_cell_counts(cells)} samples per cell)', fontsize=9)
+    feats = '/'.join(sorted({str(r.get('features') or '?') for r in cells.values()}))
+    ax.set_title(f'{metric.upper()} at 20 iterations, Model A ({_cell_counts(cells)} samples per cell, {feats} '
+                 'features)', fontsize=9)
     fig.colorbar(im, ax=ax)
     fig.tight_layout()
     os.makedirs(os.path.dirname(os.path.abspath(out_png)), exist_ok=True)
@@ -567,8 +626,9 @@ def main(argv=None):
     p = argparse.ArgumentParser(prog='python -m evaluation.study', description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('study', choices=sorted(STUDIES))
-    p.add_argument('--csv', default=None, help="default: <the model's results folder>/study.csv (Model A: "
-                   "results/mnist_cpu, Model B: results/model_b)")
+    p.add_argument('--csv', default=None, help="default: <out>/<model>/study.csv (Model A: "
+                   "runs/study/mnist_cpu/study.csv, Model B: runs/study/model_b/study.csv), untracked; the committed "
+                   "results/<model>/study.csv only when named here")
     p.add_argument('--out', default=os.path.join('runs', 'study'))
     p.add_argument('--checkpoint', default=None, help="default: the study's shipped checkpoint")
     p.add_argument('--samples', type=int, default=None, help='samples per point (default: the study\'s counts)')
@@ -578,13 +638,14 @@ def main(argv=None):
     p.add_argument('--summary', action='store_true', help='print the rows done as a markdown table (and, for '
                    'a_curves, the iterations vanilla needs to match PDS at 20); run nothing')
     p.add_argument('--grids', default=None, help='copy each point\'s sample grid here as <point>.png (default: '
-                   'results/mnist_cpu/grids/<study> beside the default --csv; "" for none)')
+                   '<the --csv folder>/grids/<study>; "" for none)')
     p.add_argument('--device', default='cpu')
     p.add_argument('--compile', action='store_true', help='torch.compile the network (Model A: about 1.4x on the CPU '
                    'after a compile of about a minute; Model B: no faster)')
     p.add_argument('--inception_path', default=None)
     p.add_argument('--fid_cache', default=None)
-    p.add_argument('--fid_features', default='inception', choices=('inception', 'standin'))
+    p.add_argument('--fid_features', default='inception', choices=('inception', 'standin'),
+                   help='the feature extractor of the run; --summary, --list and --plot use only rows of it')
     p.add_argument('--no_progress', action='store_true')
     p.add_argument('--sample_only', action='store_true', help='draw the samples of the points (all, or --only) into '
                    '--out and score nothing: e.g. on a GPU machine, then run the study without it where the Inception '
@@ -598,13 +659,18 @@ def main(argv=None):
         return 2
     from evaluation.features import EvalError
     from runners.sample import SamplingError
-    args.csv = args.csv or os.path.join(study.model['results'], 'study.csv')
+    args.csv = args.csv or default_csv(study, args.out)
+    from utils.lock import WorkdirError
     try:
         if args.summary or args.list or args.plot:
             from utils.provenance import file_record
             ckpt = args.checkpoint or os.path.join(ROOT, study.model['checkpoint'])
             if os.path.isfile(ckpt):
-                rows = done_rows(args.csv, file_record(ckpt)['sha256'])
+                sha = file_record(ckpt)['sha256']
+                rows = done_rows(args.csv, sha, args.fid_features)
+                if args.list:
+                    print(f'(rows of {args.csv}: {args.fid_features} features, checkpoint sha256 {sha[:12]})',
+                          file=sys.stderr)
             elif args.list:
                 print(f'(checkpoint {ckpt} not found: nothing is done yet)')
                 rows = {}
@@ -622,6 +688,8 @@ def main(argv=None):
                 plot_map(study, list(rows.values()), args.plot)
                 print(f'wrote {args.plot}')
             return 0
+        from runners.cli import resolve_device
+        resolve_device(args.device)          # a CUDA device this machine lacks: one line, before any work
         if args.sample_only:
             sample_study(study, args.out, args.checkpoint, args.device, only, progress=not args.no_progress,
                          compile=args.compile)
@@ -630,9 +698,13 @@ def main(argv=None):
         run_study(study, args.csv, args.out, args.checkpoint, args.device, args.inception_path, args.fid_cache,
                   args.fid_features, only, progress=not args.no_progress, grids=grids or None,
                   compile=args.compile)
-    except (EvalError, ValueError, FileNotFoundError, SamplingError) as e:
+    except (EvalError, ValueError, FileNotFoundError, SamplingError, WorkdirError) as e:
         print(f'error: {e}', file=sys.stderr)
         return 2
+    except KeyboardInterrupt:            # every output is written atomically: the rows and batches done are kept
+        print(f'interrupted: the rows in {args.csv!r} and the finished batches under {args.out!r} are kept; rerun '
+              'the same command to continue', file=sys.stderr, flush=True)
+        return 130
     return 0
 
 

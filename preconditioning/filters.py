@@ -49,7 +49,8 @@ def load_statistic(path, shape, what='filter'):
         table = np.load(path)
     except FileNotFoundError:
         raise FilterError(f'PDS {what} file {path!r} does not exist; make one with '
-                          f'`python main.py --config <cfg> --mode stats --data <dataset>`') from None
+                          '`python main.py --config <cfg> --mode stats --data <dataset> --stats_dir <its '
+                          "folder>`") from None
     except Exception as err:  # noqa: BLE001 -- any unreadable file gets one clear message
         raise FilterError(f'PDS {what} file {path!r} is not a readable .npy array ({err})') from None
     if table.ndim == 4 and table.shape[0] == 1:

@@ -1,13 +1,34 @@
-"""What each ``main.py --mode`` does with the parsed flags (kept out of main.py so it stays thin)."""
+"""What each ``main.py --mode`` does with the parsed flags (kept out of main.py so it stays thin).
+
+Bad input ends as one ``error: ...`` line (exit status 1), Ctrl-C as one ``interrupted: ...`` line saying how to
+resume (exit status 130): never a traceback.  ``sample``, ``eval`` and ``train`` hold their workdir's lock
+(``utils/lock.py``) for the whole run; under torchrun only rank 0 takes it.
+"""
 import os
+import sys
 
 import torch
 
 
 def resolve_device(name, local_rank=0):
+    """The torch device of ``--device``; a CUDA device that this machine does not have is a ConfigError naming it
+    (instead of a CUDA traceback once the model is moved there)."""
+    from runners.validate import ConfigError
     if name == 'auto':
         return torch.device(f'cuda:{local_rank}' if torch.cuda.is_available() else 'cpu')
-    return torch.device(name)
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError) as e:
+        raise ConfigError(f"--device {name!r}: {e}; expected 'auto', 'cpu', 'cuda' or 'cuda:<index>'") from None
+    if device.type == 'cuda':
+        if not torch.cuda.is_available():
+            raise ConfigError(f'--device {name!r}: no CUDA GPU is available here (torch.cuda.is_available() is False); '
+                              'use --device cpu (or auto)')
+        count = torch.cuda.device_count()
+        if device.index is not None and device.index >= count:
+            raise ConfigError(f'--device {name!r}: this machine has {count} CUDA device(s), cuda:0 .. '
+                              f'cuda:{count - 1}; use one of them (or auto)')
+    return device
 
 
 def run(mode, config, flags):
@@ -22,13 +43,30 @@ def run(mode, config, flags):
     except _user_errors() as err:    # bad input: one clear message, no traceback
         text = str(err).replace('pass skip_bad=True', 'pass --skip_bad')    # the reader's hint, as a flag
         raise SystemExit(f'error: {text}') from None
+    except KeyboardInterrupt:        # Ctrl-C: every output is written atomically, so the folder is clean
+        print(f'interrupted: {_how_to_resume(mode, flags)}', file=sys.stderr, flush=True)
+        raise SystemExit(130) from None
+
+
+def _how_to_resume(mode, flags):
+    workdir = getattr(flags, 'workdir', None)
+    if mode == 'sample':
+        return f'the finished batches in {workdir!r} are kept; rerun the same command to resume'
+    if mode == 'eval':
+        return (f'the finished batches and computed features in {workdir!r} are kept; rerun the same command to '
+                'resume')
+    if mode == 'train':
+        return (f"{os.path.join(str(workdir), 'checkpoints-meta', 'latest.pth')} holds the last checkpoint (written "
+                'every training.snapshot_freq steps); rerun the same command to resume from it')
+    return 'nothing was written (files are written only at the end); rerun the same command to start again'
 
 
 def _user_errors():
     from models.checkpoint import CheckpointError
     from preconditioning import FilterError
     from runners.sample import SamplingError
-    errors = [CheckpointError, FilterError, SamplingError, ValueError, FileNotFoundError]
+    from utils.lock import WorkdirError
+    errors = [CheckpointError, FilterError, SamplingError, WorkdirError, ValueError, FileNotFoundError]
     try:
         from data.readers import DataError
         errors.append(DataError)
@@ -40,7 +78,7 @@ def _user_errors():
 def _need(flags, *names):
     missing = [f'--{n}' for n in names if getattr(flags, n) in (None, '')]
     if missing:
-        raise SystemExit(f'--mode {flags.mode} needs {", ".join(missing)}')
+        raise SystemExit(f'error: --mode {flags.mode} needs {", ".join(missing)}')
 
 
 DEFAULT_NUM_SAMPLES = 64      # --mode sample without --num_samples
@@ -50,21 +88,23 @@ def _sample(config, flags):
     from models.checkpoint import load_score_model
     from utils import distributed
     from runners import validate
-    from runners.sample import run_sample
     if config.model.family == 'empirical' and not flags.checkpoint:
         flags.checkpoint = config.model.data          # the image set is the model
+    from utils.lock import workdir_lock
     _need(flags, 'checkpoint', 'workdir')
     validate.check_counts(flags.num_samples, flags.batch_size)
     num_samples = DEFAULT_NUM_SAMPLES if flags.num_samples is None else flags.num_samples
     batch_size = config.sampling.batch_size if flags.batch_size is None else flags.batch_size
     validate.check_sampling(config, num_samples, batch_size)     # before the (slow) checkpoint load
     device = resolve_device(flags.device, distributed.env()[2])
-    with distributed.session(device) as (rank, world, _):
+    with workdir_lock(flags.workdir, enabled=distributed.env()[0] == 0), \
+            distributed.session(device) as (rank, world, _):
         model = load_score_model(flags.checkpoint, config, use_ema=flags.ema, device=device, compile=flags.compile)
-        run_sample(config, model, flags.workdir, num_samples, batch_size,
-                   config.seed, device=device, checkpoint=os.path.abspath(flags.checkpoint), use_ema=flags.ema,
-                   rank=rank, world_size=world, noise_device='cpu' if flags.noise_device == 'cpu' else device,
-                   barrier=distributed.barrier)
+        from runners import sample
+        sample.run_sample(config, model, flags.workdir, num_samples, batch_size,
+                          config.seed, device=device, checkpoint=os.path.abspath(flags.checkpoint), use_ema=flags.ema,
+                          rank=rank, world_size=world, noise_device='cpu' if flags.noise_device == 'cpu' else device,
+                          barrier=distributed.barrier)
         distributed.barrier()
     if rank == 0:
         print(f'samples in {os.path.join(flags.workdir, "samples")}, grid in {os.path.join(flags.workdir, "grid.png")}')
@@ -88,14 +128,17 @@ def _eval(config, flags):
     else:
         _need(flags, 'checkpoint', 'workdir')
     from runners import validate
+    from utils.lock import workdir_lock
     validate.check_counts(flags.num_samples, flags.batch_size)
     device = resolve_device(flags.device, distributed.env()[2])
-    with distributed.session(device) as (rank, world, _):
+    with workdir_lock(flags.workdir, enabled=distributed.env()[0] == 0), \
+            distributed.session(device) as (rank, world, _):
         result = run_eval(
             config, flags.workdir, checkpoint=flags.checkpoint, sample_dir=flags.sample_dir,
             num_samples=flags.num_samples, batch_size=flags.batch_size, device=device, use_ema=flags.ema,
             noise_device='cpu' if flags.noise_device == 'cpu' else device,
             ref=flags.fid_ref or (f'data:{flags.data}' if flags.data else None), ref_split=flags.fid_split,
+            allow_mismatch=flags.allow_mismatch,
             ref_num=flags.num_images, fid_cache=flags.fid_cache, mode=flags.fid_mode, features=flags.fid_features,
             inception_path=flags.inception_path, kid=flags.kid, results_csv=flags.results_csv,
             num_workers=flags.workers, config_name=_config_name(flags), rank=rank, world_size=world,
@@ -111,21 +154,25 @@ def _eval(config, flags):
 
 
 def _stats(config, flags):
-    from data.stats import plot_stats, run_stats
+    """Statistics go to ``--stats_dir``, else ``--workdir`` (never a default folder of shipped files), named after the
+    data read (``--name`` to choose); an existing file of that name is replaced only with ``--overwrite``."""
+    from data.stats import run_stats
     _need(flags, 'data')
-    name = flags.name or config.data.dataset.lower()
-    paths = run_stats(config, flags.data, flags.stats_dir, name, num_images=flags.num_images, seed=flags.seed or 0,
-                      num_workers=flags.workers, skip_bad=flags.skip_bad)
-    print(f'wrote {paths}')
-    if flags.plot:
-        png = os.path.join(flags.stats_dir, f'{name}_stats.png')
-        plot_stats(os.path.join(flags.stats_dir, f'{name}_freq.npy'), os.path.join(flags.stats_dir, f'{name}_space.npy'), png)
-        print(f'wrote {png}')
+    out = flags.stats_dir or flags.workdir
+    if not out:
+        raise SystemExit('error: --mode stats needs --workdir (the statistics are written there; or name the folder '
+                         'with --stats_dir)')
+    res = run_stats(config, flags.data, out, flags.name, num_images=flags.num_images, seed=flags.seed or 0,
+                    num_workers=flags.workers, skip_bad=flags.skip_bad, overwrite=flags.overwrite, plot=flags.plot)
+    print('wrote ' + ', '.join(res[k] for k in ('freq', 'space', 'spectrum', 'json', 'png') if res.get(k)))
 
 
 def _train(config, flags):
     from training.train import run_train
     _need(flags, 'workdir', 'data')
-    if flags.device != 'auto':
-        config.device = flags.device
-    run_train(config, flags.workdir, flags.data, num_workers=flags.workers, skip_bad=flags.skip_bad)
+    device = flags.device if flags.device != 'auto' else str(config.get('device', 'auto'))
+    if device != 'auto':
+        resolve_device(device)           # --device (or config.device) cuda without a GPU: one line
+        config.device = device
+    run_train(config, flags.workdir, flags.data, num_workers=flags.workers, skip_bad=flags.skip_bad,
+              force_resume=flags.force_resume)

@@ -13,6 +13,7 @@ FID against iterations, vanilla vs PDS.
 import datetime
 import json
 import os
+import sys
 import time
 
 import ml_collections
@@ -24,6 +25,7 @@ from evaluation import metrics, reference, results
 from evaluation.features import EvalError
 from runners import validate
 from utils import provenance
+from utils.lock import check_free, workdir_lock
 
 
 def _is_workdir(path):
@@ -55,12 +57,28 @@ def _batch_files(workdir, num_samples, batch_size):
     return out
 
 
+def _batch_values(files, key):
+    """``[(value of key, images evaluated)]`` of the batch files, or None when one lacks it or cannot be read (named
+    on stderr: the value is then unknown; the images are scored from samples/)."""
+    from runners.sample import DamagedBatch, read_batch
+    out = []
+    for path, k in files:
+        try:
+            out.append((float(read_batch(path, (key,))[key]), k))
+        except DamagedBatch as e:
+            if 'lacks' not in str(e):
+                print(f'note: {e}; its {key} is left out of eval.json', file=sys.stderr, flush=True)
+            return None
+    return out
+
+
 def _batch_seconds(workdir, num_samples, batch_size):
     """Sum of the per-batch sampling seconds recorded in ``batches/*.npz`` for the evaluated samples."""
     files = _batch_files(workdir, num_samples, batch_size)
-    if files is None:
+    values = None if files is None else _batch_values(files, 'seconds')
+    if values is None:
         return None
-    return round(sum(float(np.load(path)['seconds']) for path, _ in files), 3)
+    return round(sum(v for v, _ in values), 3)
 
 
 def _batch_nfe(workdir, num_samples, batch_size):
@@ -68,14 +86,9 @@ def _batch_nfe(workdir, num_samples, batch_size):
     score calls each batch used; an adaptive step size is shared by the batch, so every image of a batch costs
     that many evaluations), rounded to 0.1; None when a batch file or its count is missing."""
     files = _batch_files(workdir, num_samples, batch_size)
-    if files is None:
+    counts = None if files is None else _batch_values(files, 'nfe')
+    if counts is None:
         return None
-    counts = []
-    for path, k in files:
-        with np.load(path) as z:
-            if 'nfe' not in z.files:
-                return None
-            counts.append((float(z['nfe']), k))
     return round(sum(n * k for n, k in counts) / sum(k for _, k in counts), 1)
 
 
@@ -97,9 +110,9 @@ def _devices(device, settings):
 
 def run_eval(config, workdir=None, checkpoint=None, sample_dir=None, num_samples=None, batch_size=None, seed=None,
              device='cpu', ref=None, mode='clean', features='inception', inception_path=None, results_csv=None,
-             fid_cache=None, ref_split='train', ref_num=None, kid=True, use_ema=True, noise_device='cpu',
+             fid_cache=None, ref_split=None, ref_num=None, kid=True, use_ema=True, noise_device='cpu',
              num_workers=0, fid_batch_size=64, config_name='', score=None, rank=0, world_size=1, barrier=None,
-             progress=True, skip_bad=False, label='', compile=False):
+             progress=True, skip_bad=False, label='', compile=False, allow_mismatch=False):
     """Sample and score with Clean-FID.  Returns the result record (a dict) on rank 0, None on other ranks.
 
     Args:
@@ -121,7 +134,9 @@ def run_eval(config, workdir=None, checkpoint=None, sample_dir=None, num_samples
       device: torch device for sampling and features; ``noise_device`` as in ``run_sample``.
       ref: the reference statistics (``evaluation.reference``): ``cleanfid:<name>/<split>/<res>``, a stats .npz,
         ``data:<path>`` / a dataset path (custom statistics, cached in ``fid_cache``), or None for clean-fid's
-        precomputed statistics of the config's dataset; ``ref_split`` / ``ref_num`` (seeded subset) for datasets.
+        precomputed statistics of the config's dataset; ``ref_split`` / ``ref_num`` (seeded subset) for datasets
+        (``ref_split`` None: 'test' where the dataset has one -- MNIST-style IDX, dead leaves: the 10,000 test
+        images --, else 'train'; ``evaluation.reference.default_split``).  Announced before it is computed.
       mode: clean-fid mode, 'clean' (default) or 'legacy_tensorflow'.
       features: 'inception' (Clean-FID) or 'standin' (tests only); ``inception_path``: a local TorchScript Inception
         file (clean-fid's inception-2015-12-05.pt or fid-helper's default_1.pt), default ``$PDS_INCEPTION``, else
@@ -135,6 +150,11 @@ def run_eval(config, workdir=None, checkpoint=None, sample_dir=None, num_samples
       label: a name for the run's series in plots and tables (the ``label`` column), e.g. 'vanilla', 'PDS r=0.2H'.
       rank / world_size / barrier: torchrun rank, number of ranks, and a callable that waits for all ranks
         (``utils.distributed.barrier``); rank 0 scores after every rank has sampled its batches.
+      allow_mismatch: score samples whose dataset, resolution or channel count (a sampling workdir's settings.json,
+        or the config when sampling) differ from the reference's; refused (EvalError) without it, before any work.
+
+    Rank 0 holds ``workdir``'s lock (``utils/lock.py``) for the whole call, taken before any work (a workdir that is a
+    file or cannot be written is refused there); a ``sample_dir`` that another run is still writing is refused.
 
     The Inception features of a sampling workdir's images are kept in ``<workdir>/features/`` (keyed by the extractor,
     the mode and the images' sampling settings): a rerun, or another reference, scores them without the extractor.
@@ -159,6 +179,26 @@ def run_eval(config, workdir=None, checkpoint=None, sample_dir=None, num_samples
         raise EvalError(f'--workdir {workdir!r} lies in the --sample_dir {sample_dir!r} of images to score: eval.json '
                         'would be written among them; expected a --workdir outside that folder')
     validate.check_counts(num_samples, batch_size)
+    args = dict(locals())
+    del args['start']
+    with workdir_lock(workdir, enabled=rank == 0):
+        if rank == 0 and sample_dir is not None and _is_workdir(sample_dir) and \
+                os.path.realpath(sample_dir) != os.path.realpath(workdir):
+            check_free(sample_dir)
+        return _run_eval(start=start, **args)
+
+
+def _run_eval(config, workdir, checkpoint, sample_dir, num_samples, batch_size, seed, device, ref, mode, features,
+              inception_path, results_csv, fid_cache, ref_split, ref_num, kid, use_ema, noise_device, num_workers,
+              fid_batch_size, config_name, score, rank, world_size, barrier, progress, skip_bad, label, compile,
+              allow_mismatch, start):
+    """:func:`run_eval` once the arguments are checked and the workdir is locked."""
+    mismatch = _check_datasets(config, sample_dir, ref, allow_mismatch)
+    if progress and rank == 0:
+        what = f'the images of {sample_dir!r}' if sample_dir else f'samples drawn into {workdir!r}'
+        against = ref or "the config's default reference"
+        print(f'eval: scoring {what} ({num_samples or "all"}) against {against} with {features} features (FID, '
+              f'KID); eval.json into {workdir!r}', flush=True)
 
     # 1. sampling: the sampler settings and the checkpoint are checked first (cheap), then, on rank 0, the feature
     #    model and the reference, so that a missing file fails before hours of sampling
@@ -203,6 +243,9 @@ def run_eval(config, workdir=None, checkpoint=None, sample_dir=None, num_samples
     if _is_workdir(source):
         with open(os.path.join(source, 'settings.json')) as f:
             settings = json.load(f)
+        if sample_dir is not None and num_samples and int(num_samples) < int(settings['num_samples']):
+            print(f'note: {source!r} holds {settings["num_samples"]} samples; scoring the first {num_samples}',
+                  file=sys.stderr, flush=True)
         num_samples = int(num_samples or settings['num_samples'])
         files, fdir = _workdir_files(source, num_samples), None
         run_config = ml_collections.ConfigDict(settings['config'])
@@ -259,11 +302,60 @@ def run_eval(config, workdir=None, checkpoint=None, sample_dir=None, num_samples
         workdir=os.path.abspath(source), json=os.path.abspath(json_path),
         reference_info={k: v for k, v in ref_stats.info.items() if k != 'provenance'},
         features_info=features_info, clean_fid=features_lib.cleanfid_version(), torch=torch.__version__,
-        feature_dims=int(feats.shape[1]))
+        feature_dims=int(feats.shape[1]), mismatch=mismatch)
     results.write_json(json_path, record)
     if results_csv:
         results.append_csv(results_csv, record)
     return record
+
+
+def _data_text(key, channels):
+    dataset, category, size = key
+    return f'{dataset}{"/" + category if category else ""} {size}x{size}x{channels}'
+
+
+def _check_datasets(config, sample_dir, ref, allow):
+    """'' when the samples and the reference are of one dataset, resolution and channel count (or either is unknown);
+    else the mismatch in words, which is an EvalError unless ``allow``.  The samples' side is a sampling workdir's
+    settings.json (or ``config`` when this call samples); a plain folder of images is not checked."""
+    if sample_dir is not None:
+        if not _is_workdir(sample_dir):
+            return ''
+        try:
+            with open(os.path.join(sample_dir, 'settings.json')) as f:
+                data = json.load(f)['config']['data']
+        except (OSError, ValueError, KeyError, TypeError):
+            return ''
+        where = f'the samples in {sample_dir!r}'
+        samples = (str(data.get('dataset', '')).lower(), str(data.get('category', '') or '').lower(),
+                   int(data.get('image_size', 0))), int(data.get('num_channels', 0)), data
+        said = '(its settings.json)'
+    else:
+        d = config.data
+        samples = reference.data_key(config), int(d.num_channels), d
+        where, said = 'the samples of this config', '(config.data)'
+    theirs = reference.reference_data(ref, config)
+    if theirs is None:
+        return ''
+    (key, channels, names), (ref_key, ref_channels, ref_names) = samples, theirs
+    if _norm(key) == _norm(ref_key) and channels == ref_channels:
+        return ''
+    label = ref or reference.default_reference(config)
+    if not label.startswith(('data:', 'cleanfid:')) and not reference.is_stats_file(label):
+        label = f'data:{label}'                  # a dataset path, named as the record names it
+    ours_text = _data_text((names.get('dataset', key[0]), key[1], key[2]), channels)
+    ref_text = _data_text((ref_names.get('dataset', ref_key[0]), ref_key[1], ref_key[2]), ref_channels)
+    text = f'{where} are {ours_text} {said}, the reference {label} is {ref_text}'
+    if not allow:
+        raise EvalError(f'{text}: an FID between them compares two different datasets; give the reference of the '
+                        "samples' dataset (--data / --fid_ref, and its config), or pass --allow_mismatch to score them "
+                        'anyway')
+    print(f'warning: {text}; scoring them anyway (--allow_mismatch)', file=sys.stderr, flush=True)
+    return text
+
+
+def _norm(key):
+    return tuple(''.join(c for c in str(v).lower() if c.isalnum()) if isinstance(v, str) else v for v in key)
 
 
 def _feature_cache(workdir, settings, files, mode, features_info):

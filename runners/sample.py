@@ -6,19 +6,23 @@ Layout of ``<workdir>``::
                            statistics); once a batch is finished, a rerun with other settings or changed input
                            files is refused (before that, the folder takes the new settings)
     samples/<index>.png    one image per sample (written atomically)
-    batches/batch_<b>.npz  uint8 images and raw float samples of batch b; written last, it marks b as done
+    batches/batch_<b>.npz  uint8 images and raw float samples of batch b; written last, it marks b as done (a
+                           truncated one is recomputed with a note; one of another run's shape is refused, named)
     grid.png               the first samples as a grid
+    run.lock               while a run works in the folder (``utils/lock.py``): a second run there is refused
 
 Batch ``b`` holds indices ``b*B .. b*B+B-1`` and draws its noise from a generator seeded with
 ``SeedSequence([seed, b])``, so the images depend only on (config, checkpoint, seed, batch size), not
 on interruptions or on how many processes share the work (``rank``/``world_size``: batch b runs on
 rank b % world_size).
 """
+import contextlib
 import json
 import math
 import os
 import sys
 import time
+import zipfile
 
 import numpy as np
 import torch
@@ -27,8 +31,10 @@ from tqdm import tqdm
 
 import sampling
 from runners import validate
+from utils import progress as progress_lib
 from utils import provenance
 from utils.atomic import atomic_write, atomic_write_text
+from utils.lock import workdir_lock
 
 
 class SamplingError(RuntimeError):
@@ -140,14 +146,18 @@ def _check_settings(workdir, settings):
                     old.get('checkpoint') != settings.get('checkpoint'):
                 changed.append('checkpoint')
             if changed:
-                parts = [c for c in changed if c != 'config']
+                parts = [f'{c}: {old.get(c)!r} -> {settings.get(c)!r}' if c in old and c in settings else c
+                         for c in changed if c != 'config']
                 if 'config' in changed:
                     fields = _config_changes(old.get('config') or {}, settings.get('config') or {})
                     more = f'; {len(fields) - 4} more' if len(fields) > 4 else ''
                     parts.append('config: ' + '; '.join(fields[:4]) + more if fields else 'config')
                 said = ', '.join(parts)
+                flags = {'batch_size': '--batch_size', 'seed': '--seed', 'noise_device': '--noise_device'}
+                same = ' '.join(f'{flags[c]} {old[c]}' for c in changed if c in flags and c in old)
                 raise SettingsMismatch(f'{workdir!r} already holds samples made with other settings ({said} '
-                                       f'differ); use a new --workdir or the same settings to resume')
+                                       f'differ); use a new --workdir or the same settings to resume' +
+                                       (f' ({same})' if same else ''))
             if old_in is None:
                 print(f'warning: {path} predates input hashing: the {len(finished)} finished batches cannot be checked '
                       'against the checkpoint and PDS files of this run; recording the current ones', file=sys.stderr)
@@ -158,6 +168,10 @@ def _check_settings(workdir, settings):
                         f'{workdir!r} holds {len(finished)} finished batches made from other input files '
                         f'({provenance.describe_changes(old_in, new_in, names)}); resuming would mix samples of '
                         'different models or filters: use a new --workdir, or restore those files to resume')
+            held = _held_samples(finished, old)
+            if held > settings['num_samples']:
+                print(f'note: {workdir!r} holds {held} samples; this run asks for {settings["num_samples"]}: the first '
+                      f'{settings["num_samples"]} are used, the others are kept', file=sys.stderr, flush=True)
             settings = dict(old, num_samples=max(old['num_samples'], settings['num_samples']),
                             inputs=old_in if old_in is not None else new_in)
     else:
@@ -167,6 +181,27 @@ def _check_settings(workdir, settings):
             raise SamplingError(f'{workdir!r} holds {len(finished)} finished batches and {len(images)} images but no '
                                 f'{SETTINGS}: they cannot be checked against these settings; use a new --workdir')
     atomic_write_text(path, json.dumps(settings, indent=1, sort_keys=True))
+
+
+def _recorded_batch(workdir):
+    """The batch size of ``workdir``'s finished batches (settings.json), or None (none finished, or unreadable)."""
+    path = os.path.join(workdir, SETTINGS)
+    if not _finished_batches(workdir) or not os.path.isfile(path):
+        return None
+    try:
+        with open(path) as f:
+            return int(json.load(f)['batch_size'])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _held_samples(finished, settings):
+    """How many samples the finished batch files (names) hold under ``settings``' batch size and sample count."""
+    size, total = int(settings.get('batch_size') or 0), int(settings.get('num_samples') or 0)
+    if size < 1:
+        return 0
+    indices = [int(n[len('batch_'):-len('.npz')]) for n in finished if n[len('batch_'):-len('.npz')].isdigit()]
+    return sum(max(0, min(size, total - b * size)) for b in indices)
 
 
 def _remove_unfinished_images(workdir):
@@ -185,10 +220,48 @@ def batch_path(workdir, b):
     return os.path.join(workdir, 'batches', f'batch_{b:06d}.npz')
 
 
-def _batch_done(workdir, b, count):
-    """Batch b is done when its npz (written last) exists and holds ``count`` images."""
+class DamagedBatch(SamplingError):
+    """A ``batches/*.npz`` that cannot be read (cut short by a copy, overwritten with junk)."""
+
+
+def read_batch(path, keys=('indices',)):
+    """``{key: array}`` of a batch file, or a DamagedBatch naming it when it cannot be read (or lacks ``keys``)."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            missing = [k for k in keys if k not in z.files]
+            if missing:
+                raise DamagedBatch(f'{path!r} lacks {missing}: not a batch file of --mode sample')
+            return {k: z[k] for k in keys}
+    except DamagedBatch:
+        raise
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as e:
+        raise DamagedBatch(f'{path!r} cannot be read ({type(e).__name__}: {e})') from None
+
+
+def _batch_done(workdir, b, count, image_shape=None, batch_size=None):
+    """Batch b is done when its npz (written last) exists and holds ``count`` images.  A file that cannot be read is
+    not done (it is recomputed, with a note: the seeds make the same images); one that holds images of another shape
+    or other indices than batch b of this run is a SamplingError naming it."""
     path = batch_path(workdir, b)
-    return os.path.exists(path) and len(np.load(path)['indices']) >= count
+    if not os.path.exists(path):
+        return False
+    try:
+        z = read_batch(path, ('indices', 'images'))
+    except DamagedBatch as e:
+        print(f'note: {e}; recomputing batch {b}', file=sys.stderr, flush=True)
+        return False
+    images, indices = z['images'], z['indices']
+    if image_shape is not None and tuple(images.shape[1:]) != tuple(image_shape):
+        raise SamplingError(f'{path!r} holds images of shape {tuple(images.shape[1:])}, this run makes '
+                            f'{tuple(image_shape)}: it is not a batch of this workdir; delete it to recompute it, or '
+                            'use a new --workdir')
+    first = b * batch_size if batch_size else None
+    if first is not None and (len(indices) != len(images) or
+                              list(indices) != list(range(first, first + len(indices)))):
+        raise SamplingError(f'{path!r} holds samples {list(indices[:3])}... where batch {b} of batch size '
+                            f'{batch_size} holds {first} ..: it is not a batch of this workdir; delete it to '
+                            'recompute it, or use a new --workdir')
+    return len(indices) >= count
 
 
 def run_inputs(config, score=None, checkpoint=''):
@@ -254,6 +327,11 @@ def run_sample(config, score, workdir, num_samples, batch_size, seed, device='cp
     leave :func:`divergence_bound` stops with a SamplingError naming batch, step and sigma; nothing of that batch
     is written."""
     its, nfe_per_sample = validate.check_sampling(config, num_samples, batch_size)
+    recorded = _recorded_batch(workdir)
+    if recorded is not None and num_samples <= recorded <= batch_size:
+        batch_size = recorded        # a folder sampled with a larger batch (before clamping): resume it as it was made
+    else:
+        batch_size = validate.clamp_batch(num_samples, batch_size, say=rank == 0)
     shape = (batch_size, config.data.num_channels, config.data.image_size, config.data.image_size)
     noise_device = str(torch.device(noise_device))
     inputs = run_inputs(config, score, checkpoint)
@@ -267,25 +345,41 @@ def run_sample(config, score, workdir, num_samples, batch_size, seed, device='cp
                     num_samples=num_samples, use_ema=use_ema, iterations=its, nfe=nfe_per_sample,
                     torch=torch.__version__, device=str(device), noise_device=noise_device, inputs=inputs)
     settings = json.loads(json.dumps(settings, default=str))  # tuples -> lists, as read back
-    if rank == 0:
-        os.makedirs(workdir, exist_ok=True)
-        remove_stray_temporaries(workdir)
-        _check_settings(workdir, settings)
-        os.makedirs(os.path.join(workdir, 'samples'), exist_ok=True)
-        os.makedirs(os.path.join(workdir, 'batches'), exist_ok=True)
-    if barrier is not None:          # other ranks write only once rank 0 has accepted the folder
-        barrier()
+    with contextlib.ExitStack() as held:
+        if rank == 0:                # one run per folder (utils/lock.py); re-entrant for --mode eval's sampling
+            held.enter_context(workdir_lock(workdir))
+            remove_stray_temporaries(workdir)
+            _check_settings(workdir, settings)
+            os.makedirs(os.path.join(workdir, 'samples'), exist_ok=True)
+            os.makedirs(os.path.join(workdir, 'batches'), exist_ok=True)
+        if barrier is not None:      # other ranks write only once rank 0 has accepted the folder
+            barrier()
+        return _sample_batches(config, score, workdir, num_samples, batch_size, seed, device, rank, world_size,
+                               progress, noise_device, shape, P, bound, its, nfe_per_sample)
+
+
+def _sample_batches(config, score, workdir, num_samples, batch_size, seed, device, rank, world_size, progress,
+                    noise_device, shape, P, bound, its, nfe_per_sample):
     n_batches = math.ceil(num_samples / batch_size)
+    image_shape = (shape[2], shape[3], shape[1])
 
     def count(b):                    # images in batch b (the last one may be partial)
         return min(batch_size, num_samples - b * batch_size)
-    todo = [b for b in range(rank, n_batches, world_size) if not _batch_done(workdir, b, count(b))]
+    todo = [b for b in range(rank, n_batches, world_size)
+            if not _batch_done(workdir, b, count(b), image_shape, batch_size)]
     for b in sorted(set(range(rank, n_batches, world_size)) - set(todo)):
         _restore_images(workdir, b)
+    if progress and rank == 0:       # the plan, in one line, before the long work
+        cost = f'{its} iterations, NFE {nfe_per_sample} per sample' if its else 'iterations and NFE adaptive'
+        print(f'sampling {num_samples} samples into {workdir!r}: {n_batches} batches of {batch_size}, {cost}; '
+              f'{len(todo)} batches to run' + (f' on {world_size} processes' if world_size > 1 else ''), flush=True)
     # The callback runs once per sampler step (PC: per predictor step; annealed Langevin: per Langevin step, the
     # final denoising call is not a step), i.e. `its` times per batch.
     # Adaptive solvers (its None) know their step count only afterwards: the bar then has no total.
-    bar = tqdm(total=len(todo) * its if its else None, disable=not progress, unit='step', desc='sampling')
+    # On a terminal a bar; otherwise (a log file) one line per batch (utils/progress.py).
+    lines = progress and not progress_lib.interactive()
+    bar = tqdm(total=len(todo) * its if its else None, disable=not progress or lines, unit='step', desc='sampling')
+    started, desc = time.time(), 'sampling' if world_size == 1 else f'sampling (rank {rank}/{world_size})'
     done = []
     try:
         for b in todo:
@@ -310,6 +404,8 @@ def run_sample(config, score, workdir, num_samples, batch_size, seed, device='cp
                                               seconds=time.time() - start))
             bar.set_postfix(batch=b, nfe=nfe)
             done.append(b)
+            if lines:
+                progress_lib.line(desc, len(done), len(todo), started, extra=f'batch {b}, NFE {nfe}')
     finally:
         bar.close()             # before any error message, so that the two do not share a line
     if rank == 0 and _batch_done(workdir, 0, 1):
@@ -335,8 +431,13 @@ def _first_images(workdir, n):
     exists only once written whole, and holds at least one image)."""
     images, have, b = [], 0, 0
     while have < n and os.path.exists(batch_path(workdir, b)):
-        with np.load(batch_path(workdir, b)) as z:
-            images.append(z['images'])
+        try:
+            batch = read_batch(batch_path(workdir, b), ('images',))['images']
+        except DamagedBatch:
+            break
+        if images and batch.shape[1:] != images[0].shape[1:]:
+            break
+        images.append(batch)
         have, b = have + len(images[-1]), b + 1
     return np.concatenate(images)[:n]
 

@@ -23,7 +23,12 @@ Files under ``workdir``:
 * ``checkpoints-meta/latest.pth``: the same object plus the generator state, EMA counter, data position, the
   unlogged loss window and the logged history (our resume file);
 * ``train_log.csv``: step, mean loss over the last ``log_freq`` steps, lr, it/s and the loss per noise-level
-  bucket (columns named by their sigma range, largest sigma first).
+  bucket (columns named by their sigma range, largest sigma first);
+* ``run.lock`` while a run trains there (``utils/lock.py``): a second training in the same folder is refused.
+
+``latest.pth`` also records the data (path, ``describe()``, size, config.data's dataset / resolution / channels) and
+the batch size: a resume on other data or with another ``training.batch_size`` is refused, naming old and new,
+unless ``force_resume`` (``--force_resume``).
 
 All files are written atomically (temporary file + rename), the official checkpoint before ``latest.pth``.
 """
@@ -49,6 +54,7 @@ from models.checkpoint import (CheckpointError, atomic_save, default_format, det
 from training.ema import EMA, ema_rule
 from training.losses import draw_levels, get_loss_fn
 from utils import distributed
+from utils import progress as progress_lib
 from utils.atomic import atomic_write_text
 from utils.loader import Failed, first_failure, guarded, raise_failed
 
@@ -61,7 +67,12 @@ NUM_BUCKETS = 10
 _NOISE, _ORDER, _DROPOUT, _INIT = range(4)        # seed-derivation tags
 
 
-def run_train(config, workdir, data, num_workers=0, progress=True, max_steps=None, skip_bad=False):
+class ResumeMismatch(ValueError):
+    """A resume on other data or with another batch size than the run that wrote the checkpoint."""
+
+
+def run_train(config, workdir, data, num_workers=0, progress=True, max_steps=None, skip_bad=False,
+              force_resume=False):
     """Train ``config``'s model on ``data`` in ``workdir``; a rerun of the same call resumes.
 
     Args:
@@ -81,10 +92,16 @@ def run_train(config, workdir, data, num_workers=0, progress=True, max_steps=Non
         no augmentation: that is done here) or any map-style Dataset of float32 ``(C, H, W)`` tensors in [0, 1]
         (items may also be tuples whose first entry is the image, as from a TensorDataset).
       num_workers: DataLoader worker processes (0 = load in the main process).
-      progress: show a tqdm progress bar (rank 0).
+      progress: show progress (rank 0): a tqdm bar on a terminal, else one line per logged step
+        (``utils/progress.py``); and the plan of the run in one line first.
       max_steps: stop after this global step (default: ``training.n_iters``); used to train in pieces.
       skip_bad: a dataset path's unreadable images are skipped with a warning: the next readable image (in index
         order) takes the place of each, so batches keep their size (else the reader's DataError, naming the file).
+      force_resume: resume even though the data (path, description, size, config.data's dataset / resolution /
+        channels) or ``training.batch_size`` differ from the run that wrote ``latest.pth`` (a warning instead of a
+        :class:`ResumeMismatch`).
+
+    Rank 0 holds ``workdir``'s lock (``utils/lock.py``) for the whole run, taken before the data is read.
 
     ``training.batch_size``, ``n_iters``, ``snapshot_freq`` and ``log_freq`` must be integers >= 1.  A damaged
     ``checkpoints-meta/latest.pth`` is reported and the run resumes from the newest intact
@@ -101,11 +118,14 @@ def run_train(config, workdir, data, num_workers=0, progress=True, max_steps=Non
       (the last official checkpoint path), ``net`` (the trained raw network) and ``ema`` (a
       :class:`training.ema.EMA` or None).
     """
-    run = Trainer(config, workdir, data, num_workers, progress, skip_bad)
-    try:
-        return run.train(max_steps)
-    finally:
-        run.close()
+    from utils.lock import workdir_lock
+    _check_training(config.training)
+    with workdir_lock(workdir, enabled=distributed.env()[0] == 0):
+        run = Trainer(config, workdir, data, num_workers, progress, skip_bad, force_resume)
+        try:
+            return run.train(max_steps)
+        finally:
+            run.close()
 
 
 class Trainer:
@@ -115,8 +135,8 @@ class Trainer:
     one optimisation step on a batch of this process (``benchmarks/train_bench.py`` times it).
     """
 
-    def __init__(self, config, workdir, data, num_workers=0, progress=True, skip_bad=False):
-        self.config, self.workdir, self.progress = config, workdir, progress
+    def __init__(self, config, workdir, data, num_workers=0, progress=True, skip_bad=False, force_resume=False):
+        self.config, self.workdir, self.progress, self.force_resume = config, workdir, progress, force_resume
         self.bar = None
         tr, opt = config.training, config.optim
         _check_training(tr)
@@ -134,6 +154,7 @@ class Trainer:
             self._say(logging.INFO, f'training: {", ".join(ignored)} ignored on {self.device}')
 
         self.dataset = _open_data(data, config, skip_bad)
+        self.data_info = _data_info(data, self.dataset, config)
         self.shape = (int(config.data.num_channels), int(config.data.image_size), int(config.data.image_size))
         first = _image(raise_failed(self.dataset[0]))
         if tuple(first.shape) != self.shape:
@@ -175,7 +196,14 @@ class Trainer:
         tr = self.config.training
         stop = int(tr.n_iters) if max_steps is None else min(int(max_steps), int(tr.n_iters))
         log_freq, snapshot_freq = int(tr.log_freq), int(tr.snapshot_freq)
-        bar = self.bar = _progress_bar(self.progress and self.rank == 0, stop, self.step)
+        self.stop, shown = stop, self.progress and self.rank == 0
+        if shown and self.step < stop:       # the plan, in one line
+            info = self.data_info
+            print(f"training {self.config.model.family} on {info['size']} images ({info.get('path') or 'a dataset'}) "
+                  f'in {self.workdir!r}: steps {self.step + 1} .. {stop}, batch {self.batch}, {self.device}; a log row '
+                  f'every {log_freq} steps, a checkpoint every {snapshot_freq}', flush=True)
+        # a bar on a terminal; otherwise (a log file) one line per logged step (utils/progress.py)
+        bar = self.bar = _progress_bar(shown and progress_lib.interactive(), stop, self.step)
         tick, tick_step = time.time(), self.step
         batches = self._batches()
         try:
@@ -272,6 +300,11 @@ class Trainer:
         with open(path, 'a', newline='') as f:
             csv.writer(f).writerow(row)
         self._say(logging.INFO, f'step {self.step}: loss {means[0]:.5e}')
+        if self.progress and (self.bar is None or self.bar.disable):
+            stop = getattr(self, 'stop', self.step)
+            left = f', about {progress_lib.duration((stop - self.step) / rate)} left' if rate > 0 and \
+                self.step < stop else ''
+            print(f'train: step {self.step}/{stop}, loss {means[0]:.5g}, {rate:.3g} it/s{left}', flush=True)
         return row
 
     def _say(self, level, message):
@@ -316,6 +349,7 @@ class Trainer:
                 'ema_num_updates': ema.num_updates if ema else 0,
                 'window': self.window.cpu(), 'columns': self.columns, 'history': self.history,
                 'world_size': self.world, 'config': self.config.to_json(),
+                'data': self.data_info, 'batch_size': self.batch,
             }, os.path.join(self.workdir, LATEST))
         self.saved_step = self.step
         distributed.barrier()
@@ -335,6 +369,7 @@ class Trainer:
                 raise CheckpointError(f'{path!r} lacks {missing}: not a resume file of this trainer')
         except CheckpointError as err:
             state = self._fallback_state(path, err)
+        self._check_same_run(state, path)
         official = state['official']
         if state['format'] != self.format:
             raise ValueError(f'{path}: saved in the {state["format"]} layout, this config trains {self.format}')
@@ -358,9 +393,6 @@ class Trainer:
             self.generator.manual_seed(_derive_seed(self.config.seed, _NOISE, int(state['step'])))
         self.step = self.saved_step = int(state['step'])
         self.consumed = int(state['consumed'])
-        if int(state['dataset_size']) != len(self.dataset):
-            self._say(logging.WARNING, f'resuming on a dataset of {len(self.dataset)} items; the run started on '
-                                       f'{state["dataset_size"]}: the data order changes')
         self.history = [list(r) for r in state['history']]
         if self.rank == 0:
             self.window.copy_(state['window'])
@@ -368,6 +400,37 @@ class Trainer:
         distributed.barrier()
         if self.rank == 0:
             self._say(logging.INFO, f'training: resumed {state.get("source", path)} at step {self.step}')
+
+    def _check_same_run(self, state, path):
+        """A ResumeMismatch naming what differs (old -> new) when ``state`` was written on other data or with another
+        batch size; with ``force_resume`` a warning instead.  Older resume files record less: what they record is
+        compared (the dataset size; the batch size and config.data in their config)."""
+        old = state.get('data') or {}
+        new = self.data_info
+        saved = json.loads(state['config']) if state.get('config') else {}
+        if not old and saved:
+            d = saved.get('data', {})
+            old = {k: d.get(k) for k in ('dataset', 'image_size', 'num_channels')}
+        if state.get('generator') is not None or state.get('data'):    # not a fallback state: its size is the run's
+            old.setdefault('size', state.get('dataset_size'))
+        old_batch = state.get('batch_size') or saved.get('training', {}).get('batch_size')
+        changes = []
+        if old_batch is not None and int(old_batch) != self.batch:
+            changes.append(f'training.batch_size: {old_batch} -> {self.batch}')
+        for key, what in (('path', 'dataset path'), ('dataset', 'config.data.dataset'),
+                          ('image_size', 'config.data.image_size'), ('num_channels', 'config.data.num_channels'),
+                          ('size', 'dataset size'), ('describe', 'dataset')):
+            if old.get(key) is not None and new.get(key) is not None and old[key] != new[key]:
+                a, b = (repr(old[key]), repr(new[key])) if key == 'path' else _differing(old[key], new[key])
+                changes.append(f'{what}: {a} -> {b}')
+        if not changes:
+            return
+        text = f'{path} was written by a run on other data or with another batch size ({"; ".join(changes)})'
+        if not self.force_resume:
+            raise ResumeMismatch(f'{text}: resuming would mix the two; pass --force_resume to resume anyway (the data '
+                                 'order and the loss change), or use a new --workdir')
+        if self.rank == 0:
+            print(f'warning: {text}; resuming anyway (--force_resume)', file=sys.stderr, flush=True)
 
     def _fallback_state(self, latest, err):
         """A resume state from the newest intact ``checkpoints/checkpoint_<k>.pth`` when ``latest.pth`` is damaged:
@@ -520,6 +583,35 @@ class _Readable(Dataset):
             if not isinstance(item, BadItem):
                 return item
         return Failed(f'no readable image in {getattr(self.dataset, "path", "the dataset")!r}')
+
+
+def _differing(a, b):
+    """The parts of two '; '-separated descriptions that differ (the whole values when they do not line up)."""
+    if not isinstance(a, str) or not isinstance(b, str):
+        return a, b
+    pa, pb = a.split('; '), b.split('; ')
+    if len(pa) != len(pb):
+        return a, b
+    diff = [(x, y) for x, y in zip(pa, pb) if x != y]
+    return '; '.join(x for x, _ in diff), '; '.join(y for _, y in diff)
+
+
+def _data_info(data, dataset, config):
+    """What a run trained on, recorded in ``latest.pth`` and compared on resume: the path (absolute; a generated
+    set such as ``deadleaves:<count>`` as given), the reader's ``describe()``, the size and config.data's dataset,
+    resolution and channels.  A Dataset object given directly has no path or description (its size is recorded)."""
+    d = config.data
+    info = {'path': None, 'describe': None, 'size': len(dataset), 'dataset': str(d.get('dataset', '')),
+            'image_size': int(d.image_size), 'num_channels': int(d.num_channels)}
+    if isinstance(data, (str, os.PathLike)):
+        raw = os.fspath(data)
+        expanded = os.path.expandvars(os.path.expanduser(raw))
+        generated = expanded.lower().split(':')[0] in ('deadleaves', 'dead_leaves') and not os.path.exists(expanded)
+        info['path'] = raw if generated else os.path.abspath(expanded)
+        reader = getattr(dataset, 'dataset', dataset)
+        if hasattr(reader, 'describe'):
+            info['describe'] = reader.describe()
+    return info
 
 
 def _open_data(data, config, skip_bad=False):

@@ -10,6 +10,7 @@ cd "$(dirname "$0")/../.."
 OUT=results/mnist_cpu
 studies=("$@")
 [ ${#studies[@]} -gt 0 ] || studies=(a_map a_curves a_rivals)
+# --csv names the committed CSV on purpose: without it a study writes under runs/study/ (untracked)
 for s in "${studies[@]}"; do
   nice -n 19 python -m evaluation.study "$s" --csv "$OUT/study.csv" --no_progress
 done
@@ -18,7 +19,7 @@ for s in a_map a_curves a_rivals; do
 done
 python -m evaluation.study a_map --csv "$OUT/study.csv" --plot "$OUT/map_20it.png"
 CURVES="vanilla;PDS Table 1 (r=0.2H, λ=1.6);PDS auto"
-python -m evaluation.plot "$OUT/study.csv" "$OUT/curves_fid.png" --only "$CURVES" --title "Model A: FID against iterations"
-python -m evaluation.plot "$OUT/study.csv" "$OUT/curves_kid.png" --only "$CURVES" --metric kid --title "Model A: KID"
+python -m evaluation.plot "$OUT/study.csv" "$OUT/curves_fid.png" --only "$CURVES" --title "Model A: FID against iterations" --features inception
+python -m evaluation.plot "$OUT/study.csv" "$OUT/curves_kid.png" --only "$CURVES" --metric kid --title "Model A: KID" --features inception
 RIVALS="$CURVES;Euler (PF-ODE);EDM Heun;EDM stochastic;Heun + Langevin corrector;Heun + PDS corrector (r=0.2H, λ=1.6)"
-python -m evaluation.plot "$OUT/study.csv" "$OUT/rivals_fid.png" --only "$RIVALS" --x nfe --logy --title "Model A: FID against NFE"
+python -m evaluation.plot "$OUT/study.csv" "$OUT/rivals_fid.png" --only "$RIVALS" --x nfe --logy --title "Model A: FID against NFE" --features inception

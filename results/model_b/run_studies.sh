@@ -11,6 +11,7 @@ cd "$(dirname "$0")/../.."
 OUT=results/model_b
 studies=("$@")
 [ ${#studies[@]} -gt 0 ] || studies=(b_curves b_rivals)
+# --csv names the committed CSV on purpose: without it a study writes under runs/study/ (untracked)
 for s in "${studies[@]}"; do
   nice -n 19 python -m evaluation.study "$s" --csv "$OUT/study.csv" --no_progress
 done
@@ -18,7 +19,7 @@ for s in b_curves b_rivals; do
   python -m evaluation.study "$s" --csv "$OUT/study.csv" --summary > "$OUT/$s.md"
 done
 CURVES="vanilla;PDS stats α=5 (Table 2, 100 it);PDS stats α=10 (Table 2, 200 it);PDS auto;PDS stats α=5, corrector only;PDS stats α=5, marginal predictor;PDS stats α=10, marginal predictor"
-python -m evaluation.plot "$OUT/study.csv" "$OUT/curves_fid.png" --only "$CURVES" --logy --title "Model B: FID against PC iterations"
-python -m evaluation.plot "$OUT/study.csv" "$OUT/curves_kid.png" --only "$CURVES" --metric kid --logy --title "Model B: KID"
+python -m evaluation.plot "$OUT/study.csv" "$OUT/curves_fid.png" --only "$CURVES" --logy --title "Model B: FID against PC iterations" --features inception
+python -m evaluation.plot "$OUT/study.csv" "$OUT/curves_kid.png" --only "$CURVES" --metric kid --logy --title "Model B: KID" --features inception
 RIVALS="$CURVES;EDM Heun;EDM stochastic;Euler (PF-ODE);PF-ODE RK45;Gotta Go Fast;Heun + Langevin corrector;Heun + PDS corrector (stats, α=5)"
-python -m evaluation.plot "$OUT/study.csv" "$OUT/rivals_fid.png" --only "$RIVALS" --x nfe --logy --title "Model B: FID against NFE"
+python -m evaluation.plot "$OUT/study.csv" "$OUT/rivals_fid.png" --only "$RIVALS" --x nfe --logy --title "Model B: FID against NFE" --features inception

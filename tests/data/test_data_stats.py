@@ -127,7 +127,8 @@ def test_run_stats_is_byte_identical_and_forces_uncentred(tmp_path, make_config)
     cfg = make_config('TEST', 16, 3, 'none', centered=True)   # statistics are always on [0,1]
     r1 = run_stats(cfg, folder, str(tmp_path / 'a'), 'toy', progress=False, batch_size=3)
     r2 = run_stats(cfg, folder, str(tmp_path / 'b'), 'toy', progress=False, batch_size=3)
-    r3 = run_stats(cfg, folder, str(tmp_path / 'a'), 'toy', progress=False, batch_size=3)   # overwrite in place
+    r3 = run_stats(cfg, folder, str(tmp_path / 'a'), 'toy', progress=False, batch_size=3,
+                   overwrite=True)                                                          # overwrite in place
     assert _read_all(r1) == _read_all(r2) == _read_all(r3)
     assert sorted(os.listdir(tmp_path / 'a')) == ['toy_freq.npy', 'toy_space.npy', 'toy_spectrum.npy',
                                                   'toy_stats.json']  # no tmp left

@@ -65,7 +65,7 @@ def test_sample_dir_needs_a_workdir_on_the_command_line(tmp_path, fake_mnist):
     folder = write_pngs(str(tmp_path / 'imgs'), 4)
     out = run_main('--config', 'configs/mnist_pds.py', '--mode', 'eval', *TINY, '--fid_features', 'standin',
                    '--sample_dir', folder, '--data', fake_mnist)
-    assert out.returncode != 0 and out.stderr.strip() == '--mode eval needs --workdir'
+    assert out.returncode != 0 and out.stderr.strip() == 'error: --mode eval needs --workdir'
     assert sorted(os.listdir(folder)) == sorted(f'{i}.png' for i in range(4))
 
 

@@ -177,7 +177,8 @@ def test_map_summary_is_gain_by_step_with_the_best_in_bold():
     assert [ln.split(' |')[0] for ln in lines[2:7]] == ['| vanilla', '| direct λ=1.6', '| direct λ=2.5',
                                                        '| inverse λ=1.6', '| inverse λ=2.5']
     assert lines[2] == '| vanilla | — | 440.0 / 0.100 ± 0.010 | — | **120.0 / 0.100 ± 0.010** | — | — |'
-    assert lines[6].endswith('| diverged |') and '; 1000 samples per cell' in lines[-1]
+    assert lines[6].endswith('| diverged |') and '; 1000 samples per cell' in lines[-3]
+    assert lines[-1].startswith('Rows: ')                                  # which rows the table was made of
     assert study_lib._cell_counts(study_lib._map_cells(s, rows)) == '1000'  # the heat map's title uses the same
 
 

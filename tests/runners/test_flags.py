@@ -20,6 +20,14 @@ from tests.runners.runner_helpers import one_line_error, run_main
      "['table1_20it']"),
     (['--config', 'configs/mnist_pds.py', '--config.sampling.step_lr=abc'],
      "error: flag --config.sampling.step_lr=abc: could not convert string to float: 'abc'"),
+    (['--config', 'configs/ncsn/mnist.py:table1_20it'],
+     "error: --config configs/ncsn/mnist.py:table1_20it: this config takes no setting (its get_config() has no "
+     "parameter); expected configs/ncsn/mnist.py without ':table1_20it', or a configs/<dataset>_pds.py config"),
+    ([],
+     'error: --config is required: expected a config file, e.g. --config configs/mnist_cpu_pds.py (one per model '
+     'in configs/; :<setting> picks a PDS row of the paper)'),
+    (['--config', 'configs/mnist_pds.py', '--device', 'cuda:7'],
+     "error: --device 'cuda:7': "),
 ])
 def test_flag_errors_are_one_line(tmp_path, args, expected):
     out = run_main(*args, '--mode', 'sample', '--workdir', str(tmp_path / 'run'), '--checkpoint', 'x.pth')

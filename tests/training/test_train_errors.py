@@ -108,7 +108,9 @@ def test_log_lines_go_through_the_progress_bar(tmp_path, monkeypatch, caplog):
     """While the bar is drawn a log line is written with tqdm.write (above the bar), not through a handler that
     would print it into the middle of the bar's line."""
     import tqdm
+    from utils import progress
     written = []
+    monkeypatch.setattr(progress, 'interactive', lambda: True)      # a terminal: the bar is drawn
     monkeypatch.setattr(tqdm.tqdm, 'write', classmethod(lambda cls, s, file=None, **kw: written.append(s)))
     caplog.set_level('INFO', logger='training.train')
     run_train(tiny_ncsn(steps=2), str(tmp_path / 'run'), blobs(8), progress=True)

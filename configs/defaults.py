@@ -3,7 +3,8 @@
 Every config file under ``configs/`` starts from one of these and sets the official values of one
 model (see the tables in the README).  Field meanings:
 
-* ``model.family``: ``ncsn`` | ``ncsnv2`` | ``ncsnpp`` -- picks the checkpoint format and score wrapper.
+* ``model.family``: ``ncsn`` | ``ncsnv2`` | ``ncsnpp`` | ``ddpm`` -- picks the checkpoint format and score wrapper.
+* ``training.sde``: ``vesde`` | ``vpsde`` -- the noise process (VP: ``model.beta_min`` / ``beta_max``).
 * ``model.name``: the registered network (``ncsn``, ``ncsnv2_64``, ``ncsnv2_128``, ``ncsnv2_256``, ``ncsnpp``).
 * ``model.sigma_max`` / ``sigma_min`` / ``num_scales``: the geometric noise schedule (NCSN/NCSNv2:
   sigma_begin / sigma_end / num_classes).
@@ -54,6 +55,12 @@ def _common():
     sampling.denoise = True
     sampling.num_levels = 0          # 0 = all model.num_scales levels; else that many, evenly picked
     sampling.init = 'uniform'        # ALD starts from U[0,1] as the official code does
+    # VP SDE (training.sde = 'vpsde'): 'pc' (score_sde PC, VP updates), 'ddpm' (Ho et al. ancestral sampling),
+    # 'ddim' (Song et al. 2021) and 'ode' (probability flow) on the chain of model.num_scales steps (sampling/ddpm.py)
+    sampling.chain_steps = ()        # ddpm / ddim: the visited chain indices (ascending, in 0..N-1); () = num_steps
+    #                                  evenly spread with both ends (num_steps 0 = all N)
+    sampling.ddim_eta = 0.           # ddim: 0 = deterministic DDIM, 1 = DDPM with the posterior variance
+    sampling.ddpm_variance = 'beta'  # ddpm: sigma^2 = 'beta' or 'beta_tilde' (the posterior variance)
     # rival samplers (sampling/edm.py, ode.py, adaptive.py): 'edm' (EDM Alg. 1, Heun), 'edm_stochastic' (Alg. 2),
     # 'ode_euler' (Euler on the same grid), 'ode' (probability-flow ODE, scipy), 'adaptive_sde' (Gotta Go Fast Alg. 1)
     sampling.schedule = 'karras'     # edm / edm_stochastic / ode_euler: N levels (as PC: num_steps or num_scales /
@@ -216,6 +223,49 @@ def ve_ncsnpp_lsun(image_size=256):
     config.model.progressive_input = 'input_skip'
     config.model.progressive_combine = 'sum'
     config.eval.batch_size = 8
+    return config
+
+
+def vp(name='ncsnpp', continuous=True):
+    """score_sde VP defaults (configs/default_cifar10_configs.py + the vp/ configs): the VP SDE with beta 0.1 .. 20,
+    centred data, EMA 0.9999, reduce_mean, no scale_by_sigma; ``name`` 'ncsnpp' (DDPM++, positional embedding,
+    BigGAN blocks, no FIR) or 'ddpm' (the DDPM network).  sampling.eps = 1e-3 (the official VP rule)."""
+    config = ve_ncsnpp() if name == 'ncsnpp' else _common()
+    config.training.sde = 'vpsde'
+    config.training.continuous = continuous
+    config.training.reduce_mean = True
+    config.training.n_iters = 1300001
+    config.training.snapshot_freq = 50000
+    config.sampling.method = 'pc'
+    config.sampling.predictor = 'euler_maruyama' if continuous else 'ancestral_sampling'
+    config.sampling.corrector = 'none'
+    config.sampling.eps = 1e-3
+    config.data.centered = True
+    model = config.model
+    model.family = model.name = name
+    model.beta_min = 0.1
+    model.beta_max = 20.
+    model.num_scales = 1000
+    model.ema_rate = 0.9999
+    model.scale_by_sigma = False
+    model.normalization = 'GroupNorm'
+    model.nonlinearity = 'swish'
+    model.nf = 128
+    model.ch_mult = (1, 2, 2, 2)
+    model.num_res_blocks = 4 if name == 'ncsnpp' else 2
+    model.attn_resolutions = (16,)
+    model.resamp_with_conv = True
+    model.conditional = True
+    model.dropout = 0.1
+    if name == 'ncsnpp':
+        model.fir = False
+        model.progressive_input = 'none'
+        model.embedding_type = 'positional'
+    else:
+        model.embedding_type = 'fourier'     # inherited from score_sde's defaults; the DDPM network ignores it
+    config.optim.lr = 2e-4
+    config.optim.warmup = 5000
+    config.optim.grad_clip = 1.
     return config
 
 

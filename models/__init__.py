@@ -7,7 +7,8 @@ the official call signatures:
 * NCSN / NCSNv2 (``ncsn``, ``ncsnv2_64``, ``ncsnv2_128``, ``ncsnv2_256``): ``net(x, labels)`` with
   integer noise-level indices (0 = largest sigma).
 * NCSN++ (``ncsnpp``): ``net(x, cond)`` with ``cond`` = sigma (Fourier embedding) or the integer
-  label (positional embedding).
+  label (positional embedding; VP models: the float time label).
+* DDPM (``ddpm``): ``net(x, labels)`` with the (float) time label.
 
 Samplers never call raw networks: they use :class:`models.score.ScoreModel`, which exposes one
 interface ``score(x, sigma)`` for every family.
@@ -41,4 +42,4 @@ def create_model(config):
 
 def _import_all():
     # Importing the modules runs their @register_model decorators.
-    from models import refinenet, ncsnpp  # noqa: F401
+    from models import refinenet, ncsnpp, ddpm  # noqa: F401

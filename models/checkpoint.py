@@ -28,7 +28,7 @@ from utils.atomic import atomic_write
 
 FORMATS = ('ncsn', 'ncsnv2', 'score_sde')
 # Which checkpoint formats can hold which model family (NCSNv2's ncsn_original.yml saves an NCSN in ncsnv2 format).
-_FAMILY_FORMATS = {'ncsn': ('ncsn', 'ncsnv2'), 'ncsnv2': ('ncsnv2',), 'ncsnpp': ('score_sde',)}
+_FAMILY_FORMATS = {'ncsn': ('ncsn', 'ncsnv2'), 'ncsnv2': ('ncsnv2',), 'ncsnpp': ('score_sde',), 'ddpm': ('score_sde',)}
 # Official file names inside a run folder, most specific first.
 _FOLDER_CANDIDATES = ('checkpoint.pth', 'checkpoints/checkpoint.pth', 'checkpoints-meta/checkpoint.pth')
 
@@ -87,12 +87,48 @@ def _strip(state_dict):
 
 def _network_kind(keys):
     if any(k.startswith('all_modules.') for k in keys):
+        # score_sde's DDPM network resamples in modules of their own (only a Conv_0); the official NCSN++ configs
+        # resample inside BigGAN ResNet blocks (an NCSN++ with resblock_type 'ddpm' looks like DDPM here)
+        if 'all_modules.0.W' not in keys and _has_plain_resampler(keys):
+            return 'ddpm'
         return 'ncsnpp'
     if 'normalizer.embed.weight' in keys:
         return 'ncsn'
     if 'normalizer.alpha' in keys:
         return 'ncsnv2'
     return 'unknown'
+
+
+def _has_plain_resampler(keys):
+    """A module holding only ``Conv_0`` (DDPM's Upsample / Downsample); NCSN++'s BigGAN blocks resample inside
+    their ResNets."""
+    subkeys = {}
+    for k in keys:
+        parts = k.split('.')
+        if parts[0] == 'all_modules' and len(parts) >= 3:
+            subkeys.setdefault(parts[1], set()).add(parts[2])
+    return any(v == {'Conv_0'} for v in subkeys.values())
+
+
+def describe_network(keys):
+    """The network a state_dict holds, in words, with the noise process it implies where the keys tell."""
+    kind = _network_kind(keys)
+    if kind == 'ddpm':
+        return "a DDPM network (score_sde 'ddpm': a VP / DDPM model)"
+    if kind == 'ncsnpp':
+        if 'all_modules.0.W' in keys:
+            return 'an NCSN++ with a Fourier time embedding (continuous VE NCSN++, score_sde configs/ve/*_continuous)'
+        return ('an NCSN++ with a positional time embedding (DDPM++ / NCSN++ for the VP SDE, or the discrete VE '
+                'NCSN++ of configs/ve/cifar10_ncsnpp.py)')
+    return {'ncsn': 'an NCSN (v1) RefineNet (VE)', 'ncsnv2': 'an NCSNv2 RefineNet (VE)'}.get(kind, 'an unknown network')
+
+
+def _describe_config(config):
+    m, sde = config.model, config.training.get('sde', 'vesde')
+    process = {'vesde': 'VE', 'vpsde': 'VP'}.get(sde, sde)
+    if m.family == 'ncsnpp':
+        return f"an NCSN++ with a {m.get('embedding_type', 'fourier')} time embedding for the {process} SDE"
+    return f'a {m.family} network for the {process} SDE'
 
 
 def load_into(net, obj, config, use_ema=True, source='checkpoint'):
@@ -108,17 +144,21 @@ def load_into(net, obj, config, use_ema=True, source='checkpoint'):
         fail(f'a {fmt} checkpoint cannot hold a {family} model; expected format(s) {_FAMILY_FORMATS.get(family)}')
     state = _strip(obj['model'] if fmt == 'score_sde' else obj[0])
     kind = _network_kind(state)
-    if kind != family:
-        fail(f'the checkpoint holds a {kind} network, the config builds a {family} network')
-
     own = net.state_dict()
+    vp_involved = 'ddpm' in (kind, family) or config.training.get('sde', 'vesde') == 'vpsde'
+    if kind != family and not (family == 'ncsnpp' and kind == 'ddpm' and _network_kind(own) == 'ddpm'):
+        fail(f'the checkpoint holds a {kind} network, the config builds a {family} network' +
+             (f' ({describe_network(state)}; the config: {_describe_config(config)})' if vp_involved else ''))
+    holds = f'the checkpoint holds {describe_network(state)}, the config builds {_describe_config(config)}: ' \
+        if vp_involved or family == 'ncsnpp' else ''
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]
     if missing or unexpected:
-        fail(f'{len(missing)} missing keys {missing[:10]}, {len(unexpected)} unexpected keys {unexpected[:10]}')
+        fail(f'{holds}{len(missing)} missing keys {missing[:10]}, {len(unexpected)} unexpected keys {unexpected[:10]}')
     for k, v in own.items():
         if state[k].shape != v.shape:
-            fail(f'shape mismatch for {k!r}: model expects {tuple(v.shape)}, checkpoint has {tuple(state[k].shape)}')
+            fail(f'{holds}shape mismatch for {k!r}: model expects {tuple(v.shape)}, checkpoint has '
+                 f'{tuple(state[k].shape)}')
     # Keep our float32 noise-level buffer: the official float64 one makes discrete NCSN++ return float64.
     net.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()})
 
@@ -309,8 +349,8 @@ def official_object(fmt, net, optimizer_state=None, step=0, epoch=0, ema_params=
 
 
 def default_format(config):
-    """The official format of the family: ncsn -> 'ncsn', ncsnv2 -> 'ncsnv2', ncsnpp -> 'score_sde'."""
-    return {'ncsn': 'ncsn', 'ncsnv2': 'ncsnv2', 'ncsnpp': 'score_sde'}[config.model.family]
+    """The official format of the family: ncsn -> 'ncsn', ncsnv2 -> 'ncsnv2', ncsnpp and ddpm -> 'score_sde'."""
+    return {'ncsn': 'ncsn', 'ncsnv2': 'ncsnv2', 'ncsnpp': 'score_sde', 'ddpm': 'score_sde'}[config.model.family]
 
 
 def save_checkpoint(path, net, config, fmt=None, **kwargs):

@@ -70,8 +70,9 @@ def dense(in_dim, out_dim):
     return lin
 
 
-def group_norm(channels):
-    return nn.GroupNorm(num_groups=min(channels // 4, 32), num_channels=channels, eps=1e-6)
+def group_norm(channels, groups=None):
+    """NCSN++'s GroupNorm: min(C / 4, 32) groups (``groups``: a fixed count, e.g. 32 in the DDPM network)."""
+    return nn.GroupNorm(num_groups=groups or min(channels // 4, 32), num_channels=channels, eps=1e-6)
 
 
 def get_act(name):
@@ -132,9 +133,9 @@ def timestep_embedding(timesteps, dim, max_positions=10000):
 class AttnBlockpp(nn.Module):
     """Self-attention over all H*W positions: q, k, v = NIN_0/1/2(GN(x)); out = (x + NIN_3(softmax(q k^T / sqrt C) v)) [/ sqrt 2]."""
 
-    def __init__(self, channels, skip_rescale=False, init_scale=0.):
+    def __init__(self, channels, skip_rescale=False, init_scale=0., groups=None):
         super().__init__()
-        self.GroupNorm_0 = group_norm(channels)
+        self.GroupNorm_0 = group_norm(channels, groups)
         self.NIN_0 = NIN(channels, channels)
         self.NIN_1 = NIN(channels, channels)
         self.NIN_2 = NIN(channels, channels)
@@ -283,14 +284,14 @@ class ResnetBlockDDPMpp(nn.Module):
     """DDPM residual block: as BigGAN without resampling; shortcut ``NIN_0`` (or ``Conv_2`` 3x3) iff in != out."""
 
     def __init__(self, act, in_ch, out_ch=None, temb_dim=None, conv_shortcut=False, dropout=0.1,
-                 skip_rescale=False, init_scale=0.):
+                 skip_rescale=False, init_scale=0., groups=None):
         super().__init__()
         out_ch = out_ch if out_ch else in_ch
-        self.GroupNorm_0 = group_norm(in_ch)
+        self.GroupNorm_0 = group_norm(in_ch, groups)
         self.Conv_0 = conv3x3(in_ch, out_ch)
         if temb_dim is not None:
             self.Dense_0 = dense(temb_dim, out_ch)
-        self.GroupNorm_1 = group_norm(out_ch)
+        self.GroupNorm_1 = group_norm(out_ch, groups)
         self.Dropout_0 = nn.Dropout(dropout)
         self.Conv_1 = conv3x3(out_ch, out_ch, init_scale=init_scale)
         if in_ch != out_ch:

@@ -1,9 +1,13 @@
 """One score interface for every model family: ``score(x, sigma) -> grad_x log p_sigma(x)``.
 
-The official networks condition differently: NCSN / NCSNv2 / discrete NCSN++ take an integer
-noise-level index into their geometric schedule, continuous NCSN++ takes sigma itself.  Their
-outputs are all scores already (NCSN v1 is trained to output the score, NCSNv2 and NCSN++ divide
-by sigma inside).  :class:`ScoreModel` hides the difference; samplers only ever see ``score``.
+A model family is a noise process plus a network.  VE models (``training.sde = 'vesde'``): the official networks
+condition differently -- NCSN / NCSNv2 / discrete NCSN++ take an integer noise-level index into their geometric
+schedule, continuous NCSN++ takes sigma itself -- and their outputs are all scores already (NCSN v1 is trained to
+output the score, NCSNv2 and NCSN++ divide by sigma inside).  VP models (``training.sde = 'vpsde'``: DDPM, DDPM++)
+output the noise prediction; their score is -output / std(t) (:meth:`ScoreModel.vp_score`, the official VP score
+functions), and ``score(y, sigma)`` is the same model seen in EDM's way, y = x / sqrt(alpha_bar).
+:class:`ScoreModel` hides the difference; samplers only ever see ``score`` (VP samplers through
+``sampling.sde.VPSDE.score``, which uses the model's own time labels when it has them).
 """
 import math
 
@@ -30,12 +34,23 @@ class ScoreModel(nn.Module):
     networks get ``labels = round((log sigma_max - log sigma) / (log sigma_max - log sigma_min) * (L - 1))``,
     which is exactly the official VE sampler's ``round((1 - t) (N - 1))`` for sigma = sigma(t) and
     returns the level itself for any sigma on the training grid.  ``labels`` can be given directly.
+
+    VP models (``process = 'vpsde'``): ``score(y, sigma)`` is EDM's view (:meth:`_vp_as_ve`), and
+    :meth:`vp_score` ``(x, t, sde)`` the official VP score at time t, which the VP samplers use.
     """
 
     def __init__(self, net, config):
         super().__init__()
         self.net = net
         self.family = config.model.family
+        self.process = config.training.get('sde', 'vesde') if 'training' in config else 'vesde'
+        if self.process == 'vpsde':
+            from sampling.sde import VPSDE      # here, not at import: sampling imports models
+            m = config.model
+            self.vp = VPSDE(m.beta_min, m.beta_max, m.num_scales)        # the training chain (N = num_scales)
+            self.vp_continuous = bool(config.training.continuous)
+            # the discrete chain's levels sigma_j = sqrt(1 / alpha_bar_j - 1), ascending in j (float64)
+            self.vp_sigmas = np.sqrt(1. / self.vp.alphas_cumprod.double().numpy() - 1.)
         self.continuous = self.family == 'ncsnpp' and config.model.get('embedding_type', 'fourier') == 'fourier'
         self.sigma_max = float(config.model.sigma_max)
         self.sigma_min = float(config.model.sigma_min)
@@ -54,6 +69,8 @@ class ScoreModel(nn.Module):
         return torch.round(pos).long().clamp_(0, self.num_scales - 1)
 
     def forward(self, x, sigma=None, labels=None):
+        if self.process == 'vpsde':
+            return self._vp_as_ve(x, sigma, labels)
         batch, device = x.shape[0], x.device
         if self.channels_last and x.dim() == 4:
             x = x.contiguous(memory_format=torch.channels_last)
@@ -70,6 +87,45 @@ class ScoreModel(nn.Module):
         return self.net(x, labels)
 
     score = forward
+
+    def vp_score(self, x, t, sde):
+        """The official VP score at times ``t`` (B,) of the sampler's VP SDE ``sde`` (score_sde ``get_score_fn``):
+        continuous models get labels 999 t and std(t) = sqrt(1 - exp(2 m(t))); discrete models get labels t (N - 1)
+        with the **sampler's** N, unrounded, and std = sqrt(1 - alphas_cumprod)[long(label)] of the sampler's N-step
+        table.  Score = -net(x, labels) / std."""
+        if self.process != 'vpsde':
+            raise ValueError(f'vp_score: this is a {self.process} model; VE models are called as score(x, sigma)')
+        if self.vp_continuous:
+            labels, std = t * 999, sde.marginal_std(t)
+        else:
+            labels = t * (sde.N - 1)
+            std = sde.sqrt_1m_alphas_cumprod.to(t.device)[labels.long()]
+        return -self.net(x, labels) / std[:, None, None, None]
+
+    def vp_label(self, sigma):
+        """The network label of the VE-equivalent level sigma (B,) float64: continuous models 999 t(sigma) (EDM's
+        c_noise = (M - 1) t); discrete models the fractional chain index j where sigma_j = sigma (log-linear between
+        the trained integer levels, exactly j on them, as EDM's iDDPM wrapper)."""
+        top = self.vp.sigma_max if self.vp_continuous else float(self.vp_sigmas[-1])
+        if float(sigma.max()) > top * (1 + 1e-6) or float(sigma.min()) <= 0:
+            raise ValueError(f'sigma = {float(sigma.max()):.4g}: this VP model covers 0 < sigma <= {top:.4g} (its '
+                             f'largest level; beta_min {self.vp.beta_0:g}, beta_max {self.vp.beta_1:g})')
+        if self.vp_continuous:
+            return 999. * self.vp.t_of_sigma(sigma).clamp(max=1.)
+        index = np.interp(np.log(sigma.cpu().numpy()), np.log(self.vp_sigmas), np.arange(len(self.vp_sigmas)))
+        return torch.as_tensor(index, device=sigma.device)
+
+    def _vp_as_ve(self, y, sigma, labels):
+        """A VP model as a VE-form score (EDM's VP): y = x / sqrt(alpha_bar), sigma^2 = 1 / alpha_bar - 1, so
+        score(y, sigma) = sqrt(alpha_bar) grad log p_t(x) = -net(y / sqrt(1 + sigma^2), label(sigma)) / sigma."""
+        if labels is not None or sigma is None:
+            raise ValueError('a VP model is called as score(x, sigma) (EDM\'s sigma = sqrt(1 / alpha_bar - 1)) or '
+                             'through its time labels (vp_score); integer noise-level labels are a VE convention')
+        sigma = _per_sample(sigma, y.shape[0], y.device, torch.float64)
+        labels = self.vp_label(sigma).to(torch.float32)
+        x = (y.double() / torch.sqrt(1 + sigma ** 2)[:, None, None, None]).to(y.dtype)
+        out = self.net(x, labels)
+        return -out / sigma.to(out.dtype)[:, None, None, None]
 
 
 def _per_sample(value, batch, device, dtype):

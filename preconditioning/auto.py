@@ -43,6 +43,13 @@ score of 1,000 MNIST images went to NaN at sigma = 0.017 without the bound).  Ev
 bound (the corrector's r^2 ∝ min(T, kappa sigma^2), kappa as large as the snr rule allows).  Vanilla PC and
 annealed Langevin at the official step sizes are inside it too.
 
+* the VP SDE (score_sde's VP PC sampler, any predictor, corrector 'langevin' or 'none'): the marginal at t is
+  N(sqrt(alpha_bar) mu, alpha_bar P + 1 - alpha_bar) per frequency and every update is affine,
+  x <- a x + b s + sqrt(q) r z, so (A1) becomes (A5) below; the corrector filter is (A2) around the moving mean, and
+  the predictor gain r^2 (official form: f and the score term both times r^2) is chosen per frequency to land
+  closest to the next marginal, within the bound b <= max(GAIN_CAP (1 - alpha_bar), vanilla's b)
+  (:class:`AutoVPPC`).  Beyond Theorem 1 in the predictor, as (A3).                                       (A5)
+
 The choice is greedy (each step lands as close as it can to the next marginal).  On exact Gaussians it is at
 the Monte-Carlo floor from 20 steps on and better than vanilla at every N; at 5-10 steps fixed filters whose
 gains exceed the bound can do better on a Gaussian (tests/preconditioning/test_auto.py says which).
@@ -83,7 +90,8 @@ class Spectrum:
             arr = np.load(path)
         except FileNotFoundError:
             raise FilterError(f'PDS spectrum file {path!r} does not exist; make one with '
-                              '`python main.py --config <cfg> --mode stats --data <dataset>`') from None
+                              '`python main.py --config <cfg> --mode stats --data <dataset> --stats_dir <its '
+                              'folder>`') from None
         except Exception as err:  # noqa: BLE001 -- any unreadable file gets one clear message
             raise FilterError(f'PDS spectrum file {path!r} is not a readable .npy array ({err})') from None
         if arr.ndim != 4 or arr.shape[0] != 2 or tuple(arr.shape[1:]) != tuple(shape):
@@ -100,6 +108,15 @@ class Spectrum:
         mean = np.zeros_like(P) if mean is None else np.asarray(mean, np.float64)
         h, w = P.shape[-2:]
         return cls(P * h * w + np.abs(np.fft.fft2(mean)) ** 2, mean)
+
+    def affine(self, scale, offset):
+        """The spectrum of scale x + offset (e.g. 2, -1: the centred data of VP configs; the statistics of
+        ``--mode stats`` are always taken on [0, 1] images)."""
+        new = object.__new__(Spectrum)
+        h, w = self.shape[-2:]
+        new.shape, new.P = self.shape, scale ** 2 * self.P
+        new.mu = scale * self.mu + np.fft.fft2(np.full(self.shape, float(offset))) / math.sqrt(h * w)
+        return new
 
     def mean_error_of(self, offset):
         """F(offset - mu): the mean error (complex, orthonormal) of a start whose mean image is ``offset``."""
@@ -183,6 +200,96 @@ def ald_moments(spec, sigmas, step_lr, n_steps, filters=None, denoise=False, ini
         b = sigmas[-1] ** 2 * r(len(sigmas) - 1, 'denoise') ** 2 / (spec.P + sigmas[-1] ** 2)
         m, V = (1 - b) * m, (1 - b) ** 2 * V
     return m, V
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# (A5) The same recursion on the VP SDE.  The marginal at t is N(c, T) per frequency with c = sqrt(alpha_bar) mu and
+# T = alpha_bar P + 1 - alpha_bar, the score is s = -(x - c) / T, and every VP update is affine,
+# x <- a x + b s + sqrt(q) r z, so the mean m of x and its variance V evolve as
+#
+#     m <- a m - b (m - c) / T,    V <- (a - b / T)^2 V + q r^2.                                               (A5)
+#
+# A step's (a, b, q) with a filter r (gain r^2 = M M^T's eigenvalue) in the official form (D_f = D = r^2) or the
+# marginal form (D_f = 1, D = (1 + r^2) / 2), see sampling/pc.py:
+#   Euler-Maruyama:     a = 1 + beta(t) D_f / (2N),          b = beta(t) D / N,             q = beta(t) / N
+#   reverse diffusion:  a = 1 - D_f (sqrt(alpha_j) - 1),     b = beta_j D,                  q = beta_j
+#   ancestral:          a = 1 + D_f (1 / sqrt(1 - beta) - 1), b = beta D / sqrt(1 - beta),  q = beta (or DDPM's var)
+# and the Langevin corrector (snr rule with VP's alpha_j) is (A1) around c.
+
+def _vp_gains(r2, predictor_drift):
+    """(D_f, D) of a predictor with filter gain r2 in the official ('official') or the marginal form."""
+    if predictor_drift == 'official':
+        return r2, r2
+    if predictor_drift == 'marginal':
+        return np.ones_like(r2), (1 + r2) / 2
+    raise ValueError(f"predictor_drift must be 'official' or 'marginal', got {predictor_drift!r}")
+
+
+def _vp_step(m, V, c, T, a, b, q):
+    """(A5): one affine update x <- a x + b s + sqrt(q) z (q already times r^2) of N(m, V) under s = -(x - c) / T."""
+    return a * m - b * (m - c) / T, (a - b / T) ** 2 * V + q
+
+
+def vp_pc_moments(spec, sde, eps, predictor='reverse_diffusion', corrector='langevin', snr=0.16, n_steps=1,
+                  filters=None, noise_removal=True, predictor_drift='official', exact_prior=False):
+    """Final (mean error, V) per frequency of score_sde's VP PC sampler (sampling/pc.py, ``sde`` a VPSDE) under (A5).
+
+    ``filters(i, role)`` -> r (C, H, W) or None (= 1) for role 'prior' | 'corrector' | 'predictor'; the prior is
+    N(0, r^2), or N(0, 1) with ``exact_prior`` (the marginal form's).  The corrector's snr rule is taken in
+    expectation (the batch-mean norms of a large batch)."""
+    r = _ones(spec, filters)
+    N = sde.N
+    ts = torch.linspace(sde.T, eps, N, dtype=torch.float32)
+    abar = sde.alpha_bar(ts.double()).numpy()
+    j = sde.index(ts)
+    betas, alphas = sde.discrete_betas.double()[j].numpy(), sde.alphas.double()[j].numpy()
+    beta_t = sde.beta(ts.double()).numpy()
+    m = np.zeros(spec.shape, complex)
+    V = np.ones(spec.shape) if exact_prior else r(0, 'prior') ** 2 + 0.
+    m_mean, V_mean = m, V
+    for i in range(N):
+        c, T = np.sqrt(abar[i]) * spec.mu, abar[i] * spec.P + 1 - abar[i]
+        if corrector == 'langevin':
+            rc2 = r(i, 'corrector') ** 2
+            for _ in range(n_steps):
+                h = alphas[i] * _snr_step(snr, rc2, np.abs(m - c) ** 2, V, T)
+                m, V = _vp_step(m, V, c, T, 1., h * rc2, 2 * h * rc2)
+        elif corrector != 'none':
+            raise ValueError(f"corrector must be 'langevin' or 'none', got {corrector!r}")
+        rp2 = r(i, 'predictor') ** 2
+        d_f, d = _vp_gains(rp2, predictor_drift)
+        if predictor == 'euler_maruyama':
+            a, b, q = 1 + beta_t[i] * d_f / (2 * N), beta_t[i] * d / N, beta_t[i] / N
+        elif predictor == 'reverse_diffusion':
+            a, b, q = 1 - d_f * (np.sqrt(alphas[i]) - 1), betas[i] * d, betas[i]
+        elif predictor == 'ancestral_sampling':
+            root = np.sqrt(1 - betas[i])
+            a, b, q = 1 + d_f * (1 / root - 1), betas[i] * d / root, betas[i]
+        else:
+            raise ValueError(f'unknown VP predictor {predictor!r}')
+        m_mean, V_mean = _vp_step(m, V, c, T, a, b, 0.)
+        m, V = m_mean, V_mean + q * rp2
+    m, V = (m_mean, V_mean) if noise_removal else (m, V)
+    return m - spec.mu, V
+
+
+def ddpm_moments(spec, sde, tau, variance='beta', filters=None, predictor_drift='official', exact_prior=False):
+    """Final (mean error, V) per frequency of DDPM ancestral sampling on the chain indices ``tau``
+    (sampling/ddpm.py ``sample_ddpm``) under (A5)."""
+    r = _ones(spec, filters)
+    abar = np.append(sde.alphas_cumprod.double().numpy()[np.asarray(tau)[::-1]], 1.)
+    m = np.zeros(spec.shape, complex)
+    V = np.ones(spec.shape) if exact_prior else r(0, 'prior') ** 2 + 0.
+    for i in range(len(tau)):
+        ab, ab_prev = abar[i], abar[i + 1]
+        c, T = np.sqrt(ab) * spec.mu, ab * spec.P + 1 - ab
+        beta = 1 - ab / ab_prev
+        rp2 = r(i, 'predictor') ** 2
+        d_f, d = _vp_gains(rp2, predictor_drift)
+        root = np.sqrt(1 - beta)
+        var = 0. if i == len(tau) - 1 else (beta if variance == 'beta' else beta * (1 - ab_prev) / (1 - ab))
+        m, V = _vp_step(m, V, c, T, 1 + d_f * (1 / root - 1), beta * d / root, var * rp2)
+    return m - spec.mu, V
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -300,6 +407,76 @@ class AutoPC(_Schedule):
         tables = {'corrector': np.sqrt(rc2), 'predictor': np.sqrt(b * T / self.delta[i])}
         if i == 0:
             tables['prior'] = None
+        return tables
+
+
+R2_GRID = np.concatenate([np.geomspace(1e-3, 1e3, 61), [1.]])      # predictor gains tried per frequency (1 = vanilla)
+
+
+def _vp_predictor_coeffs(predictor, r2, beta_t, beta_j, alpha_j, N):
+    """(a, b, q / r^2) of a VP predictor in the official form (D_f = D = r^2), see (A5)."""
+    if predictor == 'euler_maruyama':
+        return 1 + beta_t * r2 / (2 * N), beta_t * r2 / N, beta_t / N
+    if predictor == 'reverse_diffusion':
+        return 1 - r2 * (np.sqrt(alpha_j) - 1), beta_j * r2, beta_j
+    if predictor == 'ancestral_sampling':
+        root = np.sqrt(1 - beta_j)
+        return 1 + r2 * (1 / root - 1), beta_j * r2 / root, beta_j
+    raise ValueError(f"pds.freq = 'auto' on VP: unknown predictor {predictor!r}")
+
+
+class AutoVPPC(_Schedule):
+    """(A2 + A5) for score_sde's PC sampler on the VP SDE: the corrector filter of (A2) around the marginal mean
+    (``corrector = 'langevin'``, step with VP's alpha_j), and per frequency the predictor gain r^2 (official form:
+    D_f = D = r^2, noise r) from ``R2_GRID`` whose step lands closest in KL to the next marginal N(c', T') (the data
+    at the last step with noise removal), among the gains whose score step b stays within the stability bound
+    b <= GAIN_CAP (1 - alpha_bar) (-Hess log p_t <= I / (1 - alpha_bar) for any data) or within vanilla's own b
+    (which exceeds the bound in the last steps: beta_0 / (1 - alpha_bar(eps)) ~ 1000 / N).  The prior is N(0, I).
+    Greedy, as AutoPC; r^2 = 1 (vanilla) is always a candidate.  The predictor is beyond Theorem 1 (exact for a
+    Gaussian only); the corrector is covered by it."""
+
+    def __init__(self, spec, sde, eps, predictor, corrector, snr, n_steps, noise_removal=True):
+        if corrector not in ('langevin', 'none'):
+            raise ValueError(f"pds.freq = 'auto' on VP: corrector must be 'langevin' or 'none', got {corrector!r}")
+        ts = torch.linspace(sde.T, eps, sde.N, dtype=torch.float32)
+        j = sde.index(ts)
+        self.abar = np.append(sde.alpha_bar(ts.double()).numpy(), 1.)
+        self.beta_t = sde.beta(ts.double()).numpy()
+        self.betas, self.alphas = sde.discrete_betas.double()[j].numpy(), sde.alphas.double()[j].numpy()
+        self.predictor, self.corrector, self.snr, self.n_steps = predictor, corrector, snr, n_steps
+        self.noise_removal, self.N = noise_removal, sde.N
+        _vp_predictor_coeffs(predictor, 1., 1., 0.5, 0.5, 1)          # validates the name
+        self.start = (np.zeros(spec.shape, complex), np.ones(spec.shape))
+        super().__init__(spec)
+
+    def _advance(self, i):
+        P, mu = self.spec.P, self.spec.mu
+        m, V = self.start if i == 0 else self.state
+        ab = self.abar[i]
+        c, T = np.sqrt(ab) * mu, ab * P + 1 - ab
+        tables = {'prior': None} if i == 0 else {}
+        if self.corrector == 'langevin':
+            rc2 = _corrector_filter(self.snr, np.abs(m - c) ** 2, V, T, np.sqrt(1 - ab))          # (A2)
+            for _ in range(self.n_steps):
+                h = self.alphas[i] * _snr_step(self.snr, rc2, np.abs(m - c) ** 2, V, T)
+                m, V = _vp_step(m, V, c, T, 1., h * rc2, 2 * h * rc2)
+            tables['corrector'] = np.sqrt(rc2)
+        last = i == self.N - 1 and self.noise_removal
+        if last:
+            c_next, T_next = mu, P
+        else:
+            ab_next = self.abar[i + 1] if i < self.N - 1 else 1.
+            c_next, T_next = np.sqrt(ab_next) * mu, ab_next * P + 1 - ab_next
+        r2 = R2_GRID.reshape((-1,) + (1,) * P.ndim)
+        a, b, q = _vp_predictor_coeffs(self.predictor, r2, self.beta_t[i], self.betas[i], self.alphas[i], self.N)
+        m_new, V_new = _vp_step(m, V, c, T, a, b, 0. if last else q * r2)
+        cost = _kl_terms(np.abs(m_new - c_next) ** 2, V_new, T_next)
+        b_vanilla = _vp_predictor_coeffs(self.predictor, 1., self.beta_t[i], self.betas[i], self.alphas[i], self.N)[1]
+        cost = np.where(b <= max(GAIN_CAP * (1 - ab), b_vanilla) + np.zeros_like(cost), cost, np.inf)
+        k = np.nan_to_num(cost, nan=np.inf).argmin(axis=0)
+        pick = lambda v: np.take_along_axis(np.broadcast_to(v, cost.shape), k[None], axis=0)[0]  # noqa: E731
+        self.state = (pick(m_new), pick(V_new))
+        tables['predictor'] = np.sqrt(pick(r2 + np.zeros_like(cost)))
         return tables
 
 

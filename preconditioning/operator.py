@@ -30,6 +30,9 @@ class Identity:
     def drift(self, v):
         return v
 
+    def drift_f(self, v):
+        return v
+
     def at_step(self, i, role=None):
         return self
 
@@ -89,6 +92,11 @@ class Preconditioner:
         """(M M^T + omega S_sol) v: what multiplies the score in every update (Eq. 23)."""
         return self.plus_skew(self.gram(v), v)
 
+    def drift_f(self, v):
+        """What multiplies the forward SDE's own drift f in a reverse step (VP; VE has f = 0): the official form
+        preconditions the whole reverse drift, f - g^2 s, as PDS's code does (so, the same operator as the score's)."""
+        return self.drift(v)
+
     def plus_skew(self, out, v):
         """out + omega S_sol v (the solenoidal term of Eq. 23; nothing when omega = 0)."""
         return out + self.omega * self.solenoidal(v) if self.omega else out
@@ -112,7 +120,7 @@ class _PerRole:
     def noise(self, z):
         raise TypeError(f'{self.misuse}; call P.at_step(i, role)')
 
-    drift = noise
+    drift = drift_f = noise
 
 
 class CorrectorOnly(_PerRole):
@@ -137,10 +145,21 @@ class MarginalPredictor(_PerRole):
     added).  The official code's preconditioned predictor, drift g^2 M M^T with noise g M, has A = g^2 M M^T,
     which is the reverse SDE only for M M^T = I: it drifts off the marginals wherever M != I, and only the
     corrector pulls it back.  Supp. Theorem 1 covers the corrector; this is the predictor form that is exact in
-    the continuous limit too.  The prior and the corrector are the official ones."""
+    the continuous limit too.  The corrector is the official one; so is the prior (sigma_max M z) unless
+    ``exact_prior``: then the prior is the process's own (the VP SDE's N(0, I)), since the marginals are kept only
+    from the right start (a VP prior M z stays visibly off at t = 0: its low-gain directions contract slowly).
+
+    For the VP SDE, dx = [f - g^2 s] dt + g dw_bar, the same holds with the drift f - g^2 (I + M M^T) / 2 s: f is
+    not preconditioned (``drift_f`` is the identity), the score term is."""
     misuse = "pds.predictor_drift = 'marginal' changes the predictor only"
 
+    def __init__(self, P, exact_prior=False):
+        super().__init__(P)
+        self.exact_prior = exact_prior
+
     def at_step(self, i, role=None):
+        if role == 'prior' and self.exact_prior:
+            return Identity()
         P = self.P.at_step(i, role)
         return _HalfGram(P) if role == 'predictor' else P
 
@@ -157,6 +176,9 @@ class _HalfGram:
 
     def drift(self, v):
         return self.P.plus_skew(0.5 * (v + self.P.gram(v)), v)           # one FFT round trip, as M M^T alone
+
+    def drift_f(self, v):
+        return v                                                          # f is not preconditioned
 
     def at_step(self, i, role=None):
         return self
@@ -190,8 +212,9 @@ def solenoidal_fft_roll(shift):
 SOLENOIDAL = {'roll': solenoidal_roll, 'fft': lambda shift: solenoidal_fft(), 'fft_roll': solenoidal_fft_roll}
 
 
-def from_config(pds, shape, device='cpu', dtype=torch.float32):
-    """Build the preconditioner of a config's ``pds`` section for samples of shape (C, H, W)."""
+def from_config(pds, shape, device='cpu', dtype=torch.float32, exact_prior=False):
+    """Build the preconditioner of a config's ``pds`` section for samples of shape (C, H, W) (``exact_prior``: see
+    :class:`MarginalPredictor`)."""
     if not pds.enabled:
         return Identity()
     freq = space = None
@@ -218,10 +241,10 @@ def from_config(pds, shape, device='cpu', dtype=torch.float32):
         if pds.solenoidal not in SOLENOIDAL:
             raise ValueError(f'pds.solenoidal must be one of {sorted(SOLENOIDAL)}, got {pds.solenoidal!r}')
         solenoidal = SOLENOIDAL[pds.solenoidal](tuple(pds.shift))
-    return restrict(Preconditioner(freq, space, pds.omega, solenoidal, device=device, dtype=dtype), pds)
+    return restrict(Preconditioner(freq, space, pds.omega, solenoidal, device=device, dtype=dtype), pds, exact_prior)
 
 
-def restrict(P, pds):
+def restrict(P, pds, exact_prior=False):
     """``P`` limited to the updates ``pds.apply_to`` names ('all' or 'corrector'), with the predictor drift
     ``pds.predictor_drift`` names ('official': M M^T; 'marginal': (I + M M^T) / 2, :class:`MarginalPredictor`)."""
     apply_to, drift = pds.get('apply_to', 'all'), pds.get('predictor_drift', 'official')
@@ -231,4 +254,4 @@ def restrict(P, pds):
         raise ValueError(f"pds.predictor_drift must be one of {PREDICTOR_DRIFT}, got {drift!r}")
     if apply_to == 'corrector':
         return CorrectorOnly(P)
-    return P if drift == 'official' else MarginalPredictor(P)
+    return P if drift == 'official' else MarginalPredictor(P, exact_prior)

@@ -7,6 +7,7 @@ samplers themselves would silently return the initial noise (``n_steps_each = 0`
 sure a statistics-file error names the file.
 """
 import math
+import sys
 
 import preconditioning
 import sampling
@@ -36,6 +37,17 @@ def check_counts(num_samples=None, batch_size=None, names=('--num_samples', '--b
     _count(names[1], batch_size, problems)
     if problems:
         raise ConfigError('; '.join(problems))
+
+
+def clamp_batch(num_samples, batch_size, say=True):
+    """``min(batch_size, num_samples)``: a batch larger than the run would draw (and hold in memory) noise for images
+    that are thrown away.  Says so on stderr when it clamps (``say``)."""
+    if num_samples and batch_size and batch_size > num_samples:
+        if say:
+            print(f'note: batch size {batch_size} is more than the {num_samples} samples asked for: using '
+                  f'{num_samples}', file=sys.stderr, flush=True)
+        return num_samples
+    return batch_size
 
 
 def sampling_problems(config):
@@ -88,8 +100,15 @@ def sampling_problems(config):
         if need(_number(eps) and eps > 0, 'sampling.eps', eps, '> 0') and speed_ok:
             need(eps * speed_up < 1, 'sampling.eps', eps,
                  f'eps x speed_up < 1 (the smallest sampling time; here {eps} x {speed_up})')
-        if config.training.get('sde', 'vesde') != 'vesde':
-            problems.append(f"training.sde = {config.training.sde!r}: expected 'vesde' (the only SDE sampled)")
+        sde = config.training.get('sde', 'vesde')
+        if sde not in ('vesde', 'vpsde'):
+            problems.append(f"training.sde = {sde!r}: expected 'vesde' or 'vpsde' (the SDEs sampled)")
+        elif sde == 'vpsde' and method not in sampling.VP_METHODS:
+            problems.append(f"sampling.method = {method!r}: a VP model (training.sde = 'vpsde') samples with one of "
+                            f"{sampling.VP_METHODS}")
+        elif sde == 'vesde' and method in sampling.VP_ONLY:
+            problems.append(f"sampling.method = {method!r}: runs on the DDPM chain of a VP model; this config is VE "
+                            "(training.sde = 'vesde')")
     elif method == 'ald':
         need(s.ald_variant in ALD_VARIANTS, 'sampling.ald_variant', s.ald_variant, f'one of {ALD_VARIANTS}')
         need(isinstance(steps, int) and steps >= 1, 'sampling.n_steps_each', steps,

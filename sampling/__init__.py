@@ -1,5 +1,7 @@
-"""Samplers, picked by ``config.sampling.method``: ``pc`` (score_sde predictor-corrector, VE SDE) and
-``ald`` (annealed Langevin dynamics of NCSN / NCSNv2), each with or without PDS; and the rival training-free
+"""Samplers, picked by ``config.sampling.method``: ``pc`` (score_sde predictor-corrector, VE or VP SDE by
+``training.sde``) and ``ald`` (annealed Langevin dynamics of NCSN / NCSNv2), each with or without PDS; on the VP SDE
+also ``ddpm`` (Ho et al.'s ancestral sampling, with PDS), ``ddim`` (Song et al. 2021) and ``ode`` (sampling/ddpm.py,
+ode.py); and the rival training-free
 samplers on the same score, PDS only through a Langevin corrector after each step (supp. Theorem 1):
 ``edm`` (EDM Algorithm 1, Heun), ``edm_stochastic`` (EDM Algorithm 2), ``ode_euler`` (Euler / DDIM-like on the
 same grid), ``ode`` (score_sde's probability-flow ODE, scipy RK45), ``adaptive_sde`` (Gotta Go Fast,
@@ -28,7 +30,8 @@ from sampling.adaptive import sample_adaptive_sde
 from sampling.dpm_solver import SOLVER_TYPES, sample_dpmpp_2m, sample_dpmpp_2m_sde, sample_dpmpp_3m_sde
 from sampling.edm import level_corrector, sample_edm, sigma_schedule
 from sampling.langevin import annealed_langevin, level_indices
-from sampling.ode import sample_ode
+from sampling.ddpm import chain_steps, sample_ddim, sample_ddpm
+from sampling.ode import sample_ode, sample_vp_ode
 from sampling.pc import CORRECTORS, PREDICTORS, pc_sampler  # noqa: F401
 
 
@@ -48,7 +51,42 @@ def _run_pc(config, score, shape, randn, rand, P, device, callback):
     s = config.sampling
     return pc_sampler(score, shape, sde_lib.from_config(config), randn, predictor=s.predictor, corrector=s.corrector,
                       snr=s.snr, n_steps=s.n_steps_each, eps=sde_lib.sampling_eps(config),
-                      noise_removal=s.noise_removal, P=P, device=device, callback=callback)
+                      noise_removal=s.noise_removal, P=P, device=device, callback=callback,
+                      probability_flow=s.get('probability_flow', False))
+
+
+def is_vp(config):
+    """True for a model of the VP SDE (``training.sde = 'vpsde'``: DDPM, DDPM++)."""
+    return config.training.get('sde', 'vesde') == 'vpsde'
+
+
+def vp_chain(config):
+    """The discrete DDPM chain a VP model was trained on: N = model.num_scales steps of beta_min .. beta_max."""
+    m = config.model
+    return sde_lib.VPSDE(m.beta_min, m.beta_max, m.num_scales)
+
+
+def _chain_tau(config):
+    """The chain indices ddpm / ddim visit: ``sampling.chain_steps``, else as many as the PC sampler's N
+    (num_steps, or int(num_scales / speed_up)) spread evenly."""
+    s = config.sampling
+    return chain_steps(config.model.num_scales, tuple(s.get('chain_steps', ())), sde_lib.from_config(config).N)
+
+
+def _run_ddpm(config, score, shape, randn, rand, P, device, callback):
+    if not getattr(P, 'is_identity', False) and getattr(P.at_step(0, 'predictor'), 'is_identity', False):
+        raise ValueError("sampling.method = 'ddpm' has no corrector steps, so pds.apply_to = 'corrector' would change "
+                         "nothing; use pds.apply_to = 'all' (with pds.predictor_drift 'marginal' or 'official')")
+    x = P.at_step(0, 'prior').noise(randn())                   # N(0, I) (official PDS form: M z)
+    return sample_ddpm(score, x, vp_chain(config), _chain_tau(config), randn,
+                       config.sampling.get('ddpm_variance', 'beta'), P=P, callback=callback)
+
+
+def _run_ddim(config, score, shape, randn, rand, P, device, callback):
+    _no_pds(P, 'ddim', "DDIM is a discretised probability-flow ODE (eta = 0) or its SDE family, with no corrector; "
+                       "use sampling.method 'ddpm' or 'pc' for PDS, or turn PDS off (--pds=false)")
+    return sample_ddim(score, randn(), vp_chain(config), _chain_tau(config), randn,
+                       config.sampling.get('ddim_eta', 0.), callback=callback)
 
 
 def ald_sigmas(config):
@@ -120,6 +158,10 @@ def _run_ode(config, score, shape, randn, rand, P, device, callback):
     s, m = config.sampling, config.model
     _no_pds(P, s.method, "it has no corrector; use sampling.method = 'edm' or 'ode_euler' with "
                          "sampling.step_corrector = 'langevin', or turn PDS off (--pds=false)")
+    if is_vp(config):
+        sde = sde_lib.from_config(config)
+        return sample_vp_ode(score, sde.prior(randn()), sde, eps=sde_lib.sampling_eps(config), rtol=s.ode_rtol,
+                             atol=s.ode_atol, method=s.ode_method, denoise=s.noise_removal, callback=callback)
     return sample_ode(score, randn() * m.sigma_max, m.sigma_min, m.sigma_max, eps=s.eps, rtol=s.ode_rtol,
                       atol=s.ode_atol, method=s.ode_method, denoise=s.noise_removal, callback=callback)
 
@@ -145,7 +187,11 @@ SAMPLERS = {
     'dpmpp_2m': functools.partial(_run_dpmpp, solver='2m'),
     'dpmpp_2m_sde': functools.partial(_run_dpmpp, solver='2m_sde'),
     'dpmpp_3m_sde': functools.partial(_run_dpmpp, solver='3m_sde'),
+    'ddpm': _run_ddpm,
+    'ddim': _run_ddim,
 }
+VP_METHODS = ('pc', 'ddpm', 'ddim', 'ode')     # the samplers of the VP SDE (training.sde = 'vpsde')
+VP_ONLY = ('ddpm', 'ddim')
 ADAPTIVE = ('ode', 'adaptive_sde')      # NFE known only after running: iterations() returns (None, None)
 DPMPP = ('dpmpp_2m', 'dpmpp_2m_sde', 'dpmpp_3m_sde')
 
@@ -164,16 +210,22 @@ def spectrum_path(config):
 def preconditioner(config, shape, device='cpu'):
     """The PDS operator of ``config`` for samples of ``shape`` (C, H, W): ``config.pds`` as
     :func:`preconditioning.from_config` builds it, or, for ``pds.freq = 'auto'``, the per-step filters of
-    :mod:`preconditioning.auto` for this sampler's schedule (PC: reverse diffusion + Langevin; annealed Langevin)."""
+    :mod:`preconditioning.auto` for this sampler's schedule (VE PC: reverse diffusion + Langevin; annealed Langevin;
+    VP PC: any predictor, Langevin or no corrector).  On a VP model the marginal form (``pds.predictor_drift =
+    'marginal'``) starts from the exact prior N(0, I)."""
     pds, s = config.pds, config.sampling
     if pds.enabled and pds.get('predictor_drift', 'official') != 'official':
-        if s.method != 'pc' or s.predictor == 'none' or pds.freq == 'auto':
+        if not ((s.method == 'pc' and s.predictor != 'none') or (s.method == 'ddpm' and is_vp(config))) \
+                or pds.freq == 'auto':
             raise ValueError(f"pds.predictor_drift = {pds.predictor_drift!r} changes the PC predictor's drift under a "
-                             "fixed filter: it needs sampling.method 'pc' with a predictor and pds.freq 'radial', "
-                             "'stats' or 'none' (got method {!r}, predictor {!r}, freq {!r})".format(
-                                 s.method, s.predictor, pds.freq))
+                             "fixed filter: it needs sampling.method 'pc' with a predictor (or 'ddpm' on a VP model) "
+                             "and pds.freq 'radial', 'stats' or 'none' (got method {!r}, predictor {!r}, freq "
+                             "{!r})".format(s.method, s.predictor, pds.freq))
     if not (pds.enabled and pds.freq == 'auto'):
-        return preconditioning.from_config(pds, tuple(shape), device=device)
+        # the marginal form keeps the marginals only from the true prior, which VP knows exactly: N(0, I)
+        return preconditioning.from_config(pds, tuple(shape), device=device, exact_prior=is_vp(config))
+    if is_vp(config) and s.method != 'pc':
+        raise ValueError(f"pds.freq = 'auto' on a VP model is derived for sampling.method 'pc', not {s.method!r}")
     from preconditioning import auto
     if pds.get('apply_to', 'all') != 'all':
         raise ValueError("pds.freq = 'auto' derives its corrector filters together with the predictor's: set "
@@ -181,6 +233,13 @@ def preconditioner(config, shape, device='cpu'):
     if pds.space or pds.omega:
         raise ValueError("pds.freq = 'auto' derives the frequency filter alone: set pds.space = False and pds.omega = 0")
     path = spectrum_path(config)
+    if is_vp(config):                 # (A5): any VP predictor, corrector 'langevin' or 'none'
+        spec = auto.Spectrum.load(path, tuple(shape))
+        if config.data.centered:          # the statistics are of [0, 1] images; the model sees 2 x - 1
+            spec = spec.affine(2., -1.)
+        schedule = auto.AutoVPPC(spec, sde_lib.from_config(config), sde_lib.sampling_eps(config), s.predictor,
+                                 s.corrector, s.snr, s.n_steps_each, s.noise_removal)
+        return auto.ScheduledPreconditioner(schedule, device=device)
     if s.method == 'pc' and (s.predictor != 'reverse_diffusion' or s.corrector != 'langevin'):
         raise ValueError("pds.freq = 'auto' is derived for the PC sampler with predictor 'reverse_diffusion' and "
                          f"corrector 'langevin'; got {s.predictor!r} / {s.corrector!r}")
@@ -195,11 +254,25 @@ def preconditioner(config, shape, device='cpu'):
     return auto.ScheduledPreconditioner(schedule, device=device)
 
 
+def check_process(config):
+    """One line when the sampler does not run on the config's noise process (training.sde)."""
+    method, sde = config.sampling.method, config.training.get('sde', 'vesde')
+    if sde not in sde_lib.PROCESSES:
+        raise ValueError(f"training.sde = {sde!r} is not supported; expected one of {sorted(sde_lib.PROCESSES)}")
+    if is_vp(config) and method not in VP_METHODS:
+        raise ValueError(f"sampling.method = {method!r} runs on the VE noise levels model.sigma_min .. sigma_max; a VP "
+                         f"model (training.sde = 'vpsde') samples with one of {VP_METHODS}")
+    if not is_vp(config) and method in VP_ONLY:
+        raise ValueError(f"sampling.method = {method!r} runs on the DDPM chain of the VP SDE; this config's model is "
+                         f"VE (training.sde = {sde!r}): use 'pc', 'ald' or a rival sampler")
+
+
 def sample(config, score, shape, generator=None, device='cpu', P=None, callback=None):
     """Draw a batch of ``shape`` with the sampler of ``config`` (PDS from ``config.pds`` unless ``P`` is
     given).  Returns ``(x, nfe)``, x unclamped in the model's data space."""
     if config.sampling.method not in SAMPLERS:
         raise ValueError(f'unknown sampling.method {config.sampling.method!r}; expected one of {sorted(SAMPLERS)}')
+    check_process(config)
     if P is None:
         P = preconditioner(config, shape[1:], device)
     randn, rand = noise_source(generator, shape, device)
@@ -224,6 +297,9 @@ def iterations(config):
         n = sde_lib.from_config(config).N
         per_step = (s.n_steps_each if s.corrector != 'none' else 0) + (1 if s.predictor != 'none' else 0)
         return n, n * per_step
+    if s.method in VP_ONLY:
+        n = len(_chain_tau(config))
+        return n, n
     levels = len(level_indices(config.model.num_scales, s.num_levels))
     its = levels * s.n_steps_each
     return its, its + int(bool(s.denoise))

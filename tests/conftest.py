@@ -1,5 +1,6 @@
-"""Shared test helpers: the official reference fixtures are switched on by PDS_FIXTURES; PDS_TEST_DEVICE (default cpu,
-e.g. cuda) is where the fixture tests run the models and samplers."""
+"""Shared test helpers: the official reference fixtures are switched on by PDS_FIXTURES (VE models and samplers) and
+PDS_FIXTURES_VP (VP: DDPM / DDPM++ models and VP samplers); PDS_TEST_DEVICE (default cpu, e.g. cuda) is where the
+fixture tests run the models and samplers."""
 import json
 import os
 
@@ -8,6 +9,7 @@ import pytest
 import torch
 
 FIXTURES_ENV = 'PDS_FIXTURES'
+FIXTURES_VP_ENV = 'PDS_FIXTURES_VP'
 # the official-fixture tests run their models and samplers here (noise still drawn on the CPU, draw for draw); on
 # CUDA without TF32 (cuDNN's default for convolutions), which would leave the 1e-5 tolerance by itself
 TEST_DEVICE = torch.device(os.environ.get('PDS_TEST_DEVICE', 'cpu'))
@@ -15,19 +17,20 @@ if TEST_DEVICE.type == 'cuda':
     torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
 
 
-def fixture_cases(*required_files):
-    """pytest params, one per case folder of $PDS_FIXTURES holding all ``required_files`` (ids = folder names);
-    a single skipped param when the variable is unset."""
-    root = os.environ.get(FIXTURES_ENV)
+def fixture_cases(*required_files, env=FIXTURES_ENV):
+    """pytest params, one per case folder of $PDS_FIXTURES (or the folder of ``env``, e.g. PDS_FIXTURES_VP) holding all
+    ``required_files`` (ids = folder names); a single skipped param when the variable is unset."""
+    root = os.environ.get(env)
     if not root:
+        what = 'VP (DDPM / DDPM++) ' if env == FIXTURES_VP_ENV else ''
         return [pytest.param(None, marks=pytest.mark.skip(
-            reason=f'{FIXTURES_ENV} is not set (point it at the official reference fixtures folder)'))]
+            reason=f'{env} is not set (point it at the official {what}reference fixtures folder)'))]
     if not os.path.isdir(root):
-        raise RuntimeError(f'{FIXTURES_ENV}={root!r} is not a folder')
+        raise RuntimeError(f'{env}={root!r} is not a folder')
     cases = [os.path.join(root, name) for name in sorted(os.listdir(root))
              if all(os.path.isfile(os.path.join(root, name, f)) for f in required_files)]
     if not cases:
-        raise RuntimeError(f'{FIXTURES_ENV}={root!r} has no case folder with {required_files}')
+        raise RuntimeError(f'{env}={root!r} has no case folder with {required_files}')
     return [pytest.param(case, id=os.path.basename(case)) for case in cases]
 
 

@@ -33,8 +33,7 @@ from models.empirical import EmpiricalScore  # noqa: E402
 from resolution_gaussian import SCHEDULES  # noqa: E402
 
 SAMPLERS = ('vanilla', 'PDS alpha 5', 'PDS alpha 10', 'PDS auto', 'EDM stochastic')
-ITERATIONS = {32: (10, 20, 50, 100, 200, 500, 1000), 64: (10, 20, 50, 100, 200, 500, 1000),
-              128: (10, 20, 50, 100, 200, 500)}
+ITERATIONS = {32: (10, 20, 50, 100, 200, 500, 1000), 64: (10, 20, 50, 100, 200, 500), 128: (10, 20, 50, 100, 200)}
 NUM = {32: 64, 64: 32, 128: 16}
 
 
@@ -80,13 +79,14 @@ def main(argv=None):
     ap.add_argument('--train', type=int, default=1000, help='training images behind the exact score')
     ap.add_argument('--num', type=int, default=None, help='samples per point (default: NUM per size)')
     ap.add_argument('--seed', type=int, default=0)
-    ap.add_argument('--out', required=True)
+    ap.add_argument('--out', required=True, help='folder for empirical.json / empirical.md (resumable)')
+    ap.add_argument('--workdir', default='runs/resolution_empirical', help="the training images' PDS statistics")
     a = ap.parse_args(argv)
     os.makedirs(a.out, exist_ok=True)
     path = os.path.join(a.out, 'empirical.json')
     results = json.load(open(path)) if os.path.exists(path) else {}
     for S in a.sizes:
-        work = os.path.join(a.out, f'empirical_{S}')
+        work = os.path.join(a.workdir, f'{S}px')
         os.makedirs(work, exist_ok=True)
         images = dl.generate(dl.DeadLeaves(size=S), a.train, seed=dl.DEFAULT_TRAIN_SEED)
         x = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255.

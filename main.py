@@ -19,14 +19,53 @@ flags.DEFINE_enum('mode', 'sample', ['sample', 'eval', 'stats', 'train'], 'What 
 flags.DEFINE_string('workdir', None, 'Output folder (samples, checkpoints, logs; eval: eval.json, also with '
                     '--sample_dir, where it is required).')
 flags.DEFINE_string('checkpoint', None, 'Official checkpoint file or run folder (sample / eval modes).')
-flags.DEFINE_bool('compile', False, 'Sample / eval: torch.compile the network (needs a C++ compiler on the CPU; '
-                  'about 1.4x faster for NCSN / NCSNv2 on the CPU after a compile of about a minute, no faster for '
-                  'NCSN++: benchmarks/cpu_speed.py --compile).')
+flags.DEFINE_bool('compile', False, 'torch.compile the network (sample / eval; train: training.compile; needs a C++ '
+                  'compiler on the CPU; about 1.4x faster for NCSN / NCSNv2 on the CPU after a compile of about a '
+                  'minute, no faster for NCSN++: benchmarks/cpu_speed.py --compile).')
+flags.DEFINE_enum('compile_mode', 'default', ['default', 'max-autotune'],
+                  "torch.compile's mode with --compile (train: training.compile_mode).")
+flags.DEFINE_enum('precision', None, ['fp32', 'tf32', 'bf16'],
+                  'Network arithmetic (models/speed.py). fp32 (default): float32, on CUDA with TF32 off; tf32: TF32 '
+                  'matmuls and cuDNN convolutions on CUDA (the CPU: no change); bf16: the network under bfloat16 '
+                  'autocast (CUDA and CPU), sampler state, PDS FFTs, noise and EMA in float32. Train: sets '
+                  'training.precision (default: the config\'s, training.bf16 = True meaning bf16).')
+flags.DEFINE_float('bf16_min_sigma', 0., 'With --precision bf16 (sample / eval): network calls at noise levels below '
+                   'this run in float32 (bf16 loses the score at the smallest sigmas; 0: bf16 everywhere).')
+flags.DEFINE_enum('channels_last', 'auto', ['auto', 'on', 'off'],
+                  'Channels-last memory format: auto = where measured faster (the RefineNets on the CPU); on / off '
+                  'force it (train: training.channels_last, CUDA only).')
+flags.DEFINE_bool('cuda_graphs', False, 'Sample / eval: capture each fixed-shape sampler step (PC, annealed Langevin, '
+                  'EDM / Euler) in a CUDA graph and replay it; the same samples draw for draw. CUDA only (the CPU: one '
+                  'note, eager sampling).')
+flags.DEFINE_float('max_minutes', None, 'Train: stop after this many minutes of wall time, saving the exact resume '
+                   'state (checkpoints-meta/latest.pth); rerun the same command to resume.')
 flags.DEFINE_bool('ema', True, 'Use the EMA weights of the checkpoint, as the official samplers do.')
 flags.DEFINE_integer('num_samples', None, 'Number of samples, >= 1 (sample: default 64; eval: default '
                      'config.eval.num_samples = 50,000, with --sample_dir all of its images).')
-flags.DEFINE_integer('batch_size', None, 'Sampling batch size, >= 1 (default: config.sampling.batch_size; eval: '
-                     'config.eval.batch_size).')
+
+
+class _BatchSizeParser(flags.ArgumentParser):
+    """--batch_size: an integer (checked >= 1 by the runners) or 'auto'."""
+    syntactic_help = "an integer >= 1 or 'auto'"
+
+    def parse(self, argument):
+        if isinstance(argument, int) and not isinstance(argument, bool):
+            return argument
+        text = str(argument).strip()
+        if text == 'auto':
+            return 'auto'
+        try:
+            return int(text)
+        except ValueError:
+            raise ValueError(f"expected an integer >= 1 or 'auto', got {text!r}") from None
+
+    def flag_type(self):
+        return 'int or auto'
+
+
+flags.DEFINE(_BatchSizeParser(), 'batch_size', None, "Sampling batch size, >= 1, or 'auto' (CUDA: the largest power "
+             'of two that fits, found by a short probe; models/speed.py) (default: config.sampling.batch_size; eval: '
+             'config.eval.batch_size).')
 flags.DEFINE_integer('seed', None, 'Seed (default: config.seed).')
 flags.DEFINE_string('device', 'auto', "'auto', 'cpu', 'cuda', 'cuda:1', ...")
 flags.DEFINE_enum('noise_device', 'cpu', ['cpu', 'device'],

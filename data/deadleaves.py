@@ -270,22 +270,12 @@ def _write(images: np.ndarray, out: str, png: bool, meta: dict):
         atomic_write_bytes(out, buf.getvalue())
 
 
-def _grid(images: np.ndarray, path: str, ncol: int = 8):
-    from PIL import Image
-    n, S = len(images), images.shape[1]
-    rows = (n + ncol - 1) // ncol
-    g = np.full((rows * (S + 2) + 2, ncol * (S + 2) + 2, images.shape[-1]), 255, np.uint8)
-    for i, im in enumerate(images):
-        r, c = divmod(i, ncol)
-        g[2 + r * (S + 2):2 + r * (S + 2) + S, 2 + c * (S + 2):2 + c * (S + 2) + S] = im
-    Image.fromarray(g[..., 0] if g.shape[-1] == 1 else g).save(path)
-
-
 def report(sizes: Sequence[int], out: str, count: int, base: dict, log=print):
     """Spectrum, slope, pixel moments and a grid per size; writes <out>/spectra.json, spectra.png, grid_<S>.png."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
+    from utils.images import make_grid, save_png
     os.makedirs(out, exist_ok=True)
     rows = []
     fig, ax = plt.subplots(figsize=(5, 4))
@@ -306,7 +296,7 @@ def report(sizes: Sequence[int], out: str, count: int, base: dict, log=print):
             f'{row["slope_high"]:.2f} above; mean {row["pixel_mean"]:.3f}, var {row["pixel_var"]:.4f}; '
             f'{count} images in {dt:.1f} s ({spec.num_disks} disks each)')
         ax.loglog(f, P, label=f'{S} px (slope {row["slope"]:.2f})')
-        _grid(im[:32], os.path.join(out, f'grid_{S}.png'))
+        save_png(make_grid(im[:32], 8, fill=255), os.path.join(out, f'grid_{S}.png'))
     f = np.logspace(-2.5, math.log10(0.5))
     ax.loglog(f, rows[0]['P'][0] * (f / rows[0]['f'][0]) ** -2, 'k--', lw=0.8, label='f^-2')
     ax.set_xlabel('frequency (cycles / pixel)')

@@ -8,6 +8,8 @@
 * :mod:`evaluation.reference`: reference statistics -- clean-fid's precomputed ones by name, a local file, or
   custom statistics of a dataset, cached with their provenance.
 * :mod:`evaluation.results`: ``eval.json`` and the results CSV; :mod:`evaluation.plot`: FID against iterations.
+* :mod:`evaluation.study_report`: the tables and plots of the measurement studies (``studies/``; their engine is
+  ``runners.study``, the command ``python -m evaluation.study``).
 
 The run itself (sampling, ranks, records) is ``runners.evaluate.run_eval``.
 """

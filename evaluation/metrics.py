@@ -3,7 +3,7 @@
 Image files (our ``samples/<index>.png``, or any folder / zip of images) go through clean-fid itself
 (``cleanfid.fid.get_files_features``: PIL ``convert('RGB')`` -- so grayscale is repeated to 3 channels --, the
 mode's resizer, the feature model).  Dataset images (``data.readers.open_dataset``) are quantised to uint8 exactly
-as samples are (``runners.sample.to_uint8``), repeated to 3 channels when grayscale, and then take the same steps
+as samples are (``utils.images.to_uint8``), repeated to 3 channels when grayscale, and then take the same steps
 as clean-fid's ``ResizeDataset`` (the mode's resizer, ``ToTensor``, the feature model).  FID is clean-fid's
 ``frechet_distance`` of (mean, covariance) as clean-fid computes them; KID is clean-fid's ``kernel_distance`` with
 numpy's global generator seeded for the call.
@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from evaluation.features import EvalError, _need_cleanfid
-from utils.loader import Failed, first_failure, guarded, raise_failed
+from data.loader import Failed, first_failure, guarded, raise_failed
 
 
 def _natural_key(name):
@@ -129,7 +129,7 @@ def _dataset_images_class():
 
         def __getitem__(self, i):
             from data.readers import BadItem
-            from runners.sample import to_uint8
+            from utils.images import to_uint8
             x = guarded(self.dataset.__getitem__, self.files[i])
             if isinstance(x, (BadItem, Failed)):     # skipped (skip_bad) / a DataError: the collate handles them
                 return x

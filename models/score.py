@@ -7,7 +7,7 @@ output the score, NCSNv2 and NCSN++ divide by sigma inside).  VP models (``train
 output the noise prediction; their score is -output / std(t) (:meth:`ScoreModel.vp_score`, the official VP score
 functions), and ``score(y, sigma)`` is the same model seen in EDM's way, y = x / sqrt(alpha_bar).
 :class:`ScoreModel` hides the difference; samplers only ever see ``score`` (VP samplers through
-``sampling.sde.VPSDE.score``, which uses the model's own time labels when it has them).
+``models.sde.VPSDE.score``, which uses the model's own time labels when it has them).
 """
 import math
 
@@ -45,7 +45,7 @@ class ScoreModel(nn.Module):
         self.family = config.model.family
         self.process = config.training.get('sde', 'vesde') if 'training' in config else 'vesde'
         if self.process == 'vpsde':
-            from sampling.sde import VPSDE      # here, not at import: sampling imports models
+            from models.sde import VPSDE
             m = config.model
             self.vp = VPSDE(m.beta_min, m.beta_max, m.num_scales)        # the training chain (N = num_scales)
             self.vp_continuous = bool(config.training.continuous)
@@ -61,6 +61,11 @@ class ScoreModel(nn.Module):
         self.channels_last = on_cpu and self.family in ('ncsn', 'ncsnv2')
         if self.channels_last:
             net.to(memory_format=torch.channels_last)
+        # --precision bf16 (models/speed.py): the network runs under autocast in this dtype, its output cast back to
+        # float32; None (the default) calls the network exactly as before.  --bf16_min_sigma: calls whose smallest
+        # noise level is below autocast_min_sigma run in float32 (0: autocast at every level)
+        self.autocast_dtype = None
+        self.autocast_min_sigma = 0.
 
     def sigma_to_index(self, sigma):
         """Noise level(s) -> nearest level index on the geometric grid (0 = sigma_max)."""
@@ -81,12 +86,24 @@ class ScoreModel(nn.Module):
             if self.continuous:
                 sigma = torch.as_tensor(self.sigmas, dtype=torch.float32, device=device)[labels]
         if self.continuous:
-            return self.net(x, _per_sample(sigma, batch, device, torch.float32))
+            sigma = _per_sample(sigma, batch, device, torch.float32)
+            return self._net(x, sigma, lambda: float(sigma.min()))
         if labels is None:
             labels = self.sigma_to_index(_per_sample(sigma, batch, device, torch.float64))
-        return self.net(x, labels)
+        return self._net(x, labels, lambda: float(self.sigmas[int(labels.max())]))
 
     score = forward
+
+    def _net(self, x, labels, level=None):
+        """The network's output (float32 under ``autocast_dtype``; the plain call without it).  ``level()``: the
+        call's smallest noise level, asked only when ``autocast_min_sigma`` is set (it reads a device value)."""
+        if self.autocast_dtype is None or (self.autocast_min_sigma > 0 and level is not None and
+                                           level() < self.autocast_min_sigma):
+            return self.net(x, labels)
+        # no cast cache: the same numbers, and nothing kept between calls that a captured CUDA graph could hold on to
+        with torch.autocast(x.device.type, dtype=self.autocast_dtype, cache_enabled=False):
+            out = self.net(x, labels)
+        return out.float()
 
     def vp_score(self, x, t, sde):
         """The official VP score at times ``t`` (B,) of the sampler's VP SDE ``sde`` (score_sde ``get_score_fn``):
@@ -100,7 +117,7 @@ class ScoreModel(nn.Module):
         else:
             labels = t * (sde.N - 1)
             std = sde.sqrt_1m_alphas_cumprod.to(t.device)[labels.long()]
-        return -self.net(x, labels) / std[:, None, None, None]
+        return -self._net(x, labels, lambda: float(sde.sigma(t).min())) / std[:, None, None, None]
 
     def vp_label(self, sigma):
         """The network label of the VE-equivalent level sigma (B,) float64: continuous models 999 t(sigma) (EDM's
@@ -124,7 +141,7 @@ class ScoreModel(nn.Module):
         sigma = _per_sample(sigma, y.shape[0], y.device, torch.float64)
         labels = self.vp_label(sigma).to(torch.float32)
         x = (y.double() / torch.sqrt(1 + sigma ** 2)[:, None, None, None]).to(y.dtype)
-        out = self.net(x, labels)
+        out = self._net(x, labels, lambda: float(sigma.min()))
         return -out / sigma.to(out.dtype)[:, None, None, None]
 
 

@@ -90,21 +90,26 @@ def _sample(config, flags):
     from runners import validate
     if config.model.family == 'empirical' and not flags.checkpoint:
         flags.checkpoint = config.model.data          # the image set is the model
+    from models import speed as speed_lib
     from utils.lock import workdir_lock
     _need(flags, 'checkpoint', 'workdir')
-    validate.check_counts(flags.num_samples, flags.batch_size)
+    auto = speed_lib.is_auto(flags.batch_size)
+    validate.check_counts(flags.num_samples, None if auto else flags.batch_size)
     num_samples = DEFAULT_NUM_SAMPLES if flags.num_samples is None else flags.num_samples
     batch_size = config.sampling.batch_size if flags.batch_size is None else flags.batch_size
-    validate.check_sampling(config, num_samples, batch_size)     # before the (slow) checkpoint load
+    validate.check_sampling(config, num_samples, None if auto else batch_size)     # before the (slow) checkpoint load
+    speed = speed_lib.from_flags(flags)
     device = resolve_device(flags.device, distributed.env()[2])
     with workdir_lock(flags.workdir, enabled=distributed.env()[0] == 0), \
             distributed.session(device) as (rank, world, _):
-        model = load_score_model(flags.checkpoint, config, use_ema=flags.ema, device=device, compile=flags.compile)
+        model = load_score_model(flags.checkpoint, config, use_ema=flags.ema, device=device)
         from runners import sample
+        model, batch_size = speed_lib.prepare(model, speed, config, device, num_samples, batch_size,
+                                              recorded=sample._recorded_batch(flags.workdir), say=rank == 0)
         sample.run_sample(config, model, flags.workdir, num_samples, batch_size,
                           config.seed, device=device, checkpoint=os.path.abspath(flags.checkpoint), use_ema=flags.ema,
                           rank=rank, world_size=world, noise_device='cpu' if flags.noise_device == 'cpu' else device,
-                          barrier=distributed.barrier)
+                          barrier=distributed.barrier, speed=speed)
         distributed.barrier()
     if rank == 0:
         print(f'samples in {os.path.join(flags.workdir, "samples")}, grid in {os.path.join(flags.workdir, "grid.png")}')
@@ -128,8 +133,10 @@ def _eval(config, flags):
     else:
         _need(flags, 'checkpoint', 'workdir')
     from runners import validate
+    from models import speed as speed_lib
     from utils.lock import workdir_lock
-    validate.check_counts(flags.num_samples, flags.batch_size)
+    validate.check_counts(flags.num_samples, None if speed_lib.is_auto(flags.batch_size) else flags.batch_size)
+    speed = speed_lib.from_flags(flags)
     device = resolve_device(flags.device, distributed.env()[2])
     with workdir_lock(flags.workdir, enabled=distributed.env()[0] == 0), \
             distributed.session(device) as (rank, world, _):
@@ -142,7 +149,7 @@ def _eval(config, flags):
             ref_num=flags.num_images, fid_cache=flags.fid_cache, mode=flags.fid_mode, features=flags.fid_features,
             inception_path=flags.inception_path, kid=flags.kid, results_csv=flags.results_csv,
             num_workers=flags.workers, config_name=_config_name(flags), rank=rank, world_size=world,
-            barrier=distributed.barrier, skip_bad=flags.skip_bad, label=flags.label or '', compile=flags.compile)
+            barrier=distributed.barrier, skip_bad=flags.skip_bad, label=flags.label or '', speed=speed)
     if result is not None:
         kid = '' if result['kid'] is None else f", KID {result['kid']:.5f} ± {result['kid_std']:.5f}"
         its = 'iterations / NFE unknown' if result['iterations'] is None else \
@@ -174,5 +181,26 @@ def _train(config, flags):
     if device != 'auto':
         resolve_device(device)           # --device (or config.device) cuda without a GPU: one line
         config.device = device
+    _training_switches(config.training, flags)
+    max_minutes = getattr(flags, 'max_minutes', None)
+    if max_minutes is not None and not max_minutes > 0:
+        raise SystemExit(f'error: --max_minutes {max_minutes:g}: expected a number of minutes > 0')
+    if getattr(flags, 'cuda_graphs', False):
+        print('note: --cuda_graphs acts on sampling; --mode train ignores it', file=sys.stderr, flush=True)
     run_train(config, flags.workdir, flags.data, num_workers=flags.workers, skip_bad=flags.skip_bad,
-              force_resume=flags.force_resume)
+              force_resume=flags.force_resume, max_minutes=max_minutes)
+
+
+def _training_switches(tr, flags):
+    """The speed flags of --mode train as config.training fields (models/speed.py); only flags given override."""
+    precision = getattr(flags, 'precision', None)
+    if precision is not None:
+        tr.precision = precision
+        tr.bf16 = precision == 'bf16'
+    if getattr(flags, 'compile', False):
+        tr.compile = True
+    if getattr(flags, 'compile_mode', 'default') != 'default':
+        tr.compile_mode = flags.compile_mode
+    channels_last = getattr(flags, 'channels_last', 'auto')
+    if channels_last != 'auto':
+        tr.channels_last = channels_last == 'on'

@@ -112,7 +112,7 @@ def run_eval(config, workdir=None, checkpoint=None, sample_dir=None, num_samples
              device='cpu', ref=None, mode='clean', features='inception', inception_path=None, results_csv=None,
              fid_cache=None, ref_split=None, ref_num=None, kid=True, use_ema=True, noise_device='cpu',
              num_workers=0, fid_batch_size=64, config_name='', score=None, rank=0, world_size=1, barrier=None,
-             progress=True, skip_bad=False, label='', compile=False, allow_mismatch=False):
+             progress=True, skip_bad=False, label='', compile=False, allow_mismatch=False, speed=None):
     """Sample and score with Clean-FID.  Returns the result record (a dict) on rank 0, None on other ranks.
 
     Args:
@@ -152,6 +152,9 @@ def run_eval(config, workdir=None, checkpoint=None, sample_dir=None, num_samples
         (``utils.distributed.barrier``); rank 0 scores after every rank has sampled its batches.
       allow_mismatch: score samples whose dataset, resolution or channel count (a sampling workdir's settings.json,
         or the config when sampling) differ from the reference's; refused (EvalError) without it, before any work.
+      speed: the sampling's speed switches (``models.speed.Speed``: precision, channels-last, compile and its mode,
+        CUDA graphs), applied to the loaded model and recorded in the workdir's settings.json; ``batch_size`` may
+        then be 'auto' (``--batch_size auto``: a probe on CUDA).  None: the plain path (``compile`` alone).
 
     Rank 0 holds ``workdir``'s lock (``utils/lock.py``) for the whole call, taken before any work (a workdir that is a
     file or cannot be written is refused there); a ``sample_dir`` that another run is still writing is refused.
@@ -178,7 +181,7 @@ def run_eval(config, workdir=None, checkpoint=None, sample_dir=None, num_samples
     if sample_dir is not None and not _is_workdir(sample_dir) and _inside(workdir, sample_dir):
         raise EvalError(f'--workdir {workdir!r} lies in the --sample_dir {sample_dir!r} of images to score: eval.json '
                         'would be written among them; expected a --workdir outside that folder')
-    validate.check_counts(num_samples, batch_size)
+    validate.check_counts(num_samples, None if batch_size == 'auto' else batch_size)
     args = dict(locals())
     del args['start']
     with workdir_lock(workdir, enabled=rank == 0):
@@ -191,7 +194,7 @@ def run_eval(config, workdir=None, checkpoint=None, sample_dir=None, num_samples
 def _run_eval(config, workdir, checkpoint, sample_dir, num_samples, batch_size, seed, device, ref, mode, features,
               inception_path, results_csv, fid_cache, ref_split, ref_num, kid, use_ema, noise_device, num_workers,
               fid_batch_size, config_name, score, rank, world_size, barrier, progress, skip_bad, label, compile,
-              allow_mismatch, start):
+              allow_mismatch, speed, start):
     """:func:`run_eval` once the arguments are checked and the workdir is locked."""
     mismatch = _check_datasets(config, sample_dir, ref, allow_mismatch)
     if progress and rank == 0:
@@ -205,12 +208,24 @@ def _run_eval(config, workdir, checkpoint, sample_dir, num_samples, batch_size, 
     if sample_dir is None:
         from models.checkpoint import load_score_model
         num_samples = int(num_samples or config.eval.num_samples)
-        batch_size = int(batch_size or config.eval.batch_size)
-        validate.check_sampling(config, num_samples, batch_size)
+        auto = batch_size == 'auto'
+        batch_size = batch_size if auto else int(batch_size or config.eval.batch_size)
+        validate.check_sampling(config, num_samples, None if auto else batch_size)
         if score is None:
             if not checkpoint:
                 raise EvalError('sampling for evaluation needs a checkpoint (or give --sample_dir)')
-            score = load_score_model(checkpoint, config, use_ema=use_ema, device=device, compile=compile)
+            score = load_score_model(checkpoint, config, use_ema=use_ema, device=device,
+                                     compile=compile and speed is None)
+        if speed is not None:
+            from models import speed as speed_lib
+            if compile and not speed.compile:
+                speed = speed_lib.dataclasses.replace(speed, compile=True)
+            from runners.sample import _recorded_batch
+            score, batch_size = speed_lib.prepare(score, speed, config, device, num_samples, batch_size,
+                                                  recorded=_recorded_batch(workdir), say=rank == 0)
+        elif auto:
+            raise EvalError("batch_size 'auto' needs the speed switches (speed=models.speed.Speed(...)); expected a "
+                            'number')
     model = ref_stats = features_info = referenced = None
     if rank == 0:
         model, features_info = features_lib.build_extractor(features, mode, device, inception_path)
@@ -226,7 +241,8 @@ def _run_eval(config, workdir, checkpoint, sample_dir, num_samples, batch_size, 
         from runners.sample import run_sample
         done = run_sample(config, score, workdir, num_samples, batch_size, seed, device=device,
                           checkpoint=os.path.abspath(checkpoint) if checkpoint else '', use_ema=use_ema, rank=rank,
-                          world_size=world_size, progress=progress, noise_device=noise_device, barrier=barrier)
+                          world_size=world_size, progress=progress, noise_device=noise_device, barrier=barrier,
+                          speed=speed)
         if world_size > 1:
             shown = done if len(done) <= 20 else f'{done[:3]} ... {done[-3:]}'
             print(f'rank {rank}/{world_size}: sampled {len(done)} batches {shown}', flush=True)

@@ -26,7 +26,6 @@ import zipfile
 
 import numpy as np
 import torch
-from PIL import Image
 from tqdm import tqdm
 
 import sampling
@@ -34,6 +33,7 @@ from runners import validate
 from utils import progress as progress_lib
 from utils import provenance
 from utils.atomic import atomic_write, atomic_write_text
+from utils.images import make_grid, save_png, to_uint8  # noqa: F401  (also runners.sample's names)
 from utils.lock import workdir_lock
 
 
@@ -63,33 +63,11 @@ def batch_generator(seed, batch, device='cpu'):
     return torch.Generator(device=device).manual_seed(int(state[0]) << 32 | int(state[1]))
 
 
-def to_uint8(x, centered=False):
-    """Model-space samples -> uint8 NHWC images (torchvision save_image rounding: x*255 + 0.5, clamped)."""
-    x = (x + 1) / 2 if centered else x
-    return (x.clamp(0, 1) * 255 + 0.5).clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
-
-
-def save_png(image, path):
-    """Atomically save one uint8 HWC image (1 channel -> grayscale)."""
-    img = Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image)
-    atomic_write(path, lambda tmp: img.save(tmp, format='PNG'))
-
-
-def make_grid(images, nrow=None):
-    """uint8 NHWC -> one uint8 HWC grid with 2-pixel borders."""
-    n, h, w, c = images.shape
-    nrow = nrow or int(math.ceil(math.sqrt(n)))
-    rows = int(math.ceil(n / nrow))
-    grid = np.zeros((rows * (h + 2) + 2, nrow * (w + 2) + 2, c), dtype=np.uint8)
-    for i, img in enumerate(images):
-        r, col = divmod(i, nrow)
-        grid[2 + r * (h + 2): 2 + r * (h + 2) + h, 2 + col * (w + 2): 2 + col * (w + 2) + w] = img
-    return grid
-
-
 SETTINGS = 'settings.json'
 # Settings that change the images: a workdir holding finished batches refuses a rerun that differs in one of them.
-COMPARED = ('config', 'seed', 'batch_size', 'use_ema', 'noise_device')
+COMPARED = ('config', 'seed', 'batch_size', 'use_ema', 'noise_device', 'precision')
+# ``precision`` (models/speed.py) is recorded only when it is not fp32, so that folders made before it existed compare
+# equal to fp32 runs; tf32 / bf16 change the images, the other speed switches (recorded under ``speed``) do not.
 # Divergence bound (see divergence_bound): |x| <= DATA_ABS_MAX + DIVERGENCE_FACTOR * sigma_max * gain(M).
 DATA_ABS_MAX = 1.
 DIVERGENCE_FACTOR = 100.
@@ -153,7 +131,8 @@ def _check_settings(workdir, settings):
                     more = f'; {len(fields) - 4} more' if len(fields) > 4 else ''
                     parts.append('config: ' + '; '.join(fields[:4]) + more if fields else 'config')
                 said = ', '.join(parts)
-                flags = {'batch_size': '--batch_size', 'seed': '--seed', 'noise_device': '--noise_device'}
+                flags = {'batch_size': '--batch_size', 'seed': '--seed', 'noise_device': '--noise_device',
+                         'precision': '--precision'}
                 same = ' '.join(f'{flags[c]} {old[c]}' for c in changed if c in flags and c in old)
                 raise SettingsMismatch(f'{workdir!r} already holds samples made with other settings ({said} '
                                        f'differ); use a new --workdir or the same settings to resume' +
@@ -315,7 +294,7 @@ GRID_SIZE = 64           # samples shown in grid.png
 
 
 def run_sample(config, score, workdir, num_samples, batch_size, seed, device='cpu', checkpoint='', use_ema=True,
-               rank=0, world_size=1, progress=True, noise_device='cpu', barrier=None):
+               rank=0, world_size=1, progress=True, noise_device='cpu', barrier=None, speed=None):
     """Sample ``num_samples`` images with ``score`` (a ScoreModel or any score(x, sigma)) into ``workdir``.
 
     Resumable: finished batches are skipped, unfinished ones redone from their seed.  Under torchrun give
@@ -325,7 +304,8 @@ def run_sample(config, score, workdir, num_samples, batch_size, seed, device='cp
     PDS operator and its files, and the workdir (same settings and same input files -- sha256 of the checkpoint
     and of the PDS statistics, recorded in settings.json -- when it holds finished batches).  A run whose states
     leave :func:`divergence_bound` stops with a SamplingError naming batch, step and sigma; nothing of that batch
-    is written."""
+    is written.  ``speed``: the run's ``models.speed.Speed`` (recorded in settings.json; the score model already
+    carries its precision, layout and compile; ``cuda_graphs`` captures the sampler steps on a CUDA device)."""
     its, nfe_per_sample = validate.check_sampling(config, num_samples, batch_size)
     recorded = _recorded_batch(workdir)
     if recorded is not None and num_samples <= recorded <= batch_size:
@@ -344,6 +324,21 @@ def run_sample(config, score, workdir, num_samples, batch_size, seed, device='cp
     settings = dict(config=config.to_dict(), checkpoint=checkpoint, seed=seed, batch_size=batch_size,
                     num_samples=num_samples, use_ema=use_ema, iterations=its, nfe=nfe_per_sample,
                     torch=torch.__version__, device=str(device), noise_device=noise_device, inputs=inputs)
+    if speed is not None:            # models/speed.py: the switches (the score model already carries them)
+        settings['speed'] = speed.record()
+        if speed.precision != 'fp32':
+            settings['precision'] = speed.precision
+        from models.speed import graphs_wanted
+        graphs = graphs_wanted(speed, device, say=rank == 0)
+        if graphs:
+            from sampling.graphs import check
+            check(config, P)
+            if noise_device == 'cpu' and rank == 0:
+                print('note: --cuda_graphs with the noise drawn on the CPU (--noise_device cpu, reproducible across '
+                      'devices): at large images drawing it can set the pace; --noise_device device draws it on the '
+                      'GPU', file=sys.stderr, flush=True)
+    else:
+        graphs = False
     settings = json.loads(json.dumps(settings, default=str))  # tuples -> lists, as read back
     with contextlib.ExitStack() as held:
         if rank == 0:                # one run per folder (utils/lock.py); re-entrant for --mode eval's sampling
@@ -354,12 +349,15 @@ def run_sample(config, score, workdir, num_samples, batch_size, seed, device='cp
             os.makedirs(os.path.join(workdir, 'batches'), exist_ok=True)
         if barrier is not None:      # other ranks write only once rank 0 has accepted the folder
             barrier()
+        if speed is not None:        # the precision's TF32 flags (CUDA) while sampling
+            from models.speed import backend
+            held.enter_context(backend(speed.precision, device))
         return _sample_batches(config, score, workdir, num_samples, batch_size, seed, device, rank, world_size,
-                               progress, noise_device, shape, P, bound, its, nfe_per_sample)
+                               progress, noise_device, shape, P, bound, its, nfe_per_sample, graphs)
 
 
 def _sample_batches(config, score, workdir, num_samples, batch_size, seed, device, rank, world_size, progress,
-                    noise_device, shape, P, bound, its, nfe_per_sample):
+                    noise_device, shape, P, bound, its, nfe_per_sample, graphs=False):
     n_batches = math.ceil(num_samples / batch_size)
     image_shape = (shape[2], shape[3], shape[1])
 
@@ -390,7 +388,8 @@ def _sample_batches(config, score, workdir, num_samples, batch_size, seed, devic
                 seen[0] += 1
                 bar.update(1)
             start = time.time()
-            x, nfe = sampling.sample(config, score, shape, batch_generator(seed, b, noise_device), device, P, check)
+            x, nfe = sampling.sample(config, score, shape, batch_generator(seed, b, noise_device), device, P, check,
+                                     graphs=graphs)
             _check_state(x, bound, f'batch {b} at its output (after step {seen[0] - 1} and any final denoising)')
             if its and seen[0] < its:
                 bar.update(its - seen[0])

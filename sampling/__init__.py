@@ -267,9 +267,10 @@ def check_process(config):
                          f"VE (training.sde = {sde!r}): use 'pc', 'ald' or a rival sampler")
 
 
-def sample(config, score, shape, generator=None, device='cpu', P=None, callback=None):
+def sample(config, score, shape, generator=None, device='cpu', P=None, callback=None, graphs=False):
     """Draw a batch of ``shape`` with the sampler of ``config`` (PDS from ``config.pds`` unless ``P`` is
-    given).  Returns ``(x, nfe)``, x unclamped in the model's data space."""
+    given).  Returns ``(x, nfe)``, x unclamped in the model's data space.  ``graphs``: capture each sampler step in a
+    CUDA graph (``--cuda_graphs``, sampling/graphs.py; CUDA devices only), the same samples draw for draw."""
     if config.sampling.method not in SAMPLERS:
         raise ValueError(f'unknown sampling.method {config.sampling.method!r}; expected one of {sorted(SAMPLERS)}')
     check_process(config)
@@ -277,6 +278,9 @@ def sample(config, score, shape, generator=None, device='cpu', P=None, callback=
         P = preconditioner(config, shape[1:], device)
     randn, rand = noise_source(generator, shape, device)
     with torch.inference_mode():
+        if graphs:
+            from sampling import graphs as graphs_lib
+            return graphs_lib.sample(config, score, shape, randn, rand, P, device, callback, capture=True)
         return SAMPLERS[config.sampling.method](config, score, shape, randn, rand, P, device, callback)
 
 

@@ -1,15 +1,21 @@
 """Copy a training run's latest state into a shipped checkpoint folder (what the repository commits).
 
     python scripts/ship_checkpoint.py --workdir runs/model_a --out checkpoints/ncsn_mnist_cpu --config configs/ncsn/mnist_cpu.py
+    python scripts/ship_checkpoint.py --workdir runs/model_c64 --out $OUT/c64      # the config the run recorded
 
 Writes ``<out>/checkpoint.pth`` (the official checkpoint object of the family with the network weights only: what
 ``--checkpoint`` samples from), ``<out>/checkpoints-meta/latest.pth`` (the trainer's resume file: weights, Adam,
 step, generator, data position, log history; copied byte for byte), ``<out>/train_log.csv`` and
 ``<out>/loss.png`` (loss curve).  To continue training: copy ``<out>`` to a run folder and rerun the same train
 command there (see the model card).
+
+Without ``--config`` the network is built from the config the run recorded in ``latest.pth`` (with every
+``--config.*`` override it trained with).  Every file written must be at most 16 MiB (the repository's and the GPU
+machine's per-file limit): a larger one is named in one error line (exit status 1; the files stay for a look).
 """
 import argparse
 import csv
+import json
 import os
 import shutil
 import sys
@@ -22,6 +28,8 @@ import models  # noqa: E402
 from configs import load_file  # noqa: E402
 from models.checkpoint import load_into, save_checkpoint  # noqa: E402
 from training.train import LATEST, LOG_NAME  # noqa: E402
+
+MAX_FILE_BYTES = 16 * 2 ** 20
 
 
 def plot_loss(log_path, png):
@@ -45,10 +53,19 @@ def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--workdir', required=True)
     p.add_argument('--out', required=True)
-    p.add_argument('--config', required=True)
+    p.add_argument('--config', default=None, help='the config file (default: the one recorded in latest.pth)')
     args = p.parse_args()
-    config = load_file(args.config)
-    state = torch.load(os.path.join(args.workdir, LATEST), map_location='cpu', weights_only=True)
+    latest = os.path.join(args.workdir, LATEST)
+    if not os.path.isfile(latest):
+        raise SystemExit(f'error: {latest} does not exist; expected a training workdir (main.py --mode train)')
+    state = torch.load(latest, map_location='cpu', weights_only=True)
+    if args.config:
+        config = load_file(args.config)
+    elif state.get('config'):
+        import ml_collections
+        config = ml_collections.ConfigDict(json.loads(state['config']))
+    else:
+        raise SystemExit(f'error: {latest} records no config; expected --config <the config file it trained>')
     net = models.create_model(config)
     load_into(net, state['official'], config, use_ema=True, source=LATEST)
     os.makedirs(os.path.join(args.out, 'checkpoints-meta'), exist_ok=True)
@@ -56,7 +73,14 @@ def main():
     shutil.copyfile(os.path.join(args.workdir, LATEST), os.path.join(args.out, LATEST))
     shutil.copyfile(os.path.join(args.workdir, LOG_NAME), os.path.join(args.out, LOG_NAME))
     plot_loss(os.path.join(args.out, LOG_NAME), os.path.join(args.out, 'loss.png'))
-    print(f'shipped step {state["step"]} of {args.workdir} to {args.out}')
+    written = [os.path.join(args.out, name) for name in ('checkpoint.pth', LATEST, LOG_NAME, 'loss.png')]
+    sizes = {path: os.path.getsize(path) for path in written}
+    print(f'shipped step {state["step"]} of {args.workdir} to {args.out}: ' +
+          ', '.join(f'{os.path.relpath(p, args.out)} {n / 2 ** 20:.1f} MiB' for p, n in sizes.items()))
+    big = [f'{p} ({n / 2 ** 20:.1f} MiB)' for p, n in sizes.items() if n > MAX_FILE_BYTES]
+    if big:
+        raise SystemExit(f'error: {", ".join(big)} over the 16 MiB per-file limit; expected a smaller network (the '
+                         'exact resume file holds 16 bytes per parameter: weights, EMA and both Adam moments)')
 
 
 if __name__ == '__main__':

@@ -13,8 +13,14 @@ FIXTURES_VP_ENV = 'PDS_FIXTURES_VP'
 # the official-fixture tests run their models and samplers here (noise still drawn on the CPU, draw for draw); on
 # CUDA without TF32 (cuDNN's default for convolutions), which would leave the 1e-5 tolerance by itself
 TEST_DEVICE = torch.device(os.environ.get('PDS_TEST_DEVICE', 'cpu'))
+# PDS_TEST_PRECISION=tf32 (issue 33, --precision tf32): on CUDA the fixture tests run with TF32 matmuls and cuDNN
+# convolutions on and pass at FIXTURE_TOL = 1e-3 relative instead of 1e-5 (on the CPU tf32 changes nothing)
+TEST_PRECISION = os.environ.get('PDS_TEST_PRECISION', 'fp32')
+if TEST_PRECISION not in ('fp32', 'tf32'):
+    raise RuntimeError(f"PDS_TEST_PRECISION={TEST_PRECISION!r}: expected 'fp32' or 'tf32'")
+FIXTURE_TOL = 1e-3 if TEST_PRECISION == 'tf32' else 1e-5
 if TEST_DEVICE.type == 'cuda':
-    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = TEST_PRECISION == 'tf32'
 
 
 def fixture_cases(*required_files, env=FIXTURES_ENV):

@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 import torch
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -27,6 +28,7 @@ def _run_sample(args, workdir, n=8):
     return torch.from_numpy(np.load(workdir / 'batches' / 'batch_000000.npz')['samples'])
 
 
+@pytest.mark.slow
 def test_first_block_sample_run(tmp_path):
     """The shipped CPU-trained NCSN with PDS: the command's samples are exactly what the Python API draws
     from the same checkpoint, config and seed (so the README command is the documented sampler)."""
@@ -47,6 +49,7 @@ def test_first_block_sample_run(tmp_path):
     torch.testing.assert_close(x, ref[:8], rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_exact_score_first_run(tmp_path):
     """The documented offline option without a network: the exact score of 1,000 training images; samples land
     on training images (RMS distance ~0.02, noise ~0.3)."""
@@ -62,6 +65,7 @@ def test_second_block_is_the_test_command():
     assert fenced_blocks()[1].strip() == 'python -m pytest -q'
 
 
+@pytest.mark.slow
 def test_python_api_example_runs():
     text = open(os.path.join(ROOT, 'README.md')).read()
     section = text[text.index('## Python API'):]

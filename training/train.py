@@ -32,7 +32,6 @@ unless ``force_resume`` (``--force_resume``).
 
 All files are written atomically (temporary file + rename), the official checkpoint before ``latest.pth``.
 """
-import contextlib
 import csv
 import io
 import json
@@ -55,8 +54,9 @@ from training.ema import EMA, ema_rule
 from training.losses import draw_levels, get_loss_fn
 from utils import distributed
 from utils import progress as progress_lib
+from models import speed as speed_lib
 from utils.atomic import atomic_write_text
-from utils.loader import Failed, first_failure, guarded, raise_failed
+from data.loader import Failed, first_failure, guarded, raise_failed
 
 log = logging.getLogger(__name__)
 LOG_NAME = 'train_log.csv'
@@ -72,7 +72,7 @@ class ResumeMismatch(ValueError):
 
 
 def run_train(config, workdir, data, num_workers=0, progress=True, max_steps=None, skip_bad=False,
-              force_resume=False):
+              force_resume=False, max_minutes=None):
     """Train ``config``'s model on ``data`` in ``workdir``; a rerun of the same call resumes.
 
     Args:
@@ -81,11 +81,13 @@ def run_train(config, workdir, data, num_workers=0, progress=True, max_steps=Non
         likelihood_weighting, anneal_power}``, ``optim.{optimizer='Adam', lr, beta1, eps, weight_decay, amsgrad,
         warmup, grad_clip}``, ``model.{family, ema, ema_rate, sigma_*, num_scales, ...}`` and
         ``data.{image_size, num_channels, random_flip, uniform_dequantization, centered}``.
-        Optional speed switches, off when absent (``config.training.get``):
+        Optional speed switches, off when absent (``config.training.get``; ``models/speed.py``):
         ``training.channels_last`` (channels-last memory format; applied on CUDA only),
-        ``training.bf16`` (bfloat16 autocast of the forward pass on CUDA only), ``training.compile``
-        (``torch.compile`` of the forward and backward, CUDA and CPU; on the CPU it needs a C++ compiler and paid for
-        its compile after a few hundred NCSN steps: benchmarks/cpu_speed.py --compile).
+        ``training.precision`` ('fp32' | 'tf32': TF32 matmuls and convolutions on CUDA, nothing on the CPU | 'bf16':
+        bfloat16 autocast of the forward pass and loss, CUDA and CPU; the older ``training.bf16 = True`` is 'bf16'),
+        ``training.compile`` (``torch.compile`` of the forward and backward, CUDA and CPU; on the CPU it needs a C++
+        compiler and paid for its compile after a few hundred NCSN steps: benchmarks/cpu_speed.py --compile) with
+        ``training.compile_mode`` ('default' | 'max-autotune').
       workdir: the run folder (created).  If ``<workdir>/checkpoints-meta/latest.pth`` exists, training resumes
         from it (same config assumed) and continues bit-identically on the CPU.
       data: a dataset path (opened with ``data.readers.open_dataset(path, config, split='train')``, uncentred,
@@ -100,6 +102,10 @@ def run_train(config, workdir, data, num_workers=0, progress=True, max_steps=Non
       force_resume: resume even though the data (path, description, size, config.data's dataset / resolution /
         channels) or ``training.batch_size`` differ from the run that wrote ``latest.pth`` (a warning instead of a
         :class:`ResumeMismatch`).
+      max_minutes: stop after this much wall time (minutes, counted from this call: data, model and compile
+        included): once a step ends past it, the exact resume state is saved (``checkpoints-meta/latest.pth`` and
+        the official checkpoint of that step) and the call returns with ``stopped`` True; rerunning the same call
+        resumes bit-identically (``--max_minutes``: a GPU session of fixed length).
 
     Rank 0 holds ``workdir``'s lock (``utils/lock.py``) for the whole run, taken before the data is read.
 
@@ -120,10 +126,15 @@ def run_train(config, workdir, data, num_workers=0, progress=True, max_steps=Non
     """
     from utils.lock import workdir_lock
     _check_training(config.training)
+    if max_minutes is not None and (isinstance(max_minutes, bool) or not isinstance(max_minutes, (int, float)) or
+                                    not max_minutes > 0 or not math.isfinite(max_minutes)):
+        raise ValueError(f'--max_minutes = {max_minutes!r}: expected a number of minutes > 0')
+    deadline = None if max_minutes is None else _now() + 60. * float(max_minutes)
     with workdir_lock(workdir, enabled=distributed.env()[0] == 0):
         run = Trainer(config, workdir, data, num_workers, progress, skip_bad, force_resume)
         try:
-            return run.train(max_steps)
+            with speed_lib.backend(run.speed['precision'], run.device):
+                return run.train(max_steps, deadline=deadline)
         finally:
             run.close()
 
@@ -146,10 +157,9 @@ class Trainer:
             raise ValueError(f'training.batch_size={self.batch} must be divisible by the {self.world} processes')
         self.local = self.batch // self.world
         on_cuda = self.device.type == 'cuda'
-        # torch.compile also pays on the CPU (benchmarks/cpu_speed.py --compile); the other two are CUDA-only
-        self.speed = {k: bool(tr.get(k, False)) and (on_cuda or k == 'compile') for k in ('channels_last', 'bf16',
-                                                                                         'compile')}
-        ignored = [k for k in ('channels_last', 'bf16') if tr.get(k, False) and not on_cuda]
+        # models/speed.py: training.precision (fp32 | tf32 | bf16 autocast, CUDA and CPU; training.bf16 = True is
+        # 'bf16'), training.compile (+ compile_mode; CUDA and CPU), training.channels_last (CUDA only)
+        self.speed, ignored = speed_lib.training_switches(tr, self.device)
         if ignored and self.rank == 0:
             self._say(logging.INFO, f'training: {", ".join(ignored)} ignored on {self.device}')
 
@@ -185,14 +195,15 @@ class Trainer:
         model = self.net
         if self.world > 1:
             model = nn.parallel.DistributedDataParallel(model, device_ids=[self.device.index] if on_cuda else None)
-        self.model = torch.compile(model) if self.speed['compile'] else model
-        self.autocast = (torch.autocast('cuda', dtype=torch.bfloat16) if self.speed['bf16']
-                         else contextlib.nullcontext())
+        self.model = speed_lib.training_compile(model, self.speed) if self.speed['compile'] else model
+        self.autocast = speed_lib.training_autocast(self.speed, self.device)
         self.num_workers = num_workers
 
     # -- the loop ------------------------------------------------------------------------------------------
 
-    def train(self, max_steps):
+    def train(self, max_steps, deadline=None):
+        """Train up to ``max_steps`` (``training.n_iters``); with ``deadline`` (a ``time.time()``) stop after the first
+        step that ends past it (``stopped`` in the result), saving the exact resume state."""
         tr = self.config.training
         stop = int(tr.n_iters) if max_steps is None else min(int(max_steps), int(tr.n_iters))
         log_freq, snapshot_freq = int(tr.log_freq), int(tr.snapshot_freq)
@@ -206,8 +217,12 @@ class Trainer:
         bar = self.bar = _progress_bar(shown and progress_lib.interactive(), stop, self.step)
         tick, tick_step = time.time(), self.step
         batches = self._batches()
+        stopped = False
         try:
             while self.step < stop:
+                if deadline is not None and self._past(deadline):
+                    stopped = True
+                    break
                 out = self.train_step(next(batches))
                 self.step += 1
                 self.consumed += self.batch
@@ -227,8 +242,22 @@ class Trainer:
             self.bar = None
         if self.saved_step != self.step:
             self.save()
+        if stopped and shown:
+            print(f'train: stopped at step {self.step} of {stop} (the wall-time limit, --max_minutes); '
+                  f'{os.path.join(self.workdir, LATEST)} holds the exact state: rerun the same command to resume',
+                  flush=True)
         return {'step': self.step, 'columns': list(self.columns), 'history': [list(r) for r in self.history],
-                'checkpoint': self._checkpoint_path(self.step), 'net': self.net, 'ema': self.ema}
+                'checkpoint': self._checkpoint_path(self.step), 'net': self.net, 'ema': self.ema,
+                'stopped': stopped}
+
+    def _past(self, deadline):
+        """Whether the wall-time deadline has passed (under DDP: on any process, so that all stop at one step)."""
+        past = _now() >= deadline
+        if self.world > 1:
+            flag = torch.tensor([float(past)], device=self.device)
+            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+            past = bool(flag.item())
+        return past
 
     def train_step(self, x):
         """One optimisation step on this process's share ``x`` of the global batch."""
@@ -535,6 +564,11 @@ class _BatchStream(Sampler):
             yield batch[self.mine]
 
 
+def _now():
+    """The wall clock of ``max_minutes`` (a function, so that tests can move it)."""
+    return time.time()
+
+
 def _derive_seed(*ints):
     """A 63-bit seed from a tuple of non-negative integers (NumPy SeedSequence hashing)."""
     words = np.random.SeedSequence([int(i) for i in ints]).generate_state(2, np.uint32)
@@ -566,7 +600,7 @@ def _check_training(tr):
 
 class _Readable(Dataset):
     """A reader's dataset as the training loader sees it: a DataError travels out of worker processes as data
-    (``utils/loader.py``), and with ``skip_bad`` an unreadable image (``BadItem``) is replaced by the next readable
+    (``data/loader.py``), and with ``skip_bad`` an unreadable image (``BadItem``) is replaced by the next readable
     one in index order, so every batch keeps its size."""
 
     def __init__(self, dataset):

@@ -1,5 +1,5 @@
 """Model C128: the dead-leaves NCSN++ recipe of Model C32 (configs/ve/deadleaves32_ncsnpp_cpu.py) at 128 x 128 RGB,
-for a GPU (scripts/gpu_deadleaves.sh).
+for a GPU (scripts/gpu_session.sh with CONFIG=configs/ve/deadleaves128_ncsnpp.py WORKDIR=runs/model_c128 SHIP=c128).
 
 * levels 128 -> 64 -> 32 -> 16 -> 8 (ch_mult (1, 1, 2, 2, 2)), attention at 8 x 8, nf 24: 0.91 M parameters, an
   exact resume file of ~14.6 MB (nf 28 would be 1.24 M, 19.9 MB);

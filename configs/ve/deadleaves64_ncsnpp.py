@@ -4,7 +4,8 @@
   resume file of ~14.8 MB (ch_mult (1, 2, 2, 2) would be 1.16 M, 18.5 MB, over the 16 MB per-file limit);
 * ``sigma_max`` by score_sde's rule: the largest distance between two of the first 10,000 training images in [0, 1]
   is 70.99 (4,000 images: 65.4), rounded up to 72.
-Meant for a GPU (scripts/gpu_deadleaves.sh); ``:cpu`` is the CPU fallback at nf 16 (0.38 M parameters).
+Meant for a GPU (scripts/gpu_session.sh: one session trains it for a fixed wall time and ships the resume file);
+``:cpu`` is the CPU fallback at nf 16 (0.38 M parameters).
 
     python main.py --config configs/ve/deadleaves64_ncsnpp.py --mode train --data deadleaves --workdir runs/model_c64
 """

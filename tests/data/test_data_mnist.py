@@ -161,6 +161,7 @@ def test_shipped_record_reproduces_on_a_subset(pds_data, name, tmp_path, monkeyp
     assert np.abs(space - shipped_s).max() < 0.07      # observed <= 0.035
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not os.environ.get('PDS_FULL_STATS'),
                     reason='full 60,000-image recomputation (~10-40 s per dataset): set PDS_FULL_STATS=1 with PDS_DATA')
 @pytest.mark.parametrize('name', list(SHIPPED))
@@ -186,6 +187,7 @@ def test_shipped_files_recompute_exactly(pds_data, name, tmp_path, monkeypatch):
     assert set(new['sha256']) == set(rec['sha256'])
 
 
+@pytest.mark.slow
 def test_model_b_sigma_max_follows_score_sdes_rule(pds_data):
     """Model B's sigma_max by Song & Ermon's Technique 1 (at least the largest distance between two training
     images), checked on the first 10,000 MNIST training images read independently of the config's own subset."""

@@ -25,6 +25,7 @@ def test_same_seed_same_bytes_and_slices_agree():
     assert not np.array_equal(a, dl.generate(spec, 12, seed=4))
 
 
+@pytest.mark.slow
 def test_train_and_test_splits_are_disjoint():
     cfg = _config(train_count=300, test_count=300)
     train, test = open_dataset('deadleaves', cfg), open_dataset('deadleaves', cfg, split='test')
@@ -36,6 +37,7 @@ def test_train_and_test_splits_are_disjoint():
     assert x.shape == (3, 32, 32) and 0 <= float(x.min()) and float(x.max()) <= 1
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('size, band', [(32, (-2.0, -1.55)), (64, (-2.05, -1.6))])
 def test_spectrum_is_close_to_one_over_f_squared(size, band):
     # measured with 1,000+ images: slope -1.76 at 32 px, -1.80 at 64 px (f from 2/S to 0.25 cycles / pixel);

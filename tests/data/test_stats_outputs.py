@@ -58,6 +58,7 @@ def _stats(cwd, *args):
                           env=dict(os.environ, OMP_NUM_THREADS='1'))
 
 
+@pytest.mark.slow
 def test_stats_write_into_the_workdir_by_default_never_into_assets(tmp_path):
     data = _idx_folder(tmp_path / 'mnist')
     out = _stats(tmp_path, '--data', data)

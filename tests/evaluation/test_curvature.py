@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 import torch
 
 from evaluation import curvature as cv
@@ -52,6 +53,7 @@ def test_report_says_learned_against_model():
     assert 'learned 1.00 .. 1.00' in text
 
 
+@pytest.mark.slow
 def test_command_on_a_checkpoint_and_its_errors(tiny_checkpoint, tmp_path):
     images = np.random.default_rng(0).integers(0, 256, (6, 28, 28, 1), dtype=np.uint8)
     data = str(tmp_path / 'imgs.npy')

@@ -28,6 +28,7 @@ def test_bad_sample_inputs_are_one_line(tmp_path, capsys):
     assert 'is not a folder' in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_classifier_recognises_real_digits(tmp_path):
     root = os.environ.get('PDS_DATA')
     if not root:

@@ -8,6 +8,8 @@ import socket
 import subprocess
 import sys
 
+import pytest
+
 from runners.evaluate import run_eval
 from tests.evaluation.eval_helpers import ONE_THREAD, ROOT, TINY, mnist_config
 
@@ -22,6 +24,7 @@ def _pngs(folder):
     return {name: open(os.path.join(folder, name), 'rb').read() for name in os.listdir(folder)}
 
 
+@pytest.mark.slow
 def test_torchrun_two_ranks_split_batches_and_match_one_process(tiny_checkpoint, fake_mnist, tmp_path):
     cache = str(tmp_path / 'cache')
     cmd = [sys.executable, '-m', 'torch.distributed.run', '--nnodes=1', '--nproc_per_node=2',

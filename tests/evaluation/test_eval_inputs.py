@@ -61,6 +61,7 @@ def test_workdir_inside_the_image_folder_is_refused(tmp_path, fake_mnist):
     assert sorted(os.listdir(folder)) == sorted(f'{i}.png' for i in range(4))
 
 
+@pytest.mark.slow
 def test_sample_dir_needs_a_workdir_on_the_command_line(tmp_path, fake_mnist):
     folder = write_pngs(str(tmp_path / 'imgs'), 4)
     out = run_main('--config', 'configs/mnist_pds.py', '--mode', 'eval', *TINY, '--fid_features', 'standin',
@@ -86,6 +87,7 @@ def test_corrupt_sample_image_names_the_file_or_is_skipped(tmp_path, fake_mnist,
     assert rec['num_samples'] == 5 and rec['skipped'] == [bad]
 
 
+@pytest.mark.slow
 def test_corrupt_png_on_the_command_line_is_one_line(tmp_path, fake_mnist):
     folder = write_pngs(str(tmp_path / 'imgs'), 4)
     truncate(os.path.join(folder, '2.png'))

@@ -32,6 +32,7 @@ def standin():
     return build_extractor('standin', 'clean', 'cpu')[0]
 
 
+@pytest.mark.slow
 def test_fid_against_itself_is_zero_and_grows_with_a_shift(tmp_path, standin):
     images = _smooth_images(120)
     base = metrics.files_features(_write_pngs(str(tmp_path / 'base'), images), standin, progress=False)

@@ -14,6 +14,7 @@ from tests.evaluation.eval_helpers import TINY, mnist_config, run_main
 EVAL = ['--config', 'configs/mnist_pds.py', '--mode', 'eval', *TINY, '--fid_features', 'standin', '--device', 'cpu']
 
 
+@pytest.mark.slow
 def test_eval_end_to_end_resume_and_sample_dir(tiny_checkpoint, fake_mnist, tmp_path):
     work, cache, table = str(tmp_path / 'run'), str(tmp_path / 'cache'), str(tmp_path / 'results.csv')
     common = [*EVAL, '--checkpoint', tiny_checkpoint, '--workdir', work, '--num_samples', '12', '--batch_size', '4',
@@ -59,6 +60,7 @@ def test_eval_end_to_end_resume_and_sample_dir(tiny_checkpoint, fake_mnist, tmp_
                  features='standin', ref=fake_mnist, fid_cache=cache, progress=False)
 
 
+@pytest.mark.slow
 def test_eval_errors_are_one_line(tiny_checkpoint, tmp_path):
     # MNIST has no clean-fid statistics: the error asks for the images, before any sampling
     out = run_main(*EVAL, '--checkpoint', tiny_checkpoint, '--workdir', str(tmp_path / 'w'), '--num_samples', '2')
@@ -136,3 +138,51 @@ def test_adaptive_solver_nfe_is_recorded_from_its_batches(tiny_checkpoint, fake_
     counts = [int(np.load(work / 'batches' / f'batch_{b:06d}.npz')['nfe']) for b in range(3)]
     assert rec['iterations'] is None and min(counts) > 2
     assert rec['nfe'] == pytest.approx(round((2 * counts[0] + 2 * counts[1] + counts[2]) / 5, 1))
+
+
+def test_eval_keeps_features_and_reuses_them(tiny_checkpoint, fake_mnist, tmp_path, monkeypatch):
+    from evaluation import metrics
+    from runners.evaluate import run_eval
+    from tests.evaluation.eval_helpers import mnist_config
+    config = mnist_config(n_steps_each=1)
+    kw = dict(checkpoint=tiny_checkpoint, num_samples=4, batch_size=4, ref=fake_mnist, features='standin',
+              fid_cache=str(tmp_path / 'cache'), progress=False)
+    first = run_eval(config, str(tmp_path / 'w'), **kw)
+    assert first['features_file'] and os.path.isfile(first['features_file'])
+
+    def fail(*a, **k):
+        raise AssertionError('features recomputed')
+    monkeypatch.setattr(metrics, 'files_features', fail)
+    again = run_eval(config, str(tmp_path / 'w'), **kw)
+    assert again['fid'] == first['fid'] and again['kid'] == first['kid']
+    with open(first['features_file'], 'wb') as f:        # a damaged cache is recomputed, never trusted
+        f.write(b'junk')
+    monkeypatch.undo()
+    assert run_eval(config, str(tmp_path / 'w'), **kw)['fid'] == first['fid']
+
+
+def test_kid_subsets_mean_is_clean_fids_kid():
+    from evaluation.metrics import kid_from_feats, kid_subsets
+    rng = np.random.RandomState(1)
+    a, b = rng.randn(300, 16), rng.randn(250, 16) * 1.1 + 0.1
+    mean, std = kid_subsets(a, b, seed=3)
+    assert mean == pytest.approx(kid_from_feats(a, b, seed=3), rel=1e-12)
+    assert 0 < std < mean
+    same, same_std = kid_subsets(a[:150], a[150:], seed=0, max_subset_size=50)
+    assert abs(same) < 3 * same_std            # same distribution: KID 0 within its spread
+
+
+def test_results_rows_are_portable(tmp_path, monkeypatch):
+    from evaluation.results import portable
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv('PDS_DATA', str(tmp_path / 'data'))
+    assert portable(f'data:{tmp_path}/data/mnist') == 'data:$PDS_DATA/mnist'
+    assert portable(str(tmp_path / 'runs' / 'a')) == os.path.join('runs', 'a')
+    assert portable(os.path.expanduser('~/x/y')) == os.path.join('~', 'x', 'y')
+    assert portable(3.5) == 3.5 and portable('vanilla') == 'vanilla'
+
+
+def test_the_row_names_the_device_that_sampled():
+    from runners.evaluate import _devices
+    assert _devices('cpu', {'device': 'cuda'}) == 'cuda (sampling), cpu (features)'
+    assert _devices('cpu', {'device': 'cpu'}) == _devices('cpu', None) == 'cpu'

@@ -44,6 +44,7 @@ def _script(table, args, cwd):
     return out.stdout
 
 
+@pytest.mark.slow
 def test_tables_quick_end_to_end(inputs):
     root, args = inputs
     text1 = _script('table1', args, root)
@@ -101,6 +102,7 @@ def test_missing_inputs_are_listed_before_anything_runs(tmp_path, capsys):
     assert not os.path.exists(tmp_path / 'out')
 
 
+@pytest.mark.slow
 def test_shipped_mnist_row_runs_with_the_shipped_checkpoint(tmp_path):
     """The Table 1 row of Model A (checkpoints/ncsn_mnist_cpu, shipped) runs here as it is, on a tiny budget: the
     real checkpoint at 28 x 28, vanilla and PDS at 20 iterations; the reference is the test split of an IDX folder."""

@@ -69,6 +69,7 @@ def test_unreadable_checkpoint_is_one_clear_error(tmp_path, good_bytes, kind, fo
     assert not (tmp_path / 'ran').exists()               # the code was never run
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('kind', ['random', 'code'])
 def test_unreadable_checkpoint_on_the_command_line(tmp_path, good_bytes, kind):
     path, work = bad_file(tmp_path, kind, good_bytes), str(tmp_path / 'run')

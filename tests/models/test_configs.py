@@ -90,15 +90,15 @@ def test_model_a_auto_setting_is_the_measured_point():
     config the a_curves study measured as pds_auto_20it; the study's other points are overrides of the paper's
     Table 1 row, which stays one setting away."""
     from configs import mnist_cpu_pds
-    from evaluation import study
-    s = study.a_curves()
-    measured = study.point_config(s, next(p for p in s.points if p.name == 'pds_auto_20it'))
+    from studies import model_a, spec
+    s = model_a.a_curves()
+    measured = spec.point_config(s, next(p for p in s.points if p.name == 'pds_auto_20it'))
     setting = mnist_cpu_pds.get_config('auto_20it')
     for section in ('sampling', 'pds', 'model', 'data'):
         mine, theirs = setting[section].to_dict(), measured[section].to_dict()
         mine.pop('setting', None), theirs.pop('setting', None)
         assert mine == theirs, section
     assert mnist_cpu_pds.get_config().to_dict() == setting.to_dict()
-    table1 = study.point_config(s, next(p for p in s.points if p.name == 'pds_table1_20it'))
+    table1 = spec.point_config(s, next(p for p in s.points if p.name == 'pds_table1_20it'))
     assert (table1.pds.freq, table1.pds.radius, table1.pds.lam, table1.sampling.step_lr) == ('radial', 0.2, 1.6, 2e-5)
     assert table1.to_dict() == mnist_cpu_pds.get_config('table1_20it').to_dict()

@@ -7,7 +7,9 @@ import torch
 
 from models.checkpoint import load_score_model
 from sampling.sde import VPSDE
-from tests.conftest import FIXTURES_VP_ENV, TEST_DEVICE, fixture_cases, load_case_config, rel_err
+from tests.conftest import FIXTURE_TOL, FIXTURES_VP_ENV, TEST_DEVICE, fixture_cases, load_case_config, rel_err
+
+pytestmark = pytest.mark.slow        # end-to-end: in `make test` and CI, not `make test-fast`
 
 CASES = fixture_cases('checkpoint.pth', 'io.pt', 'config.json')
 VP_CASES = fixture_cases('checkpoint.pth', 'io.pt', 'config.json', env=FIXTURES_VP_ENV)
@@ -26,8 +28,8 @@ def test_official_model_output(case):
     assert raw.device.type == TEST_DEVICE.type
     assert raw.dtype == torch.float32 and raw.shape == ref.shape
     print(f'{os.path.basename(case)} on {TEST_DEVICE}: max rel. error {rel_err(raw, ref):.1e}')   # shown with pytest -s
-    assert rel_err(raw, ref) <= 1e-5
-    assert rel_err(via_sigma, ref) <= 1e-5
+    assert rel_err(raw, ref) <= FIXTURE_TOL
+    assert rel_err(via_sigma, ref) <= FIXTURE_TOL
 
 
 @pytest.mark.parametrize('case', CASES)
@@ -40,7 +42,7 @@ def test_raw_weights_differ_from_ema(case):
     with torch.no_grad():
         out = model(io['x'], io['sigmas'])
     if config.model.family == 'ncsn':
-        assert rel_err(out, ref) <= 1e-5                # NCSN has no EMA
+        assert rel_err(out, ref) <= FIXTURE_TOL                # NCSN has no EMA
     else:
         assert rel_err(out, ref) > 0.1
 
@@ -63,8 +65,8 @@ def test_official_vp_model_output(case):
     assert torch.equal(std, io['std'].cpu())
     print(f'{os.path.basename(case)} on {TEST_DEVICE}: max rel. error {rel_err(raw, io["model_out"]):.1e} (network), '
           f'{rel_err(score, io["out"]):.1e} (score)')
-    assert rel_err(raw, io['model_out']) <= 1e-5
-    assert rel_err(score, io['out']) <= 1e-5
+    assert rel_err(raw, io['model_out']) <= FIXTURE_TOL
+    assert rel_err(score, io['out']) <= FIXTURE_TOL
 
 
 @pytest.mark.parametrize('case', VP_CASES)
@@ -85,7 +87,7 @@ def test_vp_model_as_a_sigma_score(case):
         ab = sde.alphas_cumprod.to(j.device)[j].double()
         with torch.no_grad():
             ref = -model.net(io['x_input'], j.float()) / sde.sqrt_1m_alphas_cumprod.to(j.device)[j][:, None, None, None]
-        tol = 1e-5
+        tol = FIXTURE_TOL
     scale = ab.sqrt()[:, None, None, None]
     with torch.no_grad():
         out = model((io['x_input'] / scale).float(), torch.sqrt(1 / ab - 1)) / scale.float()

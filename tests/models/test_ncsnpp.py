@@ -131,6 +131,7 @@ def _tiny(lsun=False, **model):
     return c
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('model', [
     {},
     {'embedding_type': 'positional'},
@@ -170,6 +171,7 @@ def test_positional_float64_sigmas_still_float32():
         assert net(torch.rand(2, 3, 16, 16), torch.tensor([1, 2])).dtype == torch.float32
 
 
+@pytest.mark.slow
 def test_backward_after_inference_mode():
     net = NCSNpp(_tiny(lsun=True))
     x = torch.rand(2, 3, 16, 16)

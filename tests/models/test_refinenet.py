@@ -85,6 +85,7 @@ def test_instance_norm_plus_matches_formula():
     torch.testing.assert_close(cnorm(x, y), ref, rtol=1e-10, atol=1e-10)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('cls, name, size', [
     (NCSN, 'ncsn', 28), (NCSNv2, 'ncsnv2_64', 32), (NCSNv2Deeper, 'ncsnv2_128', 32), (NCSNv2Deepest, 'ncsnv2_256', 32)])
 def test_forward_shape_and_sigma_scaling(cls, name, size):
@@ -103,6 +104,7 @@ def test_forward_shape_and_sigma_scaling(cls, name, size):
             torch.testing.assert_close(out, raw / net.sigmas[y].view(-1, 1, 1, 1))
 
 
+@pytest.mark.slow
 def test_fused_ops_match_the_reference_path_forward_and_backward():
     """The CPU fast path (fused InstanceNorm++, vectorised ELU with its own backward, box-filter pooling, skipped
     identity resizes) against the step-by-step reference ops: outputs and every parameter gradient, in float64 so

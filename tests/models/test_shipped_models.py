@@ -7,6 +7,8 @@ import numpy as np
 import pytest
 import torch
 
+pytestmark = pytest.mark.slow        # end-to-end: in `make test` and CI, not `make test-fast`
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SHIPPED = {
     # name: (checkpoint, config module, parameters, {sigma: the largest allowed error ratio}); the ratio is

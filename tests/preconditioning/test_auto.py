@@ -73,6 +73,7 @@ def _pc_config(spec, N, sigma_max):
     return c
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('name', ['powerlaw2', 'anisotropic', 'mnist'])
 def test_pc_auto_never_diverges_beats_vanilla_and_every_fixed_alpha_from_20_steps(name):
     spec = spectra()[name]
@@ -161,6 +162,7 @@ def test_auto_does_not_depend_on_step_lr():
     assert max(k) == pytest.approx(min(k), rel=1e-6)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('method', ['pc', 'ald'])
 def test_recursion_predicts_the_real_sampler(method):
     """The analytic (m, V) of (A1) is what sampling.sample draws (vanilla, fixed filter and auto), to the
@@ -210,6 +212,7 @@ def test_recursion_predicts_the_real_sampler(method):
             preds['vanilla']), preds
 
 
+@pytest.mark.slow
 def test_auto_end_to_end_from_config(tmp_path):
     """pds.freq = 'auto' through sampling.sample: a spectrum file from --mode stats' format, the PC sampler."""
     spec = spectra()['powerlaw2']

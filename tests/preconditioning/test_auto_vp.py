@@ -31,6 +31,7 @@ def _kl(spec, N, predictor, corrector, auto_filters):
                    spec.P)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('predictor,corrector', PAIRS)
 @pytest.mark.parametrize('name,N_gain,gain', [('mnist', 100, 50), ('mnist_uncentred', 25, 100), ('anisotropic', 25, 1e3)])
 def test_auto_vp_is_never_worse_than_vanilla(name, N_gain, gain, predictor, corrector):
@@ -56,6 +57,7 @@ def test_affine_spectrum():
     assert np.allclose(y, 2 * x - 1)
 
 
+@pytest.mark.slow
 def test_auto_vp_real_sampler_lands_where_the_recursion_says():
     """sampling.sample with pds.freq = 'auto' on a VP config with uncentred data (the spectrum file as it is): 1024
     MNIST-spectrum Gaussian samples at N = 25 (reverse diffusion + Langevin) land at the recursion's KL (6.1e-3) to

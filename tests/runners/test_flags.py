@@ -26,8 +26,8 @@ from tests.runners.runner_helpers import one_line_error, run_main
     ([],
      'error: --config is required: expected a config file, e.g. --config configs/mnist_cpu_pds.py (one per model '
      'in configs/; :<setting> picks a PDS row of the paper)'),
-    (['--config', 'configs/mnist_pds.py', '--device', 'cuda:7'],
-     "error: --device 'cuda:7': "),
+    pytest.param(['--config', 'configs/mnist_pds.py', '--device', 'cuda:7'], "error: --device 'cuda:7': ",
+                 marks=pytest.mark.slow),            # imports torch and probes CUDA: seconds
 ])
 def test_flag_errors_are_one_line(tmp_path, args, expected):
     out = run_main(*args, '--mode', 'sample', '--workdir', str(tmp_path / 'run'), '--checkpoint', 'x.pth')

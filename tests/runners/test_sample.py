@@ -32,6 +32,7 @@ def main(*args):
     return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
 
 
+@pytest.mark.slow
 def test_sample_writes_resumes_and_refuses(tiny_checkpoint, tmp_path):
     work = str(tmp_path / 'run')
     out = main('--checkpoint', tiny_checkpoint, '--workdir', work, '--num_samples', '5', '--batch_size', '2')
@@ -89,6 +90,7 @@ def test_non_finite_values_stop_with_step_and_sigma(tiny_checkpoint, tmp_path):
     assert not os.listdir(tmp_path / 'nan' / 'samples')
 
 
+@pytest.mark.slow
 def test_config_that_does_not_match_the_checkpoint(tiny_checkpoint, tmp_path):
     out = subprocess.run([sys.executable, 'main.py', '--config', 'configs/mnist_pds.py', '--mode', 'sample',
                           '--checkpoint', tiny_checkpoint, '--workdir', str(tmp_path / 'x'), '--num_samples', '1'],

@@ -84,6 +84,7 @@ def test_stray_temporaries_are_removed(tmp_path, model):
 
 # --- 3. no silent wrong output ------------------------------------------------------------------------------
 
+@pytest.mark.slow
 @pytest.mark.parametrize('args,message', [
     (['--num_samples', '0'], '--num_samples = 0: expected an integer >= 1'),
     (['--num_samples', '-3'], '--num_samples = -3: expected an integer >= 1'),
@@ -191,6 +192,7 @@ def test_noise_device_given_as_a_torch_device(tmp_path, model):
     assert json.load(open(os.path.join(work, 'settings.json')))['noise_device'] == 'cpu'
 
 
+@pytest.mark.slow
 def test_noise_device_flag(tmp_path):
     work = str(tmp_path / 'run')
     out = run_main(*SAMPLE, '--workdir', work, '--num_samples', '2', '--noise_device=device')

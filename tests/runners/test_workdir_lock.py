@@ -21,6 +21,7 @@ def _second_sample_run(workdir, *more):
     return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600, env=dict(os.environ, **ONE_THREAD))
 
 
+@pytest.mark.slow
 def test_a_second_sample_run_in_a_busy_workdir_is_refused_naming_the_owner(tmp_path):
     """While one run samples into a folder, a second ``--mode sample`` there (other seed) is refused before it writes
     anything: settings.json and the batches stay the first run's."""
@@ -76,6 +77,7 @@ def test_a_lock_left_by_a_killed_run_is_taken_over_with_a_note(tmp_path, capfd):
     assert not (work / LOCK).exists()
 
 
+@pytest.mark.slow
 def test_a_workdir_that_is_a_file_is_one_line_before_any_work(tmp_path):
     from tests.runners.runner_helpers import run_main
     path = tmp_path / 'file'

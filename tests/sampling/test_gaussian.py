@@ -74,6 +74,7 @@ def _config(method, pds):
     return config
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('method', ['pc', 'ald'])
 @pytest.mark.parametrize('pds', [False, True])
 def test_samplers_draw_the_known_gaussian(method, pds):
@@ -84,6 +85,7 @@ def test_samplers_draw_the_known_gaussian(method, pds):
     assert abs(float(x.std()) - STD) < 0.01
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('predictor', sorted(sampling.PREDICTORS))
 @pytest.mark.parametrize('corrector', sorted(sampling.CORRECTORS))
 @pytest.mark.parametrize('pds', [False, True])
@@ -101,6 +103,7 @@ def test_every_predictor_corrector_pair(predictor, corrector, pds):
         assert abs(float(x.mean()) - MU) < 0.02 and abs(float(x.std()) - STD) < 0.02
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('predictor', ['reverse_diffusion', 'euler_maruyama', 'ancestral_sampling'])
 def test_marginal_predictor_drift_alone_draws_the_gaussian(predictor):
     """pds.predictor_drift = 'marginal' (drift (I + M M^T) / 2, noise M) keeps the reverse SDE's marginals for any M,

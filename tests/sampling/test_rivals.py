@@ -130,6 +130,7 @@ def test_rk45_ode_reaches_its_tolerance():
 
 # --- stochastic samplers: per-coordinate laws converge with the budget ----------------------------------------
 
+@pytest.mark.slow
 def test_edm_stochastic_variances_converge():
     """EDM Algorithm 2 (S_churn = 40 on [0.05, 50], S_noise = 1): per-coordinate variance error vs N.
     Measured (1024 samples x 256 coordinates): mean |var / target - 1| = 0.35, 0.047, 0.008 for N = 16, 64, 256."""
@@ -148,6 +149,7 @@ def test_edm_stochastic_variances_converge():
     assert means[2] < 0.02 and errors[2][1] < 0.05, errors
 
 
+@pytest.mark.slow
 def test_adaptive_sde_variances_converge():
     """Gotta Go Fast Algorithm 1 (eps_abs = 0.0039): variance error and NFE vs eps_rel.  Measured (1024 samples x
     256 coordinates): mean error 0.048, 0.011, 0.007 and NFE 75, 165, 513 for eps_rel = 0.5, 0.1, 0.02.

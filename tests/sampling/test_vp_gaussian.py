@@ -122,6 +122,7 @@ def test_vp_seam_is_the_exact_vp_score():
 
 # ---- vanilla samplers: the right law at the right order -------------------------------------------------------
 
+@pytest.mark.slow
 @pytest.mark.parametrize('predictor', ['euler_maruyama', 'reverse_diffusion', 'ancestral_sampling'])
 def test_vanilla_pc_predictors_are_first_order(predictor):
     """KL at N = 100, 200 (measured: EM 4.0e-4 -> 8.9e-5, reverse diffusion 8.6e-4 -> 2.0e-4, ancestral 7.9e-4 ->
@@ -180,6 +181,7 @@ def test_probability_flow_ode_follows_the_exact_flow():
 
 # ---- PDS: (a) the official form carried over, (b) the marginal form, (c) the preconditioned corrector ----------
 
+@pytest.mark.slow
 @pytest.mark.parametrize('predictor', ['euler_maruyama', 'reverse_diffusion', 'ancestral_sampling'])
 def test_marginal_form_alone_lands_on_the_gaussian_and_the_official_form_does_not(predictor):
     """(b) converges to the exact law at first order for the anisotropic M (KL at N = 100 -> 200 measured:
@@ -199,6 +201,7 @@ def test_marginal_form_needs_the_true_prior():
     assert pc_law('euler_maruyama', 200, P) > 0.05
 
 
+@pytest.mark.slow
 def test_ddpm_ancestral_marginal_form_lands_on_the_gaussian():
     """DDPM ancestral steps in the marginal form, (x + beta (I + M M^T) / 2 s) / sqrt(1 - beta) + sqrt(beta) M z:
     first order (KL 9.2e-2 -> 1.9e-2 at S = 100 -> 200); the official form carried over stays at KL ~2.2-2.5."""
@@ -223,6 +226,7 @@ def _pc_mc(P, corrector, N=100, B=4096):
     return _mc_kl(x)
 
 
+@pytest.mark.slow
 def test_preconditioned_langevin_corrector_alone_keeps_the_gaussian():
     """(c): vanilla Euler-Maruyama predictor, preconditioned VP Langevin corrector (alpha_j, snr 0.16), 4096 samples,
     N = 100: at the Monte-Carlo floor as vanilla PC (measured 1.4e-4 and 1.7e-4).  The same corrector with M in the
@@ -388,6 +392,7 @@ def test_ddpm_moment_recursion_is_the_sampler(form):
     assert np.abs(m - m_r).max() < 1e-5 * np.abs(m_r).max() and np.abs(V / V_r - 1).max() < 1e-5
 
 
+@pytest.mark.slow
 def test_vp_moment_recursion_with_the_corrector_matches_monte_carlo():
     """With the snr-rule Langevin corrector (taken in expectation by the recursion) the sampler's 4096-sample KL is
     the recursion's to the Monte-Carlo floor, for vanilla and for PDS everywhere (a) + (c)."""

@@ -4,6 +4,7 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
 import torch
 
 from training import run_train
@@ -32,6 +33,7 @@ def config():
     return c
 
 
+@pytest.mark.slow
 def test_two_process_gloo_run(tmp_path):
     script = tmp_path / 'ddp_train.py'
     script.write_text(SCRIPT)

@@ -50,6 +50,7 @@ def test_skip_bad_trains_on_the_readable_images(tmp_path):
     assert result['step'] == 4 and (tmp_path / 'run' / 'checkpoints' / 'checkpoint_4.pth').is_file()
 
 
+@pytest.mark.slow
 def test_skip_bad_from_the_command_line(tmp_path):
     import subprocess
     import sys

@@ -46,6 +46,7 @@ def test_resume_on_another_dataset_path_is_refused_also_for_dead_leaves(tmp_path
     assert run_train(_deadleaves_config(2), work, 'deadleaves', progress=False)['step'] == 2     # same data: fine
 
 
+@pytest.mark.slow
 def test_a_second_training_in_a_busy_workdir_is_refused(tmp_path):
     work = tmp_path / 'run'
     images = tmp_path / 'images.npy'

@@ -12,6 +12,7 @@ from training.train import _BatchStream, _optimize, Trainer
 from train_helpers import blobs, tiny_ncsn, tiny_ncsnv2
 
 
+@pytest.mark.slow
 def test_tiny_ncsnv2_loss_drops(tmp_path):
     config = tiny_ncsnv2(size=16, nf=8, batch=16, steps=120)
     config.optim.lr = 1e-3

@@ -7,6 +7,8 @@ with :func:`guarded` turns the error into a :class:`Failed` value, the collate f
 """
 from typing import NamedTuple
 
+from data.common import DataError
+
 
 class Failed(NamedTuple):
     """The message of a DataError raised while reading one item (in whichever process read it)."""
@@ -15,7 +17,6 @@ class Failed(NamedTuple):
 
 def guarded(read, i):
     """``read(i)``, or a :class:`Failed` holding the message of the DataError it raised."""
-    from data.readers import DataError
     try:
         return read(i)
     except DataError as e:
@@ -30,6 +31,5 @@ def first_failure(items):
 def raise_failed(batch):
     """Raise the reader's DataError in this process if ``batch`` is a :class:`Failed`; else return ``batch``."""
     if isinstance(batch, Failed):
-        from data.readers import DataError
         raise DataError(batch.message)
     return batch

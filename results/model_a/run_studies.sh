@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Every Model A measurement quoted in the README, from scratch or continuing (resumable: a killed run picks up where
-# it stopped, and rows already in results/mnist_cpu/study.csv are never redone or duplicated).
-#   PDS_DATA=<folder holding mnist/> PDS_INCEPTION=<default_1.pt> bash results/mnist_cpu/run_studies.sh [STUDY ...]
+# it stopped, and rows already in results/model_a/study.csv are never redone or duplicated).
+#   PDS_DATA=<folder holding mnist/> PDS_INCEPTION=<default_1.pt> bash results/model_a/run_studies.sh [STUDY ...]
 # STUDY: a_map (20 iterations, gain x step_lr), a_curves (10 .. 1000 iterations), a_rivals (same-NFE rivals);
-# default all three in that order.  Then the tables (results/mnist_cpu/<study>.md) and plots are redrawn.
+# default all three in that order.  Then the tables (results/model_a/<study>.md) and plots are redrawn.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 : "${PDS_DATA:?set PDS_DATA to the folder holding mnist/ (MNIST IDX files)}"
-OUT=results/mnist_cpu
+OUT=results/model_a
 studies=("$@")
 [ ${#studies[@]} -gt 0 ] || studies=(a_map a_curves a_rivals)
 # --csv names the committed CSV on purpose: without it a study writes under runs/study/ (untracked)

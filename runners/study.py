@@ -1,0 +1,324 @@
+"""The engine of the measurement studies (``studies/``: one file per model, each study a list of points, a config's
+overrides and a sample count): it samples each point with ``runners.sample`` and scores it with Clean-FID / KID by
+``runners.evaluate.run_eval``, one results-CSV row per point.  Its command (``python -m runners.study`` is the same)::
+
+    python -m evaluation.study a_curves [--csv runs/study/model_a/study.csv] [--out runs/study] [--only NAME,...]
+    python -m evaluation.study a_map --list --csv results/model_a/study.csv   # the points, which are done
+    python -m evaluation.study a_map --csv results/model_a/study.csv --plot results/model_a/map_20it.png
+
+Results go to ``--csv``, by default ``<out>/<model>/study.csv`` (``runs/study/model_a/study.csv``, untracked): the
+committed CSVs under ``results/`` are written only when named (``results/*/run_studies.sh`` does).
+Resumable: each point samples into its own workdir (``<out>/<study>/<checkpoint sha256[:8]>/<point>``, the resumable
+``--mode sample`` layout, Inception features kept beside the images; locked while a run works in it) and a point that
+already has a row in the CSV (same config and overrides, sample count, checkpoint hash and feature extractor) is
+skipped, so killing and rerunning continues where it stopped and never duplicates a row.  Tables (``--summary``),
+lists and plots (``evaluation/study_report.py``) use only the rows of the checkpoint and ``--fid_features`` asked for
+(default Inception), each point at its own sample count, and say which rows they used.  Points run in the listed
+order (cheapest and most informative first); progress and an ETA are printed after each one.
+
+The results folders are named by model (``results/model_a``, ``results/model_b``, ``results/gpu``, ...); a path under
+a former name (``results/mnist_cpu``, ``results/h200``) is read from the new folder, with a note, and an untracked
+default CSV under a former name (``runs/study/mnist_cpu/study.csv``) is still found.
+
+The studies are listed at the end of ``--help`` (one paragraph per file of ``studies/``).
+"""
+import argparse
+import os
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+from evaluation.study_report import done_rows, plot_map, report  # noqa: E402
+from studies import STUDIES, describe as describe_studies  # noqa: E402
+from studies.spec import config_name, point_config  # noqa: E402
+
+# results/<former name> -> results/<name>: the results folders were renamed by model (issue 32)
+RENAMED_RESULTS = {'mnist_cpu': 'model_a', 'h200': 'gpu'}
+
+
+def _note(text):
+    print(f'note: {text}', file=sys.stderr, flush=True)
+
+
+def current_path(path):
+    """``path``, or where it is now if it lies in a results folder under a former name (``results/mnist_cpu/...``):
+    when the former folder is gone and the new one is there, the same path in the new folder, with a note."""
+    if not path:
+        return path
+    parts = os.path.normpath(path).split(os.sep)
+    for k in range(len(parts) - 1):
+        if parts[k] == 'results' and parts[k + 1] in RENAMED_RESULTS:
+            old = os.sep.join(parts[:k + 2])
+            new = os.sep.join(parts[:k + 1] + [RENAMED_RESULTS[parts[k + 1]]])
+            if not os.path.exists(old) and os.path.isdir(new):
+                moved = os.sep.join([new] + parts[k + 2:])
+                _note(f'{old} is now {new} (the results folders are named by model); using {moved}')
+                return moved
+    return path
+
+
+def pending(study, csv_path, sha256, features='inception', only=()):
+    """The points of ``study`` (or of ``only``) that have no row yet in ``csv_path`` for the checkpoint of hash
+    ``sha256`` and the ``features`` extractor: what a run of the study would compute (the done-check)."""
+    done = done_rows(csv_path, sha256, features)
+    return [p for p in study.points
+            if (not only or p.name in only) and (config_name(study, p), p.num_samples) not in done]
+
+
+def _cost(study, point):
+    """Relative cost of a point: images x (NFE + what the features of one image cost in NFE)."""
+    import sampling
+    nfe = sampling.iterations(point_config(study, point))[1] or 100
+    return point.num_samples * (nfe + FEATURE_NFE)
+
+
+# one image's Inception features cost about 45 NFE of the ngf 16 NCSN on these CPUs: 5.5-6.6 img/s
+# (benchmarks/inception_cpu.py) against about 275 img-NFE/s (benchmarks/cpu_speed.py); only the ETA uses it
+FEATURE_NFE = 45
+
+
+def _checkpoint(study, checkpoint):
+    """(path, provenance record) of the checkpoint a study runs: ``checkpoint`` or the study's shipped one."""
+    from evaluation.features import EvalError
+    from utils.provenance import file_record
+    checkpoint = checkpoint or os.path.join(ROOT, study.model['checkpoint'])
+    if not os.path.isfile(checkpoint):
+        raise EvalError(f'study {study.name}: checkpoint {checkpoint!r} not found')
+    return checkpoint, file_record(checkpoint)
+
+
+def _workdir(out, study, sha, point):
+    """Where a point's samples are drawn (and found by a later run): <out>/<study>/<checkpoint sha[:8]>/<point>."""
+    return os.path.join(out, study.name, sha[:8], point.name)
+
+
+def default_csv(study, out):
+    """Where a study's rows go without ``--csv``: ``<out>/<model's results folder name>/study.csv`` (e.g.
+    ``runs/study/model_a/study.csv``), untracked; one file per model, as the studies of a model share points.  A
+    CSV there under the folder's former name (``runs/study/mnist_cpu/study.csv``) is used while the new one does not
+    exist, with a note."""
+    name = os.path.basename(study.model['results'])
+    path = os.path.join(out, name, 'study.csv')
+    for old, new in RENAMED_RESULTS.items():
+        former = os.path.join(out, old, 'study.csv')
+        if new == name and not os.path.exists(path) and os.path.isfile(former):
+            _note(f'using {former}, the rows of a run made before the results folders were named by model '
+                  f'(new runs write {path}; move the file there to switch)')
+            return former
+    return path
+
+
+def sample_study(study, out, checkpoint=None, device='cpu', only=(), progress=True, log=print, compile=False):
+    """Draw the samples of every point of ``study`` (or of ``only``) into the workdirs that :func:`run_study` scores,
+    and score nothing (``--sample_only``): sample on a GPU machine, then run the study where the Inception network
+    and the reference are, which finds the batches done and computes only the features.  The same seeds, batch
+    size and noise (drawn on the CPU) as a study run that samples itself; finished batches are kept (resumable)."""
+    from models.checkpoint import load_score_model
+    from runners import validate
+    from runners.sample import SamplingError, run_sample
+    checkpoint, record = _checkpoint(study, checkpoint)
+    points = [p for p in study.points if not only or p.name in only]
+    for i, point in enumerate(points):
+        start = time.time()
+        config, batch = point_config(study, point), min(study.batch_size, point.num_samples)
+        validate.check_sampling(config, point.num_samples, batch)
+        score = load_score_model(checkpoint, config, use_ema=True, device=device, compile=compile)
+        try:
+            run_sample(config, score, _workdir(out, study, record['sha256'], point), point.num_samples, batch,
+                       config.seed, device=device, checkpoint=os.path.abspath(checkpoint), progress=progress)
+        except SamplingError as e:
+            if 'diverged' not in str(e):
+                raise
+            log(f'[{i + 1}/{len(points)}] {point.name}: diverged ({e})')
+            continue
+        log(f'[{i + 1}/{len(points)}] {point.name}: {point.num_samples} samples drawn on {device}, '
+            f'{time.time() - start:.0f} s')
+
+
+def run_study(study, csv_path, out, checkpoint=None, device='cpu', inception_path=None, fid_cache=None,
+              features='inception', only=(), progress=True, log=print, grids=None, compile=False):
+    """Score every point of ``study`` not yet in ``csv_path``; returns the rows of the study's points.  With
+    ``grids`` (a folder), each point's grid of its first 64 samples (the same seeds for every point) is copied
+    there as ``<point>.png``.  ``compile``: torch.compile the network (``--compile``; faster for Model A on the
+    CPU, outputs within about 1e-6 of the eager network's)."""
+    from evaluation.features import EvalError
+    from runners.evaluate import run_eval
+    from runners.sample import SamplingError, SettingsMismatch
+    checkpoint, record = _checkpoint(study, checkpoint)
+    ref = os.path.expandvars(study.model['ref'])
+    if '$' in ref:
+        raise EvalError(f'study {study.name}: the reference {study.model["ref"]!r} needs PDS_DATA=<folder holding '
+                        'mnist/ (IDX files)>')
+    sha = record['sha256']
+    points = [p for p in study.points if not only or p.name in only]
+    todo = pending(study, csv_path, sha, features, only)
+    total = sum(_cost(study, p) for p in todo)
+    log(f'{study.name}: {len(points) - len(todo)} of {len(points)} points done; {len(todo)} to run '
+        f'(checkpoint sha256 {sha[:12]}, results {csv_path})')
+    spent, cost_done = 0., 0.
+    for i, point in enumerate(todo):
+        start = time.time()
+        workdir = _workdir(out, study, sha, point)
+
+        def evaluate():
+            return run_eval(point_config(study, point), workdir, checkpoint=checkpoint, num_samples=point.num_samples,
+                            batch_size=min(study.batch_size, point.num_samples), device=device, ref=ref,
+                            ref_split=study.model['ref_split'], features=features, inception_path=inception_path,
+                            results_csv=csv_path, fid_cache=fid_cache, config_name=config_name(study, point),
+                            progress=progress, label=point.label, compile=compile)
+        try:
+            try:
+                rec = evaluate()
+            except SettingsMismatch as e:
+                # samples of an earlier run of this point (another sample count, or code whose config defaults
+                # have changed since): they cannot be checked against this run's, so they are set aside, not mixed
+                stale = _set_aside(workdir)
+                log(f'[{i + 1}/{len(todo)}] {point.name}: {e}; moved to {stale}, sampling afresh')
+                rec = evaluate()
+        except SamplingError as e:
+            if 'diverged' not in str(e):
+                raise
+            rec = diverged_row(study, point, checkpoint, record, csv_path, features)
+            log(f'[{i + 1}/{len(todo)}] {point.name} ({point.label}): diverged, recorded as FID inf ({e})')
+            cost_done += _cost(study, point)
+            continue
+        if grids and os.path.isfile(os.path.join(workdir, 'grid.png')):
+            import shutil
+            os.makedirs(grids, exist_ok=True)
+            shutil.copyfile(os.path.join(workdir, 'grid.png'), os.path.join(grids, f'{point.name}.png'))
+        spent += time.time() - start - float(rec.get('reference_seconds') or 0)   # the reference is once
+        cost_done += _cost(study, point)
+        eta = spent / cost_done * (total - cost_done)
+        kid = '' if rec['kid'] is None else f", KID {rec['kid']:.4f} ± {rec['kid_std']:.4f}"
+        log(f"[{i + 1}/{len(todo)}] {point.name} ({point.label}): FID {rec['fid']:.2f}{kid}, "
+            f"{rec['num_samples']} samples, NFE {rec['nfe']}, {time.time() - start:.0f} s; "
+            f"ETA {eta / 60:.0f} min")
+    rows = done_rows(csv_path, sha, features)
+    return [rows[(config_name(study, p), p.num_samples)] for p in points
+            if (config_name(study, p), p.num_samples) in rows]
+
+
+def _set_aside(workdir):
+    """Rename ``workdir`` to the first free ``<workdir>.stale<k>`` (holding its lock: no run is in it); returns the new
+    name."""
+    from utils.lock import LOCK_NAME, workdir_lock
+    k = 1
+    while os.path.exists(f'{workdir}.stale{k}'):
+        k += 1
+    with workdir_lock(workdir):
+        os.replace(workdir, f'{workdir}.stale{k}')
+    if os.path.isfile(os.path.join(f'{workdir}.stale{k}', LOCK_NAME)):     # moved along with the folder
+        os.remove(os.path.join(f'{workdir}.stale{k}', LOCK_NAME))
+    return f'{workdir}.stale{k}'
+
+
+def diverged_row(study, point, checkpoint, rec, csv_path, features='inception'):
+    """The CSV row of a point whose sampler diverged (left the divergence bound of ``runners.sample``): FID and KID
+    are infinite (the sampler has no output), so that the map shows it and a rerun does not try again.  ``rec`` is
+    the checkpoint's ``utils.provenance.file_record``; ``features`` the extractor of the run (the row is found as
+    done by runs with that extractor only)."""
+    import datetime
+    import sampling
+    from evaluation import results
+    config = point_config(study, point)
+    its, nfe = sampling.iterations(config)
+    row = dict(results.config_fields(config))
+    row.update(time=datetime.datetime.now().isoformat(timespec='seconds'), config=config_name(study, point),
+               checkpoint=checkpoint, checkpoint_file=rec['path'], checkpoint_sha256=rec['sha256'], iterations=its,
+               nfe=nfe, num_samples=point.num_samples, seed=config.seed, fid=float('inf'), label=point.label,
+               features=features, fid_mode='clean', reference=study.model['ref'])
+    results.append_csv(csv_path, row)
+    return row
+
+
+def main(argv=None, prog='python -m evaluation.study'):
+    p = argparse.ArgumentParser(prog=prog, description=__doc__, epilog='studies:\n' + describe_studies(),
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('study', choices=sorted(STUDIES))
+    p.add_argument('--csv', default=None, help="default: <out>/<model>/study.csv (Model A: "
+                   "runs/study/model_a/study.csv, Model B: runs/study/model_b/study.csv), untracked; the committed "
+                   "results/<model>/study.csv only when named here")
+    p.add_argument('--out', default=os.path.join('runs', 'study'))
+    p.add_argument('--checkpoint', default=None, help="default: the study's shipped checkpoint")
+    p.add_argument('--samples', type=int, default=None, help='samples per point (default: the study\'s counts)')
+    p.add_argument('--only', default='', help='comma-separated point names')
+    p.add_argument('--list', action='store_true', help='list the points and whether each is done; run nothing')
+    p.add_argument('--plot', default=None, help='a_map: draw the heat map of the rows done into this image')
+    p.add_argument('--summary', action='store_true', help='print the rows done as a markdown table (and, for '
+                   'a_curves, the iterations vanilla needs to match PDS at 20); run nothing')
+    p.add_argument('--grids', default=None, help='copy each point\'s sample grid here as <point>.png (default: '
+                   '<the --csv folder>/grids/<study>; "" for none)')
+    p.add_argument('--device', default='cpu')
+    p.add_argument('--compile', action='store_true', help='torch.compile the network (Model A: about 1.4x on the CPU '
+                   'after a compile of about a minute; Model B: no faster)')
+    p.add_argument('--inception_path', default=None)
+    p.add_argument('--fid_cache', default=None)
+    p.add_argument('--fid_features', default='inception', choices=('inception', 'standin'),
+                   help='the feature extractor of the run; --summary, --list and --plot use only rows of it')
+    p.add_argument('--no_progress', action='store_true')
+    p.add_argument('--sample_only', action='store_true', help='draw the samples of the points (all, or --only) into '
+                   '--out and score nothing: e.g. on a GPU machine, then run the study without it where the Inception '
+                   'network is (it finds the batches done)')
+    args = p.parse_args(argv)
+    study = STUDIES[args.study](args.samples)
+    args.csv, args.plot, args.grids = current_path(args.csv), current_path(args.plot), current_path(args.grids)
+    only = tuple(x.strip() for x in args.only.split(',') if x.strip())
+    unknown = [x for x in only if x not in {pt.name for pt in study.points}]
+    if unknown:
+        print(f'error: {study.name} has no points {unknown}; see --list', file=sys.stderr)
+        return 2
+    from evaluation.features import EvalError
+    from runners.sample import SamplingError
+    args.csv = args.csv or default_csv(study, args.out)
+    from utils.lock import WorkdirError
+    try:
+        if args.summary or args.list or args.plot:
+            from utils.provenance import file_record
+            ckpt = args.checkpoint or os.path.join(ROOT, study.model['checkpoint'])
+            if os.path.isfile(ckpt):
+                sha = file_record(ckpt)['sha256']
+                rows = done_rows(args.csv, sha, args.fid_features)
+                if args.list:
+                    print(f'(rows of {args.csv}: {args.fid_features} features, checkpoint sha256 {sha[:12]})',
+                          file=sys.stderr)
+            elif args.list:
+                print(f'(checkpoint {ckpt} not found: nothing is done yet)')
+                rows = {}
+            else:
+                raise EvalError(f'study {study.name}: checkpoint {ckpt!r} not found')
+            if args.summary:
+                print(report(study, list(rows.values())), end='')
+                return 0
+            for pt in study.points:
+                row = rows.get((config_name(study, pt), pt.num_samples))
+                state = f"FID {float(row['fid']):.2f}" if row else 'to do'
+                print(f'{pt.name:24s} {pt.label:32s} {pt.num_samples:5d} samples  {state}')
+            if args.plot:
+                plot_map(study, list(rows.values()), args.plot)
+                print(f'wrote {args.plot}')
+            return 0
+        from runners.cli import resolve_device
+        resolve_device(args.device)          # a CUDA device this machine lacks: one line, before any work
+        if args.sample_only:
+            sample_study(study, args.out, args.checkpoint, args.device, only, progress=not args.no_progress,
+                         compile=args.compile)
+            return 0
+        grids = args.grids if args.grids is not None else os.path.join(os.path.dirname(args.csv), 'grids', study.name)
+        run_study(study, args.csv, args.out, args.checkpoint, args.device, args.inception_path, args.fid_cache,
+                  args.fid_features, only, progress=not args.no_progress, grids=grids or None,
+                  compile=args.compile)
+    except (EvalError, ValueError, FileNotFoundError, SamplingError, WorkdirError) as e:
+        print(f'error: {e}', file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:            # every output is written atomically: the rows and batches done are kept
+        print(f'interrupted: the rows in {args.csv!r} and the finished batches under {args.out!r} are kept; rerun '
+              'the same command to continue', file=sys.stderr, flush=True)
+        return 130
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

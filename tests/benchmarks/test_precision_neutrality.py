@@ -1,0 +1,57 @@
+"""benchmarks/precision_neutrality.py --tiny: every variant sampled with the same seeds and scored with the project's
+eval, the verdict table written, a rerun redoes nothing (resumable), --summary reads the finished runs back, and
+--per_sigma measures the bf16 score's error per noise level."""
+import pytest
+
+from benchmarks import precision_neutrality as pn
+
+
+@pytest.fixture(autouse=True)
+def one_thread(single_thread):
+    yield
+
+
+TINY = ['--tiny', '--compile_backend', 'eager', '--num_samples', '8', '--batch_size', '4', '--quiet']
+
+
+@pytest.mark.slow
+def test_tiny_run_scores_every_variant_and_resumes(tmp_path):
+    out = str(tmp_path)
+    results = pn.main(TINY + ['--out', out])
+    assert set(results) == {('tiny_ald', 'ald_3it'), ('tiny_ald', 'ald_6it'), ('tiny_pc', 'pc_4it'),
+                            ('tiny_pc', 'pc_8it')}
+    for recs in results.values():
+        assert set(recs) == set(pn.VARIANTS)
+        assert recs['compile']['kid'] == pytest.approx(recs['fp32']['kid'], abs=1e-6)   # eager backend: same run
+        assert recs['bf16']['kid'] != recs['fp32']['kid']
+    rows = (tmp_path / 'neutrality.csv').read_text().splitlines()
+    assert len(rows) == 1 + 4 * len(pn.VARIANTS)
+    table = (tmp_path / 'neutrality.md').read_text()
+    assert table.count('| reference |') == 4 and '| bf16_min0.1 |' in table
+
+    again = pn.main(TINY + ['--out', out])                      # finished runs are read back, not redone
+    assert (tmp_path / 'neutrality.csv').read_text().splitlines() == rows
+    assert again[('tiny_pc', 'pc_8it')]['bf16']['kid'] == results[('tiny_pc', 'pc_8it')]['bf16']['kid']
+    summary = pn.main(TINY + ['--out', out, '--summary', '--variants', 'fp32', 'bf16'])
+    assert set(summary[('tiny_ald', 'ald_3it')]) == {'fp32', 'bf16'}
+
+
+def test_verdict_is_one_combined_standard_deviation():
+    ref = {'kid': 0.010, 'kid_std': 0.003}
+    assert pn.verdict({'kid': 0.014, 'kid_std': 0.004}, ref)[2]          # 0.004 <= 0.005
+    assert not pn.verdict({'kid': 0.016, 'kid_std': 0.004}, ref)[2]      # 0.006 > 0.005
+
+
+def test_per_sigma_tiny(tmp_path, capsys):
+    pn.main(['--tiny', '--out', str(tmp_path), '--per_sigma', '--models', 'tiny_pc'])
+    out = capsys.readouterr().out
+    assert 'tiny_pc: relative L2 error of the bf16 score against fp32' in out
+    assert out.count('  sigma ') == 10
+
+
+def test_the_mnist_models_need_pds_data(tmp_path, monkeypatch):
+    monkeypatch.delenv('PDS_DATA', raising=False)
+    with pytest.raises(SystemExit, match='needs PDS_DATA'):
+        pn.main(['--out', str(tmp_path)])
+    with pytest.raises(SystemExit, match='c32 needs --c32'):
+        pn.main(['--out', str(tmp_path), '--models', 'c32'])

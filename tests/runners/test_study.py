@@ -1,0 +1,231 @@
+"""runners/study.py: the engine of the measurement studies, run here on a tiny budget (the shipped checkpoint, the
+stand-in features, a fake MNIST test split): resumable without duplicates, diverging points recorded once, stale
+samples set aside, --sample_only then scoring, the default CSV under --out (never the committed results), the workdir
+lock; and on the committed results: every point of every existing study is still done (its name, config, sample count
+and rows unchanged), under the results folders' new names and the former ones."""
+import csv
+import os
+
+import pytest
+
+from evaluation.results import read_csv
+from runners import study as engine
+from studies import model_a, spec
+from tests.evaluation.eval_helpers import ROOT, random_images, write_idx_images
+
+SHIPPED_A = os.path.join(ROOT, 'results', 'model_a', 'study.csv')
+
+
+def _sha(path):
+    import hashlib
+    return hashlib.sha256(open(path, 'rb').read()).hexdigest()
+
+
+@pytest.fixture
+def fake_data(tmp_path, monkeypatch):
+    write_idx_images(str(tmp_path / 'data' / 'mnist' / 't10k-images-idx3-ubyte'), random_images(24, 28, 1, seed=5))
+    monkeypatch.setenv('PDS_DATA', str(tmp_path / 'data'))
+    monkeypatch.chdir(tmp_path)              # where a relative default would land
+    return tmp_path
+
+
+def _args(root, *more):
+    return ['a_map', '--samples', '4', '--csv', str(root / 'study.csv'), '--out', str(root / 'out'),
+            '--fid_features', 'standin', '--fid_cache', str(root / 'cache'), '--no_progress', *more]
+
+
+@pytest.mark.slow
+def test_map_points_run_once_and_resume_without_duplicates(fake_data, capsys):
+    root = fake_data
+    only = 'g1.000_lr2e-05,g1.600_lr2e-05,g0.625_lr2e-05'
+    assert engine.main(_args(root, '--only', only)) == 0
+    rows = list(csv.DictReader(open(root / 'study.csv')))
+    assert [(r['label'], r['pds'], r['pds_lam'], r['step_lr'], r['iterations'], r['num_samples']) for r in rows] == [
+        ('vanilla, step_lr 2e-05', 'False', '', '2e-05', '20', '4'),
+        ('direct λ=1.6, step_lr 2e-05', 'True', '1.6', '2e-05', '20', '4'),
+        ('inverse λ=1.6, step_lr 2e-05', 'True', '1.6', '2e-05', '20', '4')]
+    assert rows[0]['config'] == 'configs/mnist_cpu_pds.py:table1_20it --pds=false --config.sampling.step_lr=2e-05'
+    assert all(r['kid_std'] and float(r['kid_std']) > 0 for r in rows)
+    assert all(not os.path.isabs(r['workdir']) or str(root) in r['workdir'] for r in rows)
+    assert all('$PDS_DATA' in r['reference'] for r in rows), rows[0]['reference']
+    # PDS changed the samples (the same seeds): the FIDs differ
+    assert len({r['fid'] for r in rows}) == 3
+    grids = sorted(os.listdir(root / 'grids' / 'a_map'))      # each point's grid, beside the CSV
+    assert grids == ['g0.625_lr2e-05.png', 'g1.000_lr2e-05.png', 'g1.600_lr2e-05.png']
+    capsys.readouterr()
+    assert engine.main(_args(root, '--only', only)) == 0                 # rerun: nothing new
+    assert '3 of 3 points done; 0 to run' in capsys.readouterr().out
+    assert len(list(csv.DictReader(open(root / 'study.csv')))) == 3
+    assert engine.main(_args(root, '--list')) == 0
+    listed = capsys.readouterr().out.splitlines()
+    assert len(listed) == 30 and sum('to do' in line for line in listed) == 27
+    assert engine.main(_args(root, '--plot', str(root / 'map.png'))) == 0 and os.path.getsize(root / 'map.png')
+
+
+def test_unknown_point_is_one_line(fake_data, capsys):
+    assert engine.main(_args(fake_data, '--only', 'nope')) == 2
+    assert "a_map has no points ['nope']" in capsys.readouterr().err
+
+
+def test_a_diverging_point_is_recorded_once_as_infinite(fake_data):
+    root = fake_data
+    s = spec.Study('t', model_a.MODEL_A, (spec.Point('huge_step', 'vanilla', (
+        ('pds.enabled', False), ('sampling.step_lr', 1.0)), 4),))
+    logs = []
+    kw = dict(features='standin', fid_cache=str(root / 'cache'), progress=False, log=logs.append)
+    rows = engine.run_study(s, str(root / 's.csv'), str(root / 'out'), **kw)
+    assert len(rows) == 1 and rows[0]['fid'] == 'inf' and rows[0]['step_lr'] == '1.0' and 'diverged' in logs[-1]
+    assert engine.run_study(s, str(root / 's.csv'), str(root / 'out'), **kw) == rows     # not tried again
+    assert '1 of 1 points done' in logs[-1]
+
+
+def test_list_works_before_the_model_exists(tmp_path, capsys):
+    assert engine.main(['b_curves', '--list', '--checkpoint', str(tmp_path / 'none.pth')]) == 0
+    out = capsys.readouterr().out
+    assert 'not found: nothing is done yet' in out and 'pds_auto_1000it' in out and out.count('to do') == 40
+    assert engine.main(['b_curves', '--summary', '--checkpoint', str(tmp_path / 'none.pth')]) == 2
+    assert 'not found' in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_stale_samples_of_a_point_are_set_aside_not_mixed(fake_data, capsys):
+    """A point's folder holding samples made with other settings (here: a config default that has changed since,
+    written into its settings.json) is moved aside with a message, and the point is sampled afresh."""
+    import json
+    root = fake_data
+    only = ['--only', 'g1.000_lr2e-05']
+    assert engine.main(_args(root, *only)) == 0
+    work = next((root / 'out' / 'a_map').glob('*/g1.000_lr2e-05'))
+    settings = json.loads((work / 'settings.json').read_text())
+    settings['config']['sampling']['s_tmax'] = 1.0
+    (work / 'settings.json').write_text(json.dumps(settings))
+    args = _args(root, *only)
+    args[args.index('--samples') + 1] = '6'
+    assert engine.main(args) == 0
+    out = capsys.readouterr().out
+    assert 'sampling.s_tmax: 1.0 -> 50.0' in out and f'moved to {work}.stale1' in out
+    assert os.path.isdir(f'{work}.stale1') and json.loads((work / 'settings.json').read_text())['num_samples'] == 6
+    rows = list(csv.DictReader(open(root / 'study.csv')))
+    assert [r['num_samples'] for r in rows] == ['4', '6']
+
+
+@pytest.mark.slow
+def test_sample_only_then_score_is_the_same_run(fake_data, monkeypatch, capsys):
+    """--sample_only draws a point's batches (e.g. on a GPU machine) and scores nothing; the study run afterwards
+    finds them done and samples nothing: its row equals that of a run that sampled itself (same seeds and noise)."""
+    root, only = fake_data, 'g1.600_lr2e-05'
+    assert engine.main(_args(root, '--only', only, '--sample_only')) == 0
+    assert not os.path.exists(root / 'study.csv')
+    assert 'samples drawn on cpu' in capsys.readouterr().out
+    import shutil
+    import runners.sample as sample_lib
+    # what comes back from the machine that sampled: settings.json and batches/ only (the PNGs are rewritten)
+    point = next((root / 'out' / 'a_map').iterdir()) / only
+    shutil.rmtree(point / 'samples')
+    os.remove(point / 'grid.png')
+
+    def fail(*a, **k):
+        raise AssertionError('sampled again')
+    with monkeypatch.context() as m:
+        m.setattr(sample_lib.sampling, 'sample', fail)
+        assert engine.main(_args(root, '--only', only)) == 0
+    first = list(csv.DictReader(open(root / 'study.csv')))
+    assert first[0]['device'] == 'cpu'
+    other = root / 'other'
+    other.mkdir()
+    assert engine.main(_args(other, '--only', only)) == 0
+    again = list(csv.DictReader(open(other / 'study.csv')))
+    assert len(first) == len(again) == 1 and first[0]['fid'] == again[0]['fid'] and first[0]['kid'] == again[0]['kid']
+
+
+def test_a_study_without_csv_writes_under_its_out_folder_not_the_shipped_results(fake_data, capsys):
+    root, before = fake_data, _sha(SHIPPED_A)
+    assert engine.main(['a_map', '--samples', '4', '--only', 'g1.000_lr2e-05', '--out', str(root / 'out'),
+                           '--fid_features', 'standin', '--fid_cache', str(root / 'cache'), '--no_progress']) == 0
+    table = root / 'out' / 'model_a' / 'study.csv'
+    assert [r['num_samples'] for r in read_csv(str(table))] == ['4']
+    assert (root / 'out' / 'model_a' / 'grids' / 'a_map' / 'g1.000_lr2e-05.png').is_file()
+    assert not (root / 'results').exists() and _sha(SHIPPED_A) == before
+    assert f'results {table}' in capsys.readouterr().out
+
+
+def test_a_study_point_that_another_run_is_working_in_is_refused(fake_data, capsys):
+    from tests.runners.lock_helpers import hold_lock
+    from utils.provenance import file_record
+    root = fake_data
+    study = model_a.a_map(4)
+    point = next(p for p in study.points if p.name == 'g1.000_lr2e-05')
+    sha = file_record(os.path.join(ROOT, study.model['checkpoint']))['sha256']
+    with hold_lock(engine._workdir(str(root / 'out'), study, sha, point)) as pid:
+        code = engine.main(['a_map', '--samples', '4', '--only', point.name, '--out', str(root / 'out'),
+                               '--fid_features', 'standin', '--fid_cache', str(root / 'cache'), '--no_progress'])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and f'is in use by another run (pid {pid} on host ' in err[0]
+    assert not (root / 'out' / 'model_a' / 'study.csv').exists()
+
+
+# --- the committed results: every existing study still finds all its points done, and its tables unchanged ---------
+
+# the existing studies, their point counts and where their committed rows are (results/<model>)
+EXISTING = {'a_curves': 21, 'a_map': 30, 'a_rivals': 23, 'b_curves': 40, 'b_rivals': 35}
+
+
+@pytest.mark.parametrize('name', sorted(EXISTING))
+def test_every_point_of_the_existing_studies_is_done_in_the_committed_rows(name, capsys):
+    """The engine's own done-check finds every point of every existing study in the committed CSV (same point
+    names, configs, sample counts, checkpoint and features as when the rows were made), and the committed table is
+    the one --summary regenerates from those rows, byte for byte."""
+    from utils.provenance import file_record
+    study = engine.STUDIES[name]()
+    assert len(study.points) == EXISTING[name] and len({p.name for p in study.points}) == EXISTING[name]
+    folder = os.path.join(ROOT, study.model['results'])
+    csv_path = os.path.join(folder, 'study.csv')
+    sha = file_record(os.path.join(ROOT, study.model['checkpoint']))['sha256']
+    assert engine.pending(study, csv_path, sha) == []
+    rows = engine.done_rows(csv_path, sha)
+    for p in study.points:            # made in the workdir the engine gives it (by this study or one sharing the point)
+        row = rows[(spec.config_name(study, p), p.num_samples)]
+        assert row['label'] == p.label
+        assert any(row['workdir'] == engine._workdir(os.path.join('runs', 'study'), engine.STUDIES[other](), sha, p)
+                   for other in EXISTING), (p.name, row['workdir'])
+    assert engine.main([name, '--csv', csv_path, '--summary']) == 0
+    assert capsys.readouterr().out == open(os.path.join(folder, f'{name}.md'), encoding='utf-8').read()
+
+
+@pytest.mark.slow
+def test_the_study_command_keeps_its_name(tmp_path):
+    """``python -m evaluation.study`` (the shim) runs the engine: the same list as ``python -m runners.study``."""
+    import subprocess
+    import sys
+    cmd = ['a_rivals', '--list', '--csv', os.path.join('results', 'model_a', 'study.csv')]
+    outs = [subprocess.run([sys.executable, '-m', module, *cmd], cwd=ROOT, capture_output=True, text=True, timeout=300)
+            for module in ('evaluation.study', 'runners.study')]
+    assert [o.returncode for o in outs] == [0, 0], outs[0].stderr[-2000:]
+    assert outs[0].stdout == outs[1].stdout and outs[0].stdout.count(' FID ') == 23 and 'to do' not in outs[0].stdout
+
+
+def test_the_former_results_folders_still_work(tmp_path, monkeypatch, capsys):
+    """results/mnist_cpu and results/h200 are now results/model_a and results/gpu: a command naming the former
+    folder reads (and writes) the new one, with a note; an untracked default CSV under the former name is found."""
+    monkeypatch.chdir(ROOT)
+    assert engine.main(['a_map', '--csv', os.path.join('results', 'mnist_cpu', 'study.csv'), '--summary']) == 0
+    out, err = capsys.readouterr()
+    assert out == open(os.path.join(ROOT, 'results', 'model_a', 'a_map.md'), encoding='utf-8').read()
+    assert 'note: results/mnist_cpu is now results/model_a' in err
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / 'results' / 'model_a').mkdir(parents=True)
+    assert engine.current_path('results/mnist_cpu/map_20it.png') == os.path.join('results', 'model_a', 'map_20it.png')
+    assert engine.current_path(str(tmp_path / 'results' / 'h200' / 'x.log')) == str(tmp_path / 'results' / 'h200' /
+                                                                                    'x.log')   # no results/gpu here
+    (tmp_path / 'results' / 'mnist_cpu').mkdir()                 # the former folder exists: it is used as named
+    assert engine.current_path('results/mnist_cpu/study.csv') == 'results/mnist_cpu/study.csv'
+    study = model_a.a_map()
+    assert engine.default_csv(study, 'out') == os.path.join('out', 'model_a', 'study.csv')
+    (tmp_path / 'out' / 'mnist_cpu').mkdir(parents=True)
+    (tmp_path / 'out' / 'mnist_cpu' / 'study.csv').write_text('')
+    capsys.readouterr()
+    assert engine.default_csv(study, 'out') == os.path.join('out', 'mnist_cpu', 'study.csv')
+    assert 'note: using out/mnist_cpu/study.csv' in capsys.readouterr().err
+    (tmp_path / 'out' / 'model_a').mkdir()
+    (tmp_path / 'out' / 'model_a' / 'study.csv').write_text('')
+    assert engine.default_csv(study, 'out') == os.path.join('out', 'model_a', 'study.csv')

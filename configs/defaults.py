@@ -1,7 +1,7 @@
 """Shared config skeletons (score_sde's ml_collections schema) for the three model families.
 
 Every config file under ``configs/`` starts from one of these and sets the official values of one
-model (see the tables in the README).  Field meanings:
+model (see the tables in docs/reproducing-the-paper.md).  Field meanings:
 
 * ``model.family``: ``ncsn`` | ``ncsnv2`` | ``ncsnpp`` | ``ddpm`` -- picks the checkpoint format and score wrapper.
 * ``training.sde``: ``vesde`` | ``vpsde`` -- the noise process (VP: ``model.beta_min`` / ``beta_max``).
@@ -137,7 +137,7 @@ def pds_config():
     pds.lam = 1.6                    # Eq. 20: lambda outside the radius
     # Eq. 20's R in the sampler: 'direct' uses R as written (high frequencies x lambda); 'inverse' uses 1/R, the
     # literal reading of Eq. 23 (M^-1).  'direct' is the default: on the exact score of MNIST images at 20
-    # iterations it is the one that beats vanilla (benchmarks/empirical_mnist.py; README "Results").
+    # iterations it is the one that beats vanilla (benchmarks/empirical_mnist.py; docs/results.md).
     pds.radial_direction = 'direct'
     pds.space = False                # Eq. 21 space filter A (the paper uses it for FFHQ only)
     pds.space_path = ''
@@ -329,7 +329,7 @@ def ncsn():
 _SETTING_FIELDS = {
     'sampling': ('speed_up', 'num_steps', 'num_levels', 'n_steps_each', 'step_lr', 'snr', 'denoise'),
     'pds': ('alpha', 'radius', 'lam', 'radial_direction', 'space', 'omega', 'solenoidal', 'shift',
-            'freq', 'freq_path', 'space_path', 'spectrum_path'),
+            'freq', 'freq_path', 'space_path', 'spectrum_path', 'predictor_drift'),
 }
 
 

@@ -50,7 +50,7 @@ class ScoreModel(nn.Module):
             self.vp = VPSDE(m.beta_min, m.beta_max, m.num_scales)        # the training chain (N = num_scales)
             self.vp_continuous = bool(config.training.continuous)
             # the discrete chain's levels sigma_j = sqrt(1 / alpha_bar_j - 1), ascending in j (float64)
-            self.vp_sigmas = np.sqrt(1. / self.vp.alphas_cumprod.double().numpy() - 1.)
+            self.vp_sigmas = self.vp.level_sigmas().numpy()
         self.continuous = self.family == 'ncsnpp' and config.model.get('embedding_type', 'fourier') == 'fourier'
         self.sigma_max = float(config.model.sigma_max)
         self.sigma_min = float(config.model.sigma_min)
@@ -112,12 +112,8 @@ class ScoreModel(nn.Module):
         table.  Score = -net(x, labels) / std."""
         if self.process != 'vpsde':
             raise ValueError(f'vp_score: this is a {self.process} model; VE models are called as score(x, sigma)')
-        if self.vp_continuous:
-            labels, std = t * 999, sde.marginal_std(t)
-        else:
-            labels = t * (sde.N - 1)
-            std = sde.sqrt_1m_alphas_cumprod.to(t.device)[labels.long()]
-        return -self._net(x, labels, lambda: float(sde.sigma(t).min())) / std[:, None, None, None]
+        return vp_time_score(lambda y, labels: self._net(y, labels, lambda: float(sde.sigma(t).min())), x, t, sde,
+                             self.vp_continuous)
 
     def vp_label(self, sigma):
         """The network label of the VE-equivalent level sigma (B,) float64: continuous models 999 t(sigma) (EDM's
@@ -143,6 +139,22 @@ class ScoreModel(nn.Module):
         x = (y.double() / torch.sqrt(1 + sigma ** 2)[:, None, None, None]).to(y.dtype)
         out = self._net(x, labels, lambda: float(sigma.min()))
         return -out / sigma.to(out.dtype)[:, None, None, None]
+
+
+def vp_time_score(net, x, t, sde, continuous):
+    """The official VP score convention (score_sde ``get_score_fn`` for a VPSDE), one place for sampling
+    (:meth:`ScoreModel.vp_score`) and training (``training/losses.py``): the network ``net(x, labels)`` predicts the
+    noise, and score = -net(x, labels) / std with, at times ``t`` (B,) of the VP SDE ``sde``,
+
+    * continuous models: labels 999 t (float, whatever N), std(t) = sqrt(1 - exp(2 m(t)));
+    * discrete models: labels t (N - 1) with ``sde``'s N, unrounded, std = sqrt(1 - alphas_cumprod)[long(label)] of
+      ``sde``'s N-step table."""
+    if continuous:
+        labels, std = t * 999, sde.marginal_std(t)
+    else:
+        labels = t * (sde.N - 1)
+        std = sde.sqrt_1m_alphas_cumprod.to(t.device)[labels.long()]
+    return -net(x, labels) / std[:, None, None, None]
 
 
 def _per_sample(value, batch, device, dtype):

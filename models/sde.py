@@ -112,6 +112,11 @@ class VPSDE:
                              f'{self.beta_1 / self.N:.3g} >= 1, where the official discrete VP updates take square '
                              f'roots of negative numbers (all-NaN samples); expected N > beta_max = {self.beta_1:g}')
 
+    def level_sigmas(self):
+        """The chain's levels in the VE view, sigma_j = sqrt(1 / alpha_bar_j - 1), ascending in j (float64 from the
+        float32 alphas_cumprod)."""
+        return torch.sqrt(1. / self.alphas_cumprod.double() - 1.)
+
     def discretize(self, x, t):
         """The chain's step as an SDE step (official ``VPSDE.discretize``): f = sqrt(alpha_j) x - x,
         G = sqrt(beta_j)."""

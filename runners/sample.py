@@ -283,11 +283,13 @@ def divergence_bound(config, P):
     random-weight networks of the pipeline tests stay within 15 sigma_max.  A diverging sampler (too large a
     step_lr / snr, a bad checkpoint) grows geometrically and passes ``100 sigma_max ||M||`` within a few steps,
     long before it overflows.  For a per-step preconditioner (``pds.freq = 'auto'``) ||M|| is not known ahead:
-    only non-finite values are caught."""
+    only non-finite values are caught.  sigma_max is the largest level the sampler visits in the VE view
+    (``sampling.sigma_range``): model.sigma_max for VE, sigma(1) of the VP SDE for VP (whose PC states stay near
+    N(0, I); the rival samplers' y = x / sqrt(alpha_bar) starts at sigma_max z)."""
     gain = _filter_gain(P)
     if gain is None:
         return math.inf
-    return DATA_ABS_MAX + DIVERGENCE_FACTOR * float(config.model.sigma_max) * gain
+    return DATA_ABS_MAX + DIVERGENCE_FACTOR * sampling.sigma_range(config)[1] * gain
 
 
 GRID_SIZE = 64           # samples shown in grid.png

@@ -6,7 +6,8 @@ samplers on the same score, PDS only through a Langevin corrector after each ste
 ``edm`` (EDM Algorithm 1, Heun), ``edm_stochastic`` (EDM Algorithm 2), ``ode_euler`` (Euler / DDIM-like on the
 same grid), ``ode`` (score_sde's probability-flow ODE, scipy RK45), ``adaptive_sde`` (Gotta Go Fast,
 Algorithm 1) and ``dpmpp_2m``, ``dpmpp_2m_sde``, ``dpmpp_3m_sde`` (DPM-Solver++); see sampling/edm.py, ode.py,
-adaptive.py, dpm_solver.py.
+adaptive.py, dpm_solver.py.  The fixed-step rivals (edm, edm_stochastic, ode_euler, dpmpp_*) run on VP models too,
+through EDM's sigma view (:func:`sigma_range`); adaptive_sde and ald stay VE only.
 
 Python API::
 
@@ -104,6 +105,39 @@ def _run_ald(config, score, shape, randn, rand, P, device, callback):
                              s.denoise, P=P, device=device, uniform=rand, callback=callback)
 
 
+def sigma_range(config):
+    """(sigma_min, sigma_max): the noise levels the fixed-step rival samplers (edm, edm_stochastic, ode_euler,
+    dpmpp_*) run between, in the VE form score(y, sigma).  The one place where a VP model meets them:
+
+    * VE: model.sigma_min .. model.sigma_max;
+    * VP (EDM's view: y = x / sqrt(alpha_bar), sigma^2 = 1 / alpha_bar - 1; a VP
+      :class:`models.score.ScoreModel` answers score(y, sigma) with its own labels): continuous models
+      sigma(eps) .. sigma(1) of the VP SDE with eps the sampling eps (``sampling.eps`` x speed_up; 1e-3:
+      0.0105 .. 152.2 for beta 0.1 .. 20), discrete (DDPM chain) models the smallest and largest level of their
+      N = model.num_scales step chain, sigma_0 .. sigma_{N-1} (0.0100 .. 157.4 for N = 1000).
+
+    On VP the samplers then start, as EDM does, from y = sigma_max z: the exact prior x_1 ~ N(0, I) is
+    y ~ N(0, (1 + sigma_max^2) I), so the '1 +' is dropped, a relative 1 / sigma_max^2 = 4.3e-5 of the variance
+    (2.2e-5 of the std) at sigma_max = 152; and they end at sigma = 0, where alpha_bar = 1 and y is the sample x."""
+    m = config.model
+    if not is_vp(config):
+        return float(m.sigma_min), float(m.sigma_max)
+    chain = vp_chain(config)
+    if config.training.continuous:
+        eps = torch.tensor(sde_lib.sampling_eps(config), dtype=torch.float64)
+        return float(chain.sigma(eps)), chain.sigma_max
+    levels = chain.level_sigmas()
+    return float(levels[0]), float(levels[-1])
+
+
+def rival_sigmas(config):
+    """The N + 1 levels sigma_0 = sigma_max > ... > sigma_{N-1} = sigma_min > sigma_N = 0 of the fixed-step rival
+    samplers: ``sampling.schedule`` ('karras' with ``sampling.rho``, or 'geometric') over :func:`sigma_range`."""
+    s = config.sampling
+    sigma_min, sigma_max = sigma_range(config)
+    return sigma_schedule(s.schedule, sigma_min, sigma_max, fixed_steps(config), s.rho)
+
+
 def fixed_steps(config):
     """N of the fixed-step rival samplers (edm, edm_stochastic, ode_euler, dpmpp_*): the PC sampler's N
     (``sampling.num_steps`` if set, else int(num_scales / speed_up)); the grid is t_0..t_{N-1}, t_N = 0."""
@@ -127,8 +161,8 @@ def _step_corrector(config, score, randn, P):
 
 
 def _run_edm(config, score, shape, randn, rand, P, device, callback, heun=True, stochastic=False):
-    s, m = config.sampling, config.model
-    sigmas = sigma_schedule(s.schedule, m.sigma_min, m.sigma_max, fixed_steps(config), s.rho)
+    s = config.sampling
+    sigmas = rival_sigmas(config)
     corrector = _step_corrector(config, score, randn, P)
     x = randn() * float(sigmas[0])                      # EDM Alg. 1 / 2 line 1: x_0 ~ N(0, t_0^2 I), not M z
     churn = dict(s_churn=s.s_churn, s_tmin=s.s_tmin, s_tmax=s.s_tmax, s_noise=s.s_noise) if stochastic else {}
@@ -137,7 +171,7 @@ def _run_edm(config, score, shape, randn, rand, P, device, callback, heun=True, 
 
 def _run_dpmpp(config, score, shape, randn, rand, P, device, callback, solver):
     """DPM-Solver++ ``solver`` ('2m', '2m_sde', '3m_sde') on the grid of ``edm``; PDS only as the step corrector."""
-    s, m = config.sampling, config.model
+    s = config.sampling
     kwargs = {}
     if solver != '2m':
         kwargs['eta'] = s.get('dpmpp_eta', 1.)
@@ -147,7 +181,7 @@ def _run_dpmpp(config, score, shape, randn, rand, P, device, callback, solver):
         kwargs['solver_type'] = s.get('dpmpp_solver_type', 'midpoint')
         if kwargs['solver_type'] not in SOLVER_TYPES:
             raise ValueError(f"sampling.dpmpp_solver_type must be one of {SOLVER_TYPES}, got {kwargs['solver_type']!r}")
-    sigmas = sigma_schedule(s.schedule, m.sigma_min, m.sigma_max, fixed_steps(config), s.rho)
+    sigmas = rival_sigmas(config)
     corrector = _step_corrector(config, score, randn, P)
     x = randn() * float(sigmas[0])                      # x_0 ~ N(0, sigma_0^2 I), not M z
     sampler = {'2m': sample_dpmpp_2m, '2m_sde': sample_dpmpp_2m_sde, '3m_sde': sample_dpmpp_3m_sde}[solver]
@@ -190,7 +224,10 @@ SAMPLERS = {
     'ddpm': _run_ddpm,
     'ddim': _run_ddim,
 }
-VP_METHODS = ('pc', 'ddpm', 'ddim', 'ode')     # the samplers of the VP SDE (training.sde = 'vpsde')
+# the samplers of the VP SDE (training.sde = 'vpsde'): its own, and the fixed-step rivals through EDM's sigma view
+# (sigma_range); adaptive_sde (its VE SDE steps) and ald (the VE level grid) are VE only
+VP_METHODS = ('pc', 'ddpm', 'ddim', 'ode', 'edm', 'edm_stochastic', 'ode_euler', 'dpmpp_2m', 'dpmpp_2m_sde',
+              'dpmpp_3m_sde')
 VP_ONLY = ('ddpm', 'ddim')
 ADAPTIVE = ('ode', 'adaptive_sde')      # NFE known only after running: iterations() returns (None, None)
 DPMPP = ('dpmpp_2m', 'dpmpp_2m_sde', 'dpmpp_3m_sde')
@@ -260,7 +297,7 @@ def check_process(config):
     if sde not in sde_lib.PROCESSES:
         raise ValueError(f"training.sde = {sde!r} is not supported; expected one of {sorted(sde_lib.PROCESSES)}")
     if is_vp(config) and method not in VP_METHODS:
-        raise ValueError(f"sampling.method = {method!r} runs on the VE noise levels model.sigma_min .. sigma_max; a VP "
+        raise ValueError(f"sampling.method = {method!r} runs on the VE SDE (model.sigma_min .. sigma_max); a VP "
                          f"model (training.sde = 'vpsde') samples with one of {VP_METHODS}")
     if not is_vp(config) and method in VP_ONLY:
         raise ValueError(f"sampling.method = {method!r} runs on the DDPM chain of the VP SDE; this config's model is "

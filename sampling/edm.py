@@ -9,6 +9,10 @@ on the time steps of EDM Eq. 5 (``karras_sigmas``) or a geometric grid, ending a
 t_{N-1} = sigma_min -> 0 is an Euler step (Algorithm 1 line 6 / Algorithm 2 line 9 skip the second
 evaluation at t = 0), i.e. x_N = D(x_{N-1}; sigma_min): the score is never asked at sigma = 0.
 
+VP models run here unchanged, in EDM's view: a VP :class:`models.score.ScoreModel` answers score(y, sigma) with
+y = x / sqrt(alpha_bar), sigma^2 = 1 / alpha_bar - 1, and ``sampling.sigma_range`` gives the grid's ends (the one
+place that knows the process); the samplers never know which process they drive.
+
 PDS here acts only through a Langevin corrector run after each step at the new level (``level_corrector``):
 by supp. Theorem 1, dx = M M^T grad log p_sigma dt + sqrt(2) M dw leaves p_sigma invariant for any invertible
 M, so a preconditioned corrector keeps every level's law.  Theorem 1 says nothing about preconditioning the

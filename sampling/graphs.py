@@ -338,10 +338,9 @@ class EDMSteps:
 
 
 def run_edm(config, score, shape, randn, P, device, callback, capture, heun=True, stochastic=False):
-    from sampling import _step_corrector, fixed_steps
-    from sampling.edm import sigma_schedule
-    s, m = config.sampling, config.model
-    sigmas = sigma_schedule(s.schedule, m.sigma_min, m.sigma_max, fixed_steps(config), s.rho)
+    from sampling import _step_corrector, rival_sigmas
+    s = config.sampling
+    sigmas = rival_sigmas(config)
     _step_corrector(config, score, randn, P)          # PDS without a step corrector: the eager sampler's refusal
     steps = _cached(f'edm{heun}', config, score, P, shape, device, capture,
                     lambda: EDMSteps(score, shape, heun, device, capture))

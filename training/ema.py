@@ -1,6 +1,6 @@
 """Exponential moving average of the trainable parameters, with the two official update rules.
 
-* ``rule='score_sde'`` (NCSN++; score_sde ``models/ema.py``, adapted there from fadel/pytorch_ema):
+* ``rule='score_sde'`` (NCSN++, DDPM++, DDPM; score_sde ``models/ema.py``, adapted there from fadel/pytorch_ema):
   ``n += 1; decay_eff = min(decay, (1 + n) / (10 + n)); shadow -= (1 - decay_eff) (shadow - param)``.
 * ``rule='ncsnv2'`` (ermongroup/ncsnv2 ``models/ema.py::EMAHelper``): ``shadow = (1 - mu) param + mu shadow``.
 
@@ -84,7 +84,8 @@ def _trainable(net):
 
 
 def ema_rule(config):
-    """'score_sde' for NCSN++, 'ncsnv2' otherwise; None when ``config.model.ema`` is off."""
+    """'score_sde' for the score_sde families (NCSN++ / DDPM++, DDPM), 'ncsnv2' otherwise; None when
+    ``config.model.ema`` is off."""
     if not config.model.get('ema', True):
         return None
-    return 'score_sde' if config.model.family == 'ncsnpp' else 'ncsnv2'
+    return 'score_sde' if config.model.family in ('ncsnpp', 'ddpm') else 'ncsnv2'

@@ -1,4 +1,5 @@
-"""Training loop for the three families (NCSN, NCSNv2, NCSN++), resumable and bit-reproducible on the CPU.
+"""Training loop for the model families (NCSN, NCSNv2, NCSN++ on the VE SDE; DDPM and DDPM++ on the VP SDE, with
+data centred to [-1, 1] as ``data.centered`` says), resumable and bit-reproducible on the CPU.
 
 One step (score_sde ``losses.get_step_fn`` + ``optimization_manager``; the NCSN/NCSNv2 runners do the same
 without warm-up or clipping): draw the randomness of the global batch, augment, compute the family's loss
@@ -23,7 +24,8 @@ Files under ``workdir``:
 * ``checkpoints-meta/latest.pth``: the same object plus the generator state, EMA counter, data position, the
   unlogged loss window and the logged history (our resume file);
 * ``train_log.csv``: step, mean loss over the last ``log_freq`` steps, lr, it/s and the loss per noise-level
-  bucket (columns named by their sigma range, largest sigma first);
+  bucket (columns named by their sigma range, largest sigma first; VP runs in EDM's sigma view,
+  sigma = sqrt(1 / alpha_bar - 1), over ``training.losses.noise_range``);
 * ``run.lock`` while a run trains there (``utils/lock.py``): a second training in the same folder is refused.
 
 ``latest.pth`` also records the data (path, ``describe()``, size, config.data's dataset / resolution / channels) and
@@ -51,7 +53,7 @@ import models
 from models.checkpoint import (CheckpointError, atomic_save, default_format, detect_format, load_checkpoint_file,
                                load_into, official_object)
 from training.ema import EMA, ema_rule
-from training.losses import draw_levels, get_loss_fn
+from training.losses import draw_levels, get_loss_fn, noise_range
 from utils import distributed
 from utils import progress as progress_lib
 from models import speed as speed_lib
@@ -77,9 +79,9 @@ def run_train(config, workdir, data, num_workers=0, progress=True, max_steps=Non
 
     Args:
       config: an ml_collections config (``configs/...``).  Reads ``seed``, ``device`` ('auto' | 'cpu' | 'cuda'),
-        ``training.{batch_size, n_iters, snapshot_freq, log_freq, continuous, reduce_mean,
+        ``training.{batch_size, n_iters, snapshot_freq, log_freq, sde, continuous, reduce_mean,
         likelihood_weighting, anneal_power}``, ``optim.{optimizer='Adam', lr, beta1, eps, weight_decay, amsgrad,
-        warmup, grad_clip}``, ``model.{family, ema, ema_rate, sigma_*, num_scales, ...}`` and
+        warmup, grad_clip}``, ``model.{family, ema, ema_rate, sigma_* (VE) or beta_* (VP), num_scales, ...}`` and
         ``data.{image_size, num_channels, random_flip, uniform_dequantization, centered}``.
         Optional speed switches, off when absent (``config.training.get``; ``models/speed.py``):
         ``training.channels_last`` (channels-last memory format; applied on CUDA only),
@@ -187,6 +189,7 @@ class Trainer:
         self.format = 'ncsnv2' if config.model.family == 'ncsn' and self.ema else default_format(config)
         self.generator = torch.Generator(device=self.device).manual_seed(_derive_seed(config.seed, _NOISE))
         self.loss_fn = get_loss_fn(config, self.device)
+        self.noise_range = noise_range(config)          # the buckets of the per-level loss columns
         self.columns = ['step', 'loss', 'lr', 'it_per_s'] + _bucket_names(config)
         self.window = torch.zeros(2, NUM_BUCKETS + 1, dtype=torch.float64, device=self.device)  # sums, counts
         self.step, self.consumed, self.history, self.saved_step = 0, 0, [], None
@@ -303,7 +306,7 @@ class Trainer:
 
     def _accumulate(self, out):
         losses = out.losses.detach().double()
-        bucket = _bucket(out.sigma.detach().double(), self.config.model) + 1
+        bucket = _bucket(out.sigma.detach().double(), *self.noise_range) + 1
         self.window[0, 0] += losses.sum()
         self.window[1, 0] += losses.numel()
         self.window[0].index_add_(0, bucket, losses)
@@ -660,15 +663,17 @@ def _open_data(data, config, skip_bad=False):
     return data
 
 
-def _bucket(sigma, m):
-    """Noise-level bucket 0..NUM_BUCKETS-1 of each sigma: equal slices of log sigma, largest sigma first."""
-    pos = torch.log(m.sigma_max / sigma) / math.log(m.sigma_max / m.sigma_min)
+def _bucket(sigma, smin, smax):
+    """Noise-level bucket 0..NUM_BUCKETS-1 of each sigma: equal slices of log sigma over smin .. smax
+    (``training.losses.noise_range``), largest sigma first."""
+    pos = torch.log(smax / sigma) / math.log(smax / smin)
     return (pos * NUM_BUCKETS + 1e-6).floor().long().clamp_(0, NUM_BUCKETS - 1)
 
 
 def _bucket_names(config):
-    """CSV column per bucket of :func:`_bucket`, named by its sigma range (hi, lo]; the last includes sigma_min."""
-    smax, smin = float(config.model.sigma_max), float(config.model.sigma_min)
+    """CSV column per bucket of :func:`_bucket`, named by its sigma range (hi, lo]; the last includes the smallest
+    level.  VP runs log in the same sigma view, sigma = sqrt(1 / alpha_bar - 1) (``training.losses.noise_range``)."""
+    smin, smax = noise_range(config)
     edges = [smax * (smin / smax) ** (k / NUM_BUCKETS) for k in range(NUM_BUCKETS + 1)]
     return [f'loss_sigma_{hi:.4g}_{lo:.4g}' for hi, lo in zip(edges, edges[1:])]
 

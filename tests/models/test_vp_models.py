@@ -183,3 +183,44 @@ def test_vp_sde_facts():
     assert abs(float(sde.marginal_std(t)) - math.sqrt(1 - math.exp(2 * m))) < 1e-6
     assert abs(float(sde.sigma(t.double())) - math.sqrt(math.exp(-2 * m) - 1)) < 1e-12
     assert sde.index(torch.tensor([1., 0.5])).tolist() == [999, 499]
+
+
+def test_model_d_is_model_b_on_the_vp_recipe():
+    """configs/vp/mnist_ddpmpp_cpu.py (Model D): Model B's NCSN++ network, optimiser and schedule on score_sde's VP
+    DDPM++ continuous recipe.  Parameters: 839,973 against Model B's 843,137 (-0.4 %: the positional embedding's
+    Linear(nf, 4 nf) replaces the Fourier one's Linear(2 nf, 4 nf)); its exact resume file fits the 16 MB limit."""
+    from configs.ve import mnist_ncsnpp_cpu
+    from configs.vp import mnist_ddpmpp_cpu
+    import sampling
+    d, b = mnist_ddpmpp_cpu.get_config(), mnist_ncsnpp_cpu.get_config()
+    with torch.device('meta'):
+        n_d = sum(p.numel() for p in models.create_model(d).parameters())
+        n_b = sum(p.numel() for p in models.create_model(b).parameters())
+    assert (n_d, n_b) == (839_973, 843_137) and abs(n_d / n_b - 1) < 0.01 and 16 * n_d < 15.5e6
+    for key in ('family', 'name', 'nf', 'ch_mult', 'num_res_blocks', 'attn_resolutions', 'resblock_type', 'dropout',
+                'ema_rate', 'skip_rescale', 'normalization', 'nonlinearity', 'conditional', 'resamp_with_conv'):
+        assert d.model[key] == b.model[key], key
+    for section, keys in (('training', ('batch_size', 'n_iters', 'snapshot_freq', 'log_freq')),
+                          ('optim', ('lr', 'warmup', 'grad_clip', 'beta1', 'eps')),
+                          ('data', ('dataset', 'image_size', 'num_channels', 'random_flip'))):
+        for key in keys:
+            assert d[section][key] == b[section][key], (section, key)
+    # score_sde's VP DDPM++ continuous recipe (configs/vp/cifar10_ddpmpp_continuous.py)
+    assert (d.training.sde, d.training.continuous, d.training.reduce_mean, d.training.likelihood_weighting) == \
+        ('vpsde', True, True, False)
+    assert (d.model.embedding_type, d.model.fir, d.model.scale_by_sigma, d.model.progressive_input) == \
+        ('positional', False, False, 'none')
+    assert (d.model.beta_min, d.model.beta_max, d.model.num_scales, d.data.centered) == (0.1, 20., 1000, True)
+    assert (d.sampling.method, d.sampling.predictor, d.sampling.corrector, d.sampling.eps) == \
+        ('pc', 'euler_maruyama', 'none', 1e-3)
+    # the PDS config (configs/mnist_ddpmpp_cpu_pds.py, as Model B's): each row builds its preconditioner
+    from configs import mnist_ddpmpp_cpu_pds
+    assert mnist_ddpmpp_cpu_pds.get_config().pds.setting == 'table2_100it'
+    for setting, its, drift, freq in (('table2_100it', 100, 'official', 'stats'),
+                                      ('table2_200it', 200, 'official', 'stats'),
+                                      ('marginal_100it', 100, 'marginal', 'stats'),
+                                      ('marginal_200it', 200, 'marginal', 'stats'),
+                                      ('auto_100it', 100, 'official', 'auto')):
+        c = mnist_ddpmpp_cpu_pds.get_config(setting)
+        assert sampling.iterations(c) == (its, its) and (c.pds.predictor_drift, c.pds.freq) == (drift, freq)
+        assert not getattr(sampling.preconditioner(c, (1, 28, 28)), 'is_identity', False)

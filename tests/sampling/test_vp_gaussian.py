@@ -321,10 +321,11 @@ def test_bad_input_is_one_line():
     with pytest.raises(ValueError, match='num_steps') as err:
         sampling.sample(vp_config('ddim', num_steps=2000), score, (2, *IMG))
     _one_line(err)
-    # samplers of the other process
-    with pytest.raises(ValueError, match="VP model") as err:
-        sampling.sample(vp_config('edm'), score, (2, *IMG))
-    _one_line(err)
+    # samplers of the other process (the fixed-step rivals run on VP: tests/sampling/test_vp_rivals.py)
+    for method in ('adaptive_sde', 'ald'):
+        with pytest.raises(ValueError, match="VP model") as err:
+            sampling.sample(vp_config(method), score, (2, *IMG))
+        _one_line(err)
     ve = defaults.ve_ncsnpp()
     ve.sampling.method = 'ddim'
     with pytest.raises(ValueError, match='VE') as err:

@@ -62,3 +62,15 @@ def blobs(n=64, size=8, channels=1, seed=0):
 
 def trainable(net):
     return [p.detach().clone() for p in net.parameters() if p.requires_grad]
+
+
+def tiny_vp(name='ncsnpp', size=8, batch=4, steps=4, continuous=True, **kw):
+    """score_sde's VP recipe (configs/defaults.vp: beta 0.1 .. 20, N = 1000, centred data, reduce_mean, positional
+    embedding) on DDPM++ ('ncsnpp', nf 8) or DDPM ('ddpm', nf 32: its GroupNorm has 32 groups), two resolutions, one
+    block each, 1-channel images."""
+    c = defaults.vp(name, continuous)
+    m = c.model
+    m.nf, m.ch_mult, m.num_res_blocks, m.attn_resolutions = (8 if name == 'ncsnpp' else 32), (1, 2), 1, (size // 2,)
+    c.data.image_size, c.data.num_channels, c.data.dataset, c.data.random_flip = size, 1, 'test', False
+    c.optim.warmup = 2
+    return _training(c, batch, steps, **kw)

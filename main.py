@@ -91,7 +91,7 @@ flags.DEFINE_string('fid_ref', None, 'Eval: reference statistics: cleanfid:<name
                     'else --data).')
 flags.DEFINE_string('fid_split', None, "Eval: split of the --fid_ref / --data dataset (default: 'test' where the "
                     'dataset has one -- MNIST / Fashion-MNIST IDX files, dead leaves: the 10,000 test images, the '
-                    "reference of every result in the README --, else its only split, 'train').")
+                    "reference of every result in docs/results.md --, else its only split, 'train').")
 flags.DEFINE_bool('allow_mismatch', False, 'Eval: score samples whose dataset, resolution or channels (from their '
                   'settings.json) differ from the reference\'s (refused without it).')
 flags.DEFINE_string('fid_cache', None, 'Eval: folder of cached reference statistics (default: $PDS_FID_CACHE or '

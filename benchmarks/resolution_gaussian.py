@@ -87,7 +87,7 @@ def spectrum(P, S, stride=1):
     """The Gaussian of variance ``P`` (S, S) and mean image 1/2 as an ``auto.Spectrum``, on every ``stride``-th
     frequency of each axis (DC included): every quantity of the recursion is a mean or a ratio of sums over
     frequencies, so a strided subset estimates it (the DC term weighs stride^2 times more; checked against the full
-    grid at 128 px in results/resolution/README.md)."""
+    grid at 128 px in docs/resolution.md)."""
     sub = P[::stride, ::stride][None]
     spec = auto.Spectrum.gaussian(sub)
     spec.mu[0, 0, 0] = 0.5 * S                                       # orthonormal DFT of the constant 1/2 image

@@ -17,7 +17,7 @@ A reference is named by a string (``--fid_ref``):
                                    [_<features>][_n<N>s<seed>].npz`` (mu, sigma, feats) with ``.json`` provenance
                                    beside it (a cache file that cannot be read is recomputed).  The split defaults to
                                    ``test`` where the dataset has one (MNIST-style IDX folders, dead leaves: the
-                                   10,000 test images every result of the README uses), else ``train``.
+                                   10,000 test images every result of docs/results.md uses), else ``train``.
 (nothing)                          the precomputed statistics of the config's dataset and resolution when clean-fid has
                                    them (:data:`CLEANFID_PRECOMPUTED`); otherwise an error asks for a dataset.
 =================================  ==============================================================================
@@ -84,7 +84,7 @@ CPU_INCEPTION_IMAGES_PER_S = 6.
 def default_split(path, config):
     """The split of the dataset at ``path`` that a reference uses when none is named: 'test' where the dataset has one
     (an MNIST-style IDX folder holding t10k files, dead leaves: the 10,000 test images, the reference of every result
-    in the README), else 'train' (the only split of a folder, zip or array of images)."""
+    in docs/results.md), else 'train' (the only split of a folder, zip or array of images)."""
     from data.readers import DataError, find_idx
     expanded = os.path.expandvars(os.path.expanduser(str(path)))
     if expanded.lower().split(':')[0] in ('deadleaves', 'dead_leaves') and not os.path.exists(expanded):

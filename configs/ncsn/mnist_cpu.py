@@ -16,7 +16,7 @@ import configs.ncsn.mnist as _mnist
 
 # The paper's Table 1 row, and automatic PDS at the same 20 iterations (pds.freq = 'auto': filter and step per level
 # from the spectrum; on this model the choice that reproduces Fig. 4, vanilla noisy and PDS clean at the official
-# step: README "Results we measured").
+# step: docs/results-model-a.md).
 PDS_SETTINGS = dict(_mnist.PDS_SETTINGS, auto_20it=dict(num_levels=10, n_steps_each=2, freq='auto'))
 
 

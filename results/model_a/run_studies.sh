@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Every Model A measurement quoted in the README, from scratch or continuing (resumable: a killed run picks up where
-# it stopped, and rows already in results/model_a/study.csv are never redone or duplicated).
+# Every Model A measurement quoted in docs/results-model-a.md, from scratch or continuing (resumable: a killed run
+# picks up where it stopped, and rows already in results/model_a/study.csv are never redone or duplicated).
 #   PDS_DATA=<folder holding mnist/> PDS_INCEPTION=<default_1.pt> bash results/model_a/run_studies.sh [STUDY ...]
 # STUDY: a_map (20 iterations, gain x step_lr), a_curves (10 .. 1000 iterations), a_rivals (same-NFE rivals);
 # default all three in that order.  Then the tables (results/model_a/<study>.md) and plots are redrawn.

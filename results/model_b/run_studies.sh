@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Every Model B measurement quoted in the README, from scratch or continuing (resumable: a killed run picks up where
-# it stopped, and rows already in results/model_b/study.csv are never redone or duplicated).
+# Every Model B measurement quoted in docs/results-model-b.md, from scratch or continuing (resumable: a killed run
+# picks up where it stopped, and rows already in results/model_b/study.csv are never redone or duplicated).
 #   PDS_DATA=<folder holding mnist/> PDS_INCEPTION=<default_1.pt> bash results/model_b/run_studies.sh [STUDY ...]
 # STUDY: b_curves (PC, 10 .. 1000 iterations), b_rivals (same-NFE rivals, adaptive solvers); default both.
 # Needs the shipped checkpoints/ncsnpp_mnist_cpu/checkpoint.pth.  Then the tables (results/model_b/<study>.md) and

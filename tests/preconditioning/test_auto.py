@@ -246,8 +246,8 @@ def test_auto_errors_are_one_clear_line(tmp_path):
 
 
 def test_where_pds_acts_in_pc_on_the_mnist_gaussian():
-    """benchmarks/pds_roles_gaussian.py (quoted in the README): on the exact score of a Gaussian with MNIST's
-    spectrum and Model B's schedule, the statistics filter in the corrector alone (Theorem 1) is within 15 % of
+    """benchmarks/pds_roles_gaussian.py (quoted in docs/results-model-b.md): on the exact score of a Gaussian with
+    MNIST's spectrum and Model B's schedule, the statistics filter in the corrector alone (Theorem 1) is within 15 % of
     vanilla; in every update it is 10x better at 20 iterations and over 3x worse at 100, and the prior + predictor
     alone do the same: PDS's effect on PC is the predictor's, beyond Theorem 1.  With the predictor drift that keeps
     the reverse SDE's marginals ((I + M M^T) / 2) it is better than vanilla at both, by less at 20."""

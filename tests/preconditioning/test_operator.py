@@ -103,7 +103,7 @@ def test_radial_filter_on_the_unshifted_grid():
 def test_radial_direction_config():
     pds = defaults.pds_config()
     pds.enabled, pds.freq, pds.radius, pds.lam = True, 'radial', 0.2, 1.6
-    assert pds.radial_direction == 'direct'          # the default (README: Results)
+    assert pds.radial_direction == 'direct'          # the default (docs/results.md: PDS on a perfect score)
     pds.radial_direction = 'inverse'
     inverse = preconditioning.from_config(pds, (1, 28, 28))
     pds.radial_direction = 'direct'

@@ -16,6 +16,7 @@ its 10 noise levels; FID / KID against the 10,000 MNIST test images (``$PDS_DATA
 """
 import os
 
+from studies.model_b import _dpmpp_points
 from studies.spec import CURVE_ITERATIONS, Point, Study, gain_label, gain_overrides, model
 
 # Model A's points are overrides of the paper's Table 1 row (not of the config's default, automatic PDS)
@@ -55,7 +56,8 @@ def a_map(samples=None):
 
 def a_rivals(samples=None):
     """The rival samplers on Model A at the budgets of the curves, on the model's own 10 noise levels (geometric
-    1 -> 0.01: NCSN v1 is trained only there, between them its score is the nearest level's)."""
+    1 -> 0.01: NCSN v1 is trained only there, between them its score is the nearest level's); DPM-Solver++ 2M /
+    2M SDE / 3M SDE at NFE 10, 20, 50 and 100 on the same geometric grid."""
     n = samples or 2000
     off = (('pds.enabled', False),)
     edm = (('sampling.schedule', 'geometric'),)
@@ -70,6 +72,7 @@ def a_rivals(samples=None):
                       ('sampling.n_steps_each', k))
         points += [Point(f'heun_langevin{k}', 'Heun + Langevin corrector', off + corr, n),
                    Point(f'heun_pds{k}', 'Heun + PDS corrector (r=0.2H, λ=1.6)', corr, n)]
+    points += _dpmpp_points(off + edm, n)
     return Study('a_rivals', MODEL_A, tuple(points), table='rivals')
 
 

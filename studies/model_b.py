@@ -45,12 +45,23 @@ def b_curves(samples=None):
                  batch_size=50)
 
 
+DPMPP_SERIES = (('dpmpp_2m', 'DPM-Solver++ 2M'), ('dpmpp_2m_sde', 'DPM-Solver++ 2M SDE'),
+                ('dpmpp_3m_sde', 'DPM-Solver++ 3M SDE'))
+
+
+def _dpmpp_points(over, n, nfes=(10, 20, 50, 100)):
+    """DPM-Solver++ (issue 30) on the same grid as the EDM points: one network call per step, so NFE = steps."""
+    return [Point(f'{method}_{nfe}', label, over + (('sampling.method', method), ('sampling.num_steps', nfe)), n)
+            for nfe in nfes for method, label in DPMPP_SERIES]
+
+
 def b_rivals(samples=None):
     """The rival samplers on Model B at NFE about 10 .. 100 (2,000 samples per point): PC (shared with b_curves),
     EDM Heun and EDM stochastic (the latter also at NFE 199, beside PC's best at NFE 200) on the Karras grid
     (rho 7, sigma 17 -> 0.01), Euler on the same grid, score_sde's RK45 probability-flow ODE and Gotta Go Fast at
     three tolerances each (their NFE is what they used), and Heun + k Langevin corrector steps per level without
-    and with PDS in the corrector (statistics filter, alpha 5)."""
+    and with PDS in the corrector (statistics filter, alpha 5); DPM-Solver++ 2M / 2M SDE / 3M SDE at NFE 10, 20, 50
+    and 100 on the Karras grid."""
     n = samples or 2000
     off = (('pds.enabled', False),)
     points = _pc_points((10, 20, 50), lambda its: n)
@@ -74,6 +85,7 @@ def b_rivals(samples=None):
                 ('sampling.n_steps_each', k))
         points += [Point(f'heun_langevin{k}', 'Heun + Langevin corrector', off + corr, n),
                    Point(f'heun_pds{k}', 'Heun + PDS corrector (stats, α=5)', corr, n)]
+    points += _dpmpp_points(off, n)
     return Study('b_rivals', MODEL_B, tuple(points), batch_size=50, table='rivals')
 
 

@@ -222,17 +222,27 @@ def from_config(config) -> DeadLeaves:
 # ---------------------------------------------------------------------------------------------------------------
 # Spectra
 
-def radial_power(images) -> tuple:
+def radial_power(images, chunk: Optional[int] = None) -> tuple:
     """Radially averaged power spectrum of images (N, S, S[, C]) (uint8 or float; uint8 is divided by 255):
     the mean over images and channels of |orthonormal DFT(x - mean image)|^2, averaged over the rings of integer
-    radius k = 1 .. S/2 on the unshifted grid.  Returns (f, P): f = k / S in cycles per pixel."""
-    x = torch.as_tensor(np.asarray(images))
-    x = x.double() / 255 if x.dtype == torch.uint8 else x.double()
-    if x.ndim == 3:
-        x = x[..., None]
-    S = x.shape[1]
-    x = (x - x.mean(0, keepdim=True)).permute(0, 3, 1, 2)
-    p = torch.fft.fft2(x, norm='ortho').abs().pow(2).mean((0, 1)).numpy()
+    radius k = 1 .. S/2 on the unshifted grid.  Returns (f, P): f = k / S in cycles per pixel.  The images are
+    taken ``chunk`` at a time (default: about 2^22 pixel values, 32 MB of float64), so that 10,000 images of 128 px
+    need no more memory than a few hundred: the mean image is that of all N, as if they were taken at once."""
+    arr = np.asarray(images)
+    if arr.ndim == 3:
+        arr = arr[..., None]
+    N, S = arr.shape[0], arr.shape[1]
+    chunk = int(chunk or max(1, (1 << 22) // max(1, arr[0].size)))
+
+    def part(i):
+        x = torch.as_tensor(np.ascontiguousarray(arr[i:i + chunk]))
+        return x.double() / 255 if x.dtype == torch.uint8 else x.double()
+    mean = sum(part(i).sum(0) for i in range(0, N, chunk)) / N
+    p = 0.
+    for i in range(0, N, chunk):
+        x = (part(i) - mean).permute(0, 3, 1, 2)
+        p = p + torch.fft.fft2(x, norm='ortho').abs().pow(2).sum(0).mean(0)
+    p = (p / N).numpy()
     fy, fx = np.meshgrid(np.fft.fftfreq(S) * S, np.fft.fftfreq(S) * S, indexing='ij')
     k = np.rint(np.hypot(fx, fy)).astype(int)
     ks = np.arange(1, S // 2 + 1)

@@ -10,6 +10,8 @@
 * :mod:`evaluation.results`: ``eval.json`` and the results CSV; :mod:`evaluation.plot`: FID against iterations.
 * :mod:`evaluation.study_report`: the tables and plots of the measurement studies (``studies/``; their engine is
   ``runners.study``, the command ``python -m evaluation.study``).
+* :mod:`evaluation.spectrum`: the quality bar's spectrum check (samples' radial power spectrum against held-out
+  images, per half-octave band; ``python -m evaluation.spectrum``).
 
 The run itself (sampling, ranks, records) is ``runners.evaluate.run_eval``.
 """

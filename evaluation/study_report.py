@@ -11,7 +11,7 @@ import math
 import os
 
 from evaluation.results import read_csv
-from studies.spec import config_name, gain_label
+from studies.spec import Study, config_name, gain_label
 
 
 def kid_text(kid, std):
@@ -130,14 +130,15 @@ def summary(study, rows):
     return '\n'.join(lines) + '\n'
 
 
-RIVAL_BUDGETS = (10, 20, 50, 100)
+RIVAL_BUDGETS = Study.budgets          # the default NFE budgets of a rivals table (a study may name others)
 
 
 def rivals_summary(study, rows):
     """Markdown for a rivals study: one line per point done (sampler, setting, NFE, FID, KID +- std, samples),
     ordered by sampler then NFE, and for each NFE budget the sampler with the lowest FID among the points that
-    used at most that many evaluations (same sample count only: FID is biased by the count).  An adaptive
-    solver's NFE is what its batches used (mean per sample)."""
+    used at most that many evaluations (same sample count only: FID is biased by the count), for the study's
+    budgets (``Study.budgets``; :data:`RIVAL_BUDGETS` by default).  An adaptive solver's NFE is what its batches used
+    (mean per sample)."""
     by_point = _by_point(rows)
     done, used = [], []
     for p in study.points:
@@ -157,7 +158,7 @@ def rivals_summary(study, rows):
         kid_txt = '' if kid is None else kid_text(kid, kid_std)
         lines.append(f'| {p.label} | {p.name} | {nfe_txt} | {fid_txt} | {kid_txt} | {n} |')
     lines.append('')
-    for budget in RIVAL_BUDGETS:
+    for budget in study.budgets:
         within = [d for d in done if d[1] <= budget and math.isfinite(d[2])]
         for n in sorted({d[5] for d in within}):
             best = min((d for d in within if d[5] == n), key=lambda d: d[2])

@@ -30,12 +30,15 @@ class Study:
     points: tuple
     batch_size: int = 100
     table: str = 'curves'     # its --summary table: 'curves' (series x iterations), 'map' (gain x step), 'rivals'
+    budgets: tuple = (10, 20, 50, 100)    # 'rivals' tables: the NFE budgets of the "best sampler within" lines
 
 
 def model(config, checkpoint, results, ref='data:$PDS_DATA/mnist', ref_split='test'):
-    """A study's model: ``config`` (``configs/<module>.py[:setting]`` as 'module[:setting]'), the ``checkpoint`` it
-    runs (relative to the repository), the reference images its FID is against, and ``results``, the folder of its
-    committed rows (``results/<model>``; its name is also the folder of its untracked rows under ``--out``)."""
+    """A study's model: ``config`` (``configs/<module>.py[:setting]`` as 'module[:setting]'; a module of a subfolder
+    as 'folder/module', e.g. 've/deadleaves64_ncsnpp:cpu' for ``configs/ve/deadleaves64_ncsnpp.py:cpu``), the
+    ``checkpoint`` it runs (relative to the repository), the reference images its FID is against, and ``results``, the
+    folder of its committed rows (``results/<model>``; its name is also the folder of its untracked rows under
+    ``--out``)."""
     return dict(config=config, checkpoint=checkpoint, ref=ref, ref_split=ref_split, results=results)
 
 
@@ -61,7 +64,7 @@ def point_config(study, point):
     """The config a point runs: the study's config with the point's overrides."""
     from configs.defaults import set_field
     module, _, setting = study.model['config'].partition(':')
-    get_config = importlib.import_module(f'configs.{module}').get_config
+    get_config = importlib.import_module('configs.' + module.replace('/', '.')).get_config
     config = get_config(setting) if setting else get_config()
     for key, value in point.overrides:
         if not set_field(config, key, value):

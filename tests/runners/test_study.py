@@ -167,7 +167,10 @@ def test_a_study_point_that_another_run_is_working_in_is_refused(fake_data, caps
 # --- the committed results: every existing study still finds all its points done, and its tables unchanged ---------
 
 # the existing studies, their point counts and where their committed rows are (results/<model>)
-EXISTING = {'a_curves': 21, 'a_map': 30, 'a_rivals': 23, 'b_curves': 40, 'b_rivals': 35}
+EXISTING = {'a_curves': 21, 'a_map': 30, 'a_rivals': 35, 'b_curves': 40, 'b_rivals': 47}
+# points defined but not measured yet (issue 30's DPM-Solver++ rows): they may be pending, nothing else may
+DPMPP_PENDING = {f'{m}_{nfe}' for m in ('dpmpp_2m', 'dpmpp_2m_sde', 'dpmpp_3m_sde') for nfe in (10, 20, 50, 100)}
+PENDING = {'a_rivals': DPMPP_PENDING, 'b_rivals': DPMPP_PENDING}
 
 
 @pytest.mark.parametrize('name', sorted(EXISTING))
@@ -181,9 +184,10 @@ def test_every_point_of_the_existing_studies_is_done_in_the_committed_rows(name,
     folder = os.path.join(ROOT, study.model['results'])
     csv_path = os.path.join(folder, 'study.csv')
     sha = file_record(os.path.join(ROOT, study.model['checkpoint']))['sha256']
-    assert engine.pending(study, csv_path, sha) == []
+    pending = {p.name for p in engine.pending(study, csv_path, sha)}
+    assert pending <= PENDING.get(name, set()), sorted(pending - PENDING.get(name, set()))
     rows = engine.done_rows(csv_path, sha)
-    for p in study.points:            # made in the workdir the engine gives it (by this study or one sharing the point)
+    for p in (p for p in study.points if p.name not in pending):           # made in the workdir the engine gives it (by this study or one sharing the point)
         row = rows[(spec.config_name(study, p), p.num_samples)]
         assert row['label'] == p.label
         assert any(row['workdir'] == engine._workdir(os.path.join('runs', 'study'), engine.STUDIES[other](), sha, p)
@@ -197,11 +201,11 @@ def test_the_study_command_keeps_its_name(tmp_path):
     """``python -m evaluation.study`` (the shim) runs the engine: the same list as ``python -m runners.study``."""
     import subprocess
     import sys
-    cmd = ['a_rivals', '--list', '--csv', os.path.join('results', 'model_a', 'study.csv')]
+    cmd = ['a_curves', '--list', '--csv', os.path.join('results', 'model_a', 'study.csv')]
     outs = [subprocess.run([sys.executable, '-m', module, *cmd], cwd=ROOT, capture_output=True, text=True, timeout=300)
             for module in ('evaluation.study', 'runners.study')]
     assert [o.returncode for o in outs] == [0, 0], outs[0].stderr[-2000:]
-    assert outs[0].stdout == outs[1].stdout and outs[0].stdout.count(' FID ') == 23 and 'to do' not in outs[0].stdout
+    assert outs[0].stdout == outs[1].stdout and outs[0].stdout.count(' FID ') == 21 and 'to do' not in outs[0].stdout
 
 
 def test_the_former_results_folders_still_work(tmp_path, monkeypatch, capsys):
@@ -229,3 +233,40 @@ def test_the_former_results_folders_still_work(tmp_path, monkeypatch, capsys):
     (tmp_path / 'out' / 'model_a').mkdir()
     (tmp_path / 'out' / 'model_a' / 'study.csv').write_text('')
     assert engine.default_csv(study, 'out') == os.path.join('out', 'model_a', 'study.csv')
+
+
+# --- Model C32 (studies/model_c.py): one tiny end-to-end run with the shipped checkpoint ----------------------------
+
+def test_c32_points_sample_with_the_shipped_checkpoint_and_feed_the_spectrum_check(tmp_path, capsys):
+    """c32_curves' vanilla and automatic-PDS points at 10 iterations (NFE 20), 4 samples each, drawn by the engine
+    with the shipped C32 checkpoint into a tmp --out (--sample_only: scoring needs the Inception features of the
+    10,000 held-out dead leaves); then the spectrum check reads the point's workdir and finds the held-out images
+    of its config's law.  About 4 s here under load."""
+    import json
+    import numpy as np
+    from evaluation import spectrum
+    from utils.provenance import file_record
+    out = tmp_path / 'out'
+    only = 'vanilla_10it,pds_auto_10it'
+    assert engine.main(['c32_curves', '--samples', '4', '--only', only, '--sample_only', '--out', str(out),
+                        '--no_progress']) == 0
+    logs = capsys.readouterr().out
+    assert '[1/2] vanilla_10it: 4 samples drawn on cpu' in logs and '[2/2] pds_auto_10it: 4 samples' in logs
+    study = engine.STUDIES['c32_curves'](4)
+    sha = file_record(os.path.join(ROOT, study.model['checkpoint']))['sha256']
+    images = {}
+    for p in study.points:
+        work = engine._workdir(str(out), study, sha, p)
+        assert os.path.isdir(work) == (p.name in only.split(','))
+        if os.path.isdir(work):
+            images[p.name], _ = spectrum.read_images(work)
+            config = json.load(open(os.path.join(work, 'settings.json')))['config']
+            assert (config['data']['image_size'], config['pds']['enabled']) == (32, p.name != 'vanilla_10it')
+    assert images['vanilla_10it'].shape == (4, 32, 32, 3) and images['vanilla_10it'].dtype == np.uint8
+    assert not np.array_equal(images['vanilla_10it'], images['pds_auto_10it'])   # same seeds, PDS changed them
+    assert not (tmp_path / 'out' / 'model_c32' / 'study.csv').exists()              # nothing scored
+    work = engine._workdir(str(out), study, sha, study.points[0])
+    code = spectrum.main([work, '--ref', 'deadleaves:200', '--json', str(tmp_path / 's.json')])
+    r = json.loads((tmp_path / 's.json').read_text())
+    assert code == (0 if r['passed'] else 1) and (r['n_samples'], r['n_reference'], len(r['bands'])) == (4, 200, 7)
+    assert "seed 1 (test), 200 images (the law of the samples' config)" in r['reference_source']

@@ -1,11 +1,13 @@
 """studies/: the study definitions as data: the registry finds every model file, and each study's points build
 the configs, iterations and NFE its tables say (Model A: annealed Langevin on its 10 levels; Model B: PC and the
-rivals)."""
+rivals; Models C32 / C64 / C128: the dead-leaves quality bar, curves and rivals at each size)."""
+import os
+
 import numpy as np
 import pytest
 import torch
 
-from studies import STUDIES, get, model_a, model_b, spec
+from studies import STUDIES, get, model_a, model_b, model_c, spec
 
 
 def test_inverse_lambda_is_direct_one_over_lambda():
@@ -82,8 +84,9 @@ def test_the_registry_finds_every_model_file(tmp_path, monkeypatch):
     """Adding a model's studies is adding one file: the registry lists every module of the folder (not spec, not
     _private ones) and refuses a study name defined twice."""
     import studies
-    assert sorted(STUDIES) == ['a_curves', 'a_map', 'a_rivals', 'b_curves', 'b_rivals']
-    assert sorted(studies.MODULES) == ['model_a', 'model_b']
+    assert sorted(STUDIES) == ['a_curves', 'a_map', 'a_rivals', 'b_curves', 'b_rivals'] + sorted(
+        f'c{size}_{kind}' for size in (32, 64, 128) for kind in ('quality', 'curves', 'rivals'))
+    assert sorted(studies.MODULES) == ['model_a', 'model_b', 'model_c']
     assert get('b_rivals', 7).points[0].num_samples == 7
     pkg = tmp_path / 'more_studies'
     pkg.mkdir()
@@ -116,3 +119,98 @@ def test_the_map_cells_are_the_gain_and_step_of_each_point():
         assert p.name == f'g{gain:.3f}_lr{step:g}' and dict(p.overrides)['sampling.step_lr'] == step
         assert p.overrides[:-1] == spec.gain_overrides(gain) and p.label.startswith(spec.gain_label(gain) + ',')
     assert {p.cell for p in s.points} == {(g, st) for g in model_a.MAP_GAINS for st in model_a.MAP_STEPS}
+
+
+# --- Models C32 / C64 / C128 (studies/model_c.py) ------------------------------------------------------------------
+
+@pytest.mark.parametrize('size', [32, 64, 128])
+def test_model_c_studies_build_valid_configs_at_the_stated_budgets_and_counts(size, monkeypatch):
+    """Every point of c<size>_quality / _curves / _rivals builds its config and passes the engine's checks
+    (runners.validate.check_sampling, as sample_study runs them); its iterations and NFE are what the tables will
+    say and its sample count follows the rule (curves: 2,000 up to 100 iterations, 500 beyond; rivals: 2,000 up
+    to NFE 100, 500 beyond; quality: 500 at score_sde's N); names are unique; the quality point and the rivals' PC
+    points at NFE <= 100 are the curves' points (one row serves both)."""
+    import sampling
+    from runners import validate
+    from sampling import sde as sde_lib
+    monkeypatch.chdir(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+    quality, curves, rivals = (get(f'c{size}_{kind}') for kind in ('quality', 'curves', 'rivals'))
+    n_default = {32: 1000, 64: 1000, 128: 2000}[size]
+    module = {32: 've/deadleaves32_ncsnpp_cpu', 64: 've/deadleaves64_ncsnpp', 128: 've/deadleaves128_ncsnpp'}[size]
+    ckpt = {32: 'ncsnpp_deadleaves32_cpu', 64: 'ncsnpp_deadleaves64', 128: 'ncsnpp_deadleaves128'}[size]
+    cfg, nfe = {}, {}
+    for s in (quality, curves, rivals):
+        assert s.model == dict(config=module, checkpoint=os.path.join('checkpoints', ckpt, 'checkpoint.pth'),
+                               ref='data:deadleaves', ref_split='test', results=os.path.join('results',
+                                                                                             f'model_c{size}'))
+        assert len({p.name for p in s.points}) == len(s.points)
+        for p in s.points:
+            c = spec.point_config(s, p)
+            assert c.data.image_size == size and c.data.dataset == 'DeadLeaves' and c.model.num_scales == n_default
+            assert validate.check_sampling(c, p.num_samples, min(s.batch_size, p.num_samples))
+            cfg[(s.name, p.name)], nfe[(s.name, p.name)] = c, sampling.iterations(c)
+            assert spec.config_name(s, p).startswith(f'configs/{module}.py --pds=')
+            if c.sampling.method == 'pc':
+                its = nfe[(s.name, p.name)][0]
+                assert sde_lib.from_config(c).N == its and nfe[(s.name, p.name)] == (its, 2 * its)
+    # quality: vanilla PC at score_sde's N, one Langevin step at the config's snr, 500 samples
+    (q,) = quality.points
+    c = cfg[(quality.name, q.name)]
+    assert (q.name, q.num_samples, nfe[(quality.name, q.name)]) == (f'vanilla_{n_default}it', 500,
+                                                                    (n_default, 2 * n_default))
+    assert (c.sampling.method, c.sampling.predictor, c.sampling.corrector, c.sampling.n_steps_each, c.sampling.snr,
+            c.pds.enabled) == ('pc', 'reverse_diffusion', 'langevin', 1, 0.16, False)
+    assert model_c.SIZES[size]['num_scales'] == n_default
+    key = lambda s, p: (spec.config_name(s, p), p.num_samples)  # noqa: E731
+    curve_keys = {key(curves, p) for p in curves.points}
+    assert key(quality, q) in curve_keys
+    # curves: five series x 10 .. 1000 (and 2000 at 128 px) iterations, cheapest first
+    its_list = (10, 20, 50, 100, 200, 500, 1000) + ((2000,) if size == 128 else ())
+    assert [p.name for p in curves.points[:5]] == ['vanilla_10it', 'pds_a5_10it', 'pds_a10_10it', 'pds_auto_10it',
+                                                   'pds_a10_marg_10it']
+    assert len(curves.points) == 5 * len(its_list)
+    assert [nfe[(curves.name, p.name)][0] for p in curves.points] == [i for i in its_list for _ in range(5)]
+    for p in curves.points:
+        c, its = cfg[(curves.name, p.name)], nfe[(curves.name, p.name)][0]
+        assert p.num_samples == (2000 if its <= 100 else 500)
+        assert c.pds.enabled == (p.label != 'vanilla')
+        if c.pds.enabled:
+            series = p.name.rsplit('_', 1)[0]
+            assert (c.pds.freq, c.pds.alpha, c.pds.predictor_drift) == {
+                'pds_a5': ('stats', 5., 'official'), 'pds_a10': ('stats', 10., 'official'),
+                'pds_auto': ('auto', 5., 'official'), 'pds_a10_marg': ('stats', 10., 'marginal')}[series]
+            assert c.pds.freq_path == f'assets/stats/deadleaves{size}_freq.npy'
+    # rivals: EDM (NFE 2n - 1), DPM-Solver++ (NFE = steps), PC at NFE 2N; 2,000 samples up to NFE 100, 500 beyond
+    r_nfe = {p.name: nfe[(rivals.name, p.name)][1] for p in rivals.points}
+    assert [r_nfe[f'edm_{n}'] for n in (5, 10, 25, 50, 100)] == [9, 19, 49, 99, 199]
+    assert [r_nfe[f'edm_stochastic_{n}'] for n in (5, 10, 25, 50, 100)] == [9, 19, 49, 99, 199]
+    assert [r_nfe[f'dpmpp_3m_sde_{n}'] for n in (10, 20, 50, 100, 200)] == [10, 20, 50, 100, 200]
+    assert {p.name.rsplit('_', 1)[0] for p in rivals.points if p.name.startswith('dpmpp')} == {
+        'dpmpp_2m', 'dpmpp_2m_sde', 'dpmpp_3m_sde'}
+    assert all(p.num_samples == (2000 if r_nfe[p.name] <= 100 else 500) for p in rivals.points)
+    assert list(r_nfe.values()) == sorted(r_nfe.values(), key=lambda v: min(b for b in (10, 20, 50, 100, 200)
+                                                                             if v <= b))   # by budget
+    assert rivals.table == 'rivals' and rivals.budgets == (10, 20, 50, 100, 200)
+    pc = [p for p in rivals.points if cfg[(rivals.name, p.name)].sampling.method == 'pc']
+    assert sorted({r_nfe[p.name] for p in pc}) == [20, 40, 100, 200] and len(pc) == 20
+    assert all((key(rivals, p) in curve_keys) == (r_nfe[p.name] <= 100) for p in pc)
+    assert not any(cfg[(rivals.name, p.name)].pds.enabled for p in rivals.points if p not in pc)
+    assert len(rivals.points) == 45 and {p.num_samples for p in get(f'c{size}_rivals', 4).points} == {4}
+
+
+@pytest.mark.parametrize('size', [32, 64, 128])
+def test_model_c_pds_points_find_their_statistics(size, monkeypatch):
+    """The PDS series build their preconditioners from assets/stats/deadleaves<size>_freq.npy (and automatic PDS
+    from the _spectrum.npy beside it) at 32 and 64 px; at 128 px those files are not made yet, and the point is
+    refused in one line naming the file."""
+    import preconditioning
+    from runners import validate
+    monkeypatch.chdir(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+    s = get(f'c{size}_curves')
+    for p in s.points[1:5]:                      # the four PDS series at 10 iterations
+        c = spec.point_config(s, p)
+        if size == 128:
+            with pytest.raises(preconditioning.FilterError, match='deadleaves128_(freq|spectrum).npy'):
+                validate.build_preconditioner(c, (3, size, size))
+        else:
+            assert validate.build_preconditioner(c, (3, size, size)) is not None

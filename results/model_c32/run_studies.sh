@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Every Model C32 measurement of issue 28 (studies/model_c.py), from scratch or continuing (resumable: a killed run
+# picks up where it stopped, and rows already in results/model_c32/study.csv are never redone or duplicated).
+#   PDS_INCEPTION=<default_1.pt> bash results/model_c32/run_studies.sh [STUDY ...]
+# STUDY: c32_quality (the quality bar: vanilla PC at N = 1000, one Langevin step, 500 samples), c32_curves (PC,
+# 10 .. 1000 iterations: vanilla, PDS alpha 5 / 10, automatic PDS, alpha 10 with the marginal predictor), c32_rivals
+# (EDM Heun / stochastic, DPM-Solver++ 2M / 2M SDE / 3M SDE at NFE 10 .. 200); default all three, in that order.
+# No dataset to fetch: the reference is the 10,000 held-out dead leaves (test split, seed 1) generated from the
+# config; their Inception features are computed once (about 30 min on 2 CPU cores) and cached.
+# Needs the shipped checkpoints/ncsnpp_deadleaves32_cpu/checkpoint.pth: the rows are those of its sha256, so a newer
+# snapshot shipped later starts the studies afresh (the older rows stay in the CSV, apart).  Then the tables
+# (results/model_c32/<study>.md), the plots, and the spectrum check of the quality point's samples
+# (quality_spectrum.txt / .json / .png; a failed bar is recorded, not fatal).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+OUT=results/model_c32
+CKPT=checkpoints/ncsnpp_deadleaves32_cpu/checkpoint.pth
+[ -f "$CKPT" ] || { echo "error: $CKPT not found" >&2; exit 2; }
+SHA=$(sha256sum "$CKPT" | cut -c1-8)
+studies=("$@")
+[ ${#studies[@]} -gt 0 ] || studies=(c32_quality c32_curves c32_rivals)
+# --csv names the committed CSV on purpose: without it a study writes under runs/study/ (untracked)
+for s in "${studies[@]}"; do
+  nice -n 19 python -m evaluation.study "$s" --csv "$OUT/study.csv" --no_progress
+done
+for s in c32_quality c32_curves c32_rivals; do
+  python -m evaluation.study "$s" --csv "$OUT/study.csv" --summary > "$OUT/$s.md"
+done
+[ -f "$OUT/study.csv" ] || exit 0
+CURVES="vanilla;PDS stats α=5 (Table 2, 100 it);PDS stats α=10 (Table 2, 200 it);PDS auto;PDS stats α=10, marginal predictor"
+python -m evaluation.plot "$OUT/study.csv" "$OUT/curves_fid.png" --only "$CURVES" --logy --title "Model C32: FID against PC iterations" --features inception --checkpoint "$SHA"
+python -m evaluation.plot "$OUT/study.csv" "$OUT/curves_kid.png" --only "$CURVES" --metric kid --logy --title "Model C32: KID" --features inception --checkpoint "$SHA"
+RIVALS="$CURVES;EDM Heun;EDM stochastic;DPM-Solver++ 2M;DPM-Solver++ 2M SDE;DPM-Solver++ 3M SDE"
+python -m evaluation.plot "$OUT/study.csv" "$OUT/rivals_fid.png" --only "$RIVALS" --x nfe --logy --title "Model C32: FID against NFE" --features inception --checkpoint "$SHA"
+# the spectrum half of the quality bar: the quality point's samples (drawn by c32_quality, or by c32_curves when that
+# ran first: the same point) against the 10,000 held-out dead leaves, every half-octave band within 10 %
+WORK=""
+for s in c32_quality c32_curves; do
+  [ -d "runs/study/$s/$SHA/vanilla_1000it/batches" ] && { WORK="runs/study/$s/$SHA/vanilla_1000it"; break; }
+done
+if [ -z "$WORK" ]; then
+  echo "note: no samples of vanilla_1000it for checkpoint $SHA under runs/study/ yet; spectrum check skipped" >&2
+  exit 0
+fi
+set +e
+python -m evaluation.spectrum "$WORK" --json "$OUT/quality_spectrum.json" --png "$OUT/quality_spectrum.png" > "$OUT/quality_spectrum.txt"
+rc=$?
+set -e
+[ $rc -le 1 ] || exit $rc
+cat "$OUT/quality_spectrum.txt"

@@ -136,4 +136,26 @@ class VPSDE:
         return score(x / scale, self.sigma(t.double()).to(x.dtype)) / scale
 
 
+class VPTimeChain:
+    """The N-step DDPM chain of a *continuous-time* VP model: the SDE's own marginals at the times t_j = (j + 1) / N,
+    j = 0 .. N - 1, alpha_bar_j = alpha_bar(t_j) (float64), so its top level is t = 1 (sigma(1), the prior) and its
+    lowest t = 1 / N (1e-3 at N = 1000, score_sde's VP sampling eps).
+
+    Why not the discrete chain of :class:`VPSDE`: its alpha_bar_{N-1} = 4.04e-5 (sigma 157.4 at N = 1000) lies beyond
+    the continuous alpha_bar(1) = 4.32e-5 (sigma 152.2), the top of what a continuous model was trained on, so its top
+    four levels are outside the model.  (The official code has no DDPM / DDIM sampler for continuous models; its
+    ancestral *predictor* mixes the discrete betas with the score at t, sampling/pc.py.)  DDPM / DDIM on this chain
+    are the same updates, with beta_j = 1 - alpha_bar_j / alpha_bar_{j-1} (sampling/ddpm.py)."""
+    kind = 'vp'
+
+    def __init__(self, sde):
+        self.N = sde.N
+        t = torch.arange(1, self.N + 1, dtype=torch.float64) / self.N
+        self.alphas_cumprod = sde.alpha_bar(t)
+
+    def level_sigmas(self):
+        """sigma_j = sqrt(1 / alpha_bar_j - 1), ascending in j: sigma(t_j) of the continuous SDE."""
+        return torch.sqrt(1. / self.alphas_cumprod - 1.)
+
+
 PROCESSES = {'vesde': 'VE (score_sde VESDE)', 'vpsde': 'VP (score_sde VPSDE / DDPM)'}

@@ -67,6 +67,14 @@ def vp_chain(config):
     return sde_lib.VPSDE(m.beta_min, m.beta_max, m.num_scales)
 
 
+def ddpm_chain(config):
+    """The chain ddpm / ddim run on: a discrete VP model's own DDPM chain (:func:`vp_chain`); a continuous one's
+    marginals at t_j = (j + 1) / N (:class:`models.sde.VPTimeChain`: the discrete chain's top levels lie beyond
+    sigma(1), outside what a continuous model was trained on)."""
+    chain = vp_chain(config)
+    return sde_lib.VPTimeChain(chain) if config.training.continuous else chain
+
+
 def _chain_tau(config):
     """The chain indices ddpm / ddim visit: ``sampling.chain_steps``, else as many as the PC sampler's N
     (num_steps, or int(num_scales / speed_up)) spread evenly."""
@@ -79,14 +87,14 @@ def _run_ddpm(config, score, shape, randn, rand, P, device, callback):
         raise ValueError("sampling.method = 'ddpm' has no corrector steps, so pds.apply_to = 'corrector' would change "
                          "nothing; use pds.apply_to = 'all' (with pds.predictor_drift 'marginal' or 'official')")
     x = P.at_step(0, 'prior').noise(randn())                   # N(0, I) (official PDS form: M z)
-    return sample_ddpm(score, x, vp_chain(config), _chain_tau(config), randn,
+    return sample_ddpm(score, x, ddpm_chain(config), _chain_tau(config), randn,
                        config.sampling.get('ddpm_variance', 'beta'), P=P, callback=callback)
 
 
 def _run_ddim(config, score, shape, randn, rand, P, device, callback):
     _no_pds(P, 'ddim', "DDIM is a discretised probability-flow ODE (eta = 0) or its SDE family, with no corrector; "
                        "use sampling.method 'ddpm' or 'pc' for PDS, or turn PDS off (--pds=false)")
-    return sample_ddim(score, randn(), vp_chain(config), _chain_tau(config), randn,
+    return sample_ddim(score, randn(), ddpm_chain(config), _chain_tau(config), randn,
                        config.sampling.get('ddim_eta', 0.), callback=callback)
 
 

@@ -1,7 +1,7 @@
 """The noise process of a config, as the samplers step along it: :func:`from_config` (``training.sde``: VE or VP, with
 the sampler's number of steps) and :func:`sampling_eps`.  The processes themselves (:class:`VESDE`, :class:`VPSDE`)
 are ``models/sde.py``: a model family is a noise process plus a network."""
-from models.sde import PROCESSES, VESDE, VPSDE  # noqa: F401  (sampling.sde.VESDE / VPSDE, as before)
+from models.sde import PROCESSES, VESDE, VPSDE, VPTimeChain  # noqa: F401  (sampling.sde.VESDE / VPSDE, as before)
 
 
 def from_config(config):

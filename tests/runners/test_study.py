@@ -270,3 +270,61 @@ def test_c32_points_sample_with_the_shipped_checkpoint_and_feed_the_spectrum_che
     r = json.loads((tmp_path / 's.json').read_text())
     assert code == (0 if r['passed'] else 1) and (r['n_samples'], r['n_reference'], len(r['bands'])) == (4, 200, 7)
     assert "seed 1 (test), 200 images (the law of the samples' config)" in r['reference_source']
+
+
+# --- Model D (studies/model_d.py): tiny end-to-end runs with a random-weights checkpoint ----------------------------
+
+def _random_model_d(tmp_path):
+    """A random-weights DDPM++ of Model D's config (configs/vp/mnist_ddpmpp_cpu.py) in score_sde's format."""
+    import torch
+    import models
+    from configs.vp import mnist_ddpmpp_cpu
+    from models.checkpoint import save_checkpoint
+    config = mnist_ddpmpp_cpu.get_config()
+    torch.manual_seed(0)
+    ckpt = str(tmp_path / 'ddpmpp_random.pth')
+    save_checkpoint(ckpt, models.create_model(config), config)
+    return ckpt
+
+
+def _sample_model_d(tmp_path, ckpt, only):
+    return engine.main(['d_curves', '--samples', '4', '--only', ','.join(only), '--sample_only', '--out',
+                        str(tmp_path / 'out'), '--checkpoint', ckpt, '--no_progress'])
+
+
+def test_model_d_points_sample_with_a_checkpoint_given_on_the_command_line(tmp_path, capsys):
+    """Model D is not trained yet: a random-weights DDPM++ given by --checkpoint runs d_curves' PC points at 10
+    iterations through the engine (--sample_only, 4 samples each): vanilla (Euler-Maruyama, no corrector), the
+    marginal PDS form (b) and automatic PDS for VP (d); the workdirs are named by that checkpoint's hash, hold
+    28 x 28 grey images and the point's config, and PDS changed the samples (the same seeds).  About 3 s here under
+    load."""
+    import json
+    import numpy as np
+    from evaluation import spectrum
+    from utils.provenance import file_record
+    ckpt = _random_model_d(tmp_path)
+    only = ['vanilla_10it', 'pds_a5_marg_10it', 'pds_auto_10it']
+    assert _sample_model_d(tmp_path, ckpt, only) == 0
+    logs = capsys.readouterr().out
+    assert all(f'[{i + 1}/3] {name}: 4 samples drawn on cpu' in logs for i, name in enumerate(only)), logs
+    study = engine.STUDIES['d_curves'](4)
+    sha = file_record(ckpt)['sha256']
+    images = {}
+    for p in study.points:
+        work = engine._workdir(str(tmp_path / 'out'), study, sha, p)
+        assert os.path.isdir(work) == (p.name in only)
+        if os.path.isdir(work):
+            images[p.name], _ = spectrum.read_images(work)
+            saved = json.load(open(os.path.join(work, 'settings.json')))['config']
+            assert (saved['training']['sde'], saved['sampling']['method'], saved['pds']['enabled']) == (
+                'vpsde', 'pc', p.name != 'vanilla_10it')
+    assert images['vanilla_10it'].shape == (4, 28, 28, 1) and images['vanilla_10it'].dtype == np.uint8
+    assert all(not np.array_equal(images['vanilla_10it'], images[k]) for k in only[1:])
+    assert not (tmp_path / 'out' / 'model_d' / 'study.csv').exists()                 # nothing scored
+
+
+def test_model_d_ddpm_points_sample_with_a_checkpoint_given_on_the_command_line(tmp_path, capsys):
+    """d_curves' DDPM points (vanilla and the official PDS form) at 10 steps of the chain, as the PC ones above."""
+    ckpt = _random_model_d(tmp_path)
+    code = _sample_model_d(tmp_path, ckpt, ['ddpm_10it', 'ddpm_pds_a5_10it'])
+    assert code == 0, capsys.readouterr().err

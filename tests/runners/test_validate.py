@@ -231,3 +231,23 @@ def test_progress_bar_ends_at_its_total(tmp_path, model, monkeypatch, sampler, s
     run_sample(config, model, str(tmp_path / 'run'), 3, 2, seed=0)      # 2 batches
     bar, = Bar.made
     assert bar.total == 2 * steps and bar.n == bar.total
+
+
+@pytest.mark.parametrize('change,message', [
+    (dict(apply_to='corrector', corrector='none'), "pds.apply_to = 'corrector' with sampling.corrector = 'none': no "
+                                                   "step would be preconditioned (the run would be vanilla)"),
+    (dict(apply_to='corrector', predictor_drift='marginal'), "pds.predictor_drift = 'marginal' changes the "
+                                                             "predictor's drift, which pds.apply_to = 'corrector' "
+                                                             "leaves vanilla"),
+])
+def test_pds_settings_that_would_silently_do_nothing(change, message):
+    """Two PDS settings that ran as something else (found writing Model D's studies): refused in one line."""
+    from configs.mnist_ncsnpp_cpu_pds import get_config
+    config = get_config()
+    for key, value in change.items():
+        (config.sampling if key == 'corrector' else config.pds)[key] = value
+    with pytest.raises(validate.ConfigError) as err:
+        validate.check_sampling(config, num_samples=4)
+    assert message in str(err.value) and '\n' not in str(err.value)
+    config.pds.apply_to = 'all'
+    validate.check_sampling(config, num_samples=4)                 # the same settings with PDS everywhere: accepted

@@ -141,6 +141,27 @@ def test_vanilla_ddpm_ancestral_is_first_order_on_any_subsequence():
     assert ddpm_law(200) < 4e-3                # measured 3.0e-3
 
 
+def test_the_chain_of_a_continuous_model_is_its_sde_at_t_j():
+    """ddpm / ddim on a continuous VP model run on alpha_bar(t_j), t_j = (j + 1) / N (models.sde.VPTimeChain): its top
+    level is sigma(1) (the discrete chain's is 157.4, beyond the model's 152.2), its lowest t = 1 / N; DDPM and DDIM
+    on it land on the exact Gaussian at the discrete chain's rate."""
+    from models.sde import VPTimeChain
+    chain = VPTimeChain(CHAIN)
+    levels = chain.level_sigmas()
+    assert abs(float(levels[-1]) / CHAIN.sigma_max - 1) < 1e-12 and float(CHAIN.level_sigmas()[-1]) > 157.
+    assert abs(float(levels[0]) - float(CHAIN.sigma(torch.tensor(1e-3, dtype=torch.float64)))) < 1e-12
+    config = vp_config('ddpm', num_steps=200)
+    assert isinstance(sampling.ddpm_chain(config), VPTimeChain) == bool(config.training.continuous)
+    config.training.continuous = False
+    assert sampling.ddpm_chain(config) is not None and not isinstance(sampling.ddpm_chain(config), VPTimeChain)
+    tau = chain_steps(1000, (), 200)
+    k_ddpm = kl(*exact_law(lambda draw, B: sample_ddpm(score, draw(), chain, tau, draw)[0], 200))
+    k_ddim = kl(*exact_law(lambda draw, B: sample_ddim(score, draw(), chain, tau, draw, 0.)[0], 1))
+    ref_ddpm, ref_ddim = ddpm_law(200), ddim_law(200, 0.)                  # the same samplers on the discrete chain
+    assert k_ddpm < 4e-3 and 0.7 < k_ddpm / ref_ddpm < 1.4 and 0.7 < k_ddim / ref_ddim < 1.4, \
+        (k_ddpm, ref_ddpm, k_ddim, ref_ddim)
+
+
 @pytest.mark.parametrize('eta', [0., 1.])
 def test_ddim_is_first_order(eta):
     """DDIM (Song et al. 2021, Eq. 12), eta 0 (deterministic: one draw, the prior) and 1 (measured: 8.3e-2 -> 2.1e-2

@@ -1,13 +1,14 @@
 """studies/: the study definitions as data: the registry finds every model file, and each study's points build
 the configs, iterations and NFE its tables say (Model A: annealed Langevin on its 10 levels; Model B: PC and the
-rivals; Models C32 / C64 / C128: the dead-leaves quality bar, curves and rivals at each size)."""
+rivals; Models C32 / C64 / C128: the dead-leaves quality bar, curves and rivals at each size; Model D: the VP
+DDPM++, its PC / DDPM samplers with every PDS form on VP, DDIM and the rivals)."""
 import os
 
 import numpy as np
 import pytest
 import torch
 
-from studies import STUDIES, get, model_a, model_b, model_c, spec
+from studies import STUDIES, get, model_a, model_b, model_c, model_d, spec
 
 
 def test_inverse_lambda_is_direct_one_over_lambda():
@@ -85,8 +86,9 @@ def test_the_registry_finds_every_model_file(tmp_path, monkeypatch):
     _private ones) and refuses a study name defined twice."""
     import studies
     assert sorted(STUDIES) == ['a_curves', 'a_map', 'a_rivals', 'b_curves', 'b_rivals'] + sorted(
-        f'c{size}_{kind}' for size in (32, 64, 128) for kind in ('quality', 'curves', 'rivals'))
-    assert sorted(studies.MODULES) == ['model_a', 'model_b', 'model_c']
+        f'c{size}_{kind}' for size in (32, 64, 128) for kind in ('quality', 'curves', 'rivals')) + [
+        'd_curves', 'd_quality', 'd_rivals']
+    assert sorted(studies.MODULES) == ['model_a', 'model_b', 'model_c', 'model_d']
     assert get('b_rivals', 7).points[0].num_samples == 7
     pkg = tmp_path / 'more_studies'
     pkg.mkdir()
@@ -214,3 +216,165 @@ def test_model_c_pds_points_find_their_statistics(size, monkeypatch):
                 validate.build_preconditioner(c, (3, size, size))
         else:
             assert validate.build_preconditioner(c, (3, size, size)) is not None
+
+
+# --- Model D (studies/model_d.py): the VP DDPM++ of issue 31 part 3 ------------------------------------------------
+
+def _model_d_configs(monkeypatch):
+    """{(study, point): (point, config, (iterations, NFE))} of d_quality / d_curves / d_rivals, every point checked
+    as the engine and the sampler check it: runners.validate.check_sampling (what sample_study runs), the sampler's
+    process check, its preconditioner built (statistics files found, the PDS form accepted by the sampler) and, for
+    PC, the VP chain's own check (sampling/pc.py refuses a Langevin / reverse-diffusion / ancestral step at N < 20)."""
+    import sampling
+    from runners import validate
+    from sampling import pc
+    from sampling import sde as sde_lib
+    monkeypatch.chdir(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+    out = {}
+    for name in ('d_quality', 'd_curves', 'd_rivals'):
+        s = get(name)
+        assert s.model == dict(config='vp/mnist_ddpmpp_cpu', checkpoint=os.path.join(
+            'checkpoints', 'ddpmpp_mnist_cpu', 'checkpoint.pth'), ref='data:$PDS_DATA/mnist', ref_split='test',
+            results=os.path.join('results', 'model_d'))
+        assert s.batch_size == 50 and len({p.name for p in s.points}) == len(s.points)
+        for p in s.points:
+            c = spec.point_config(s, p)
+            assert (c.training.sde, c.data.image_size, c.data.centered, c.model.num_scales) == ('vpsde', 28, True, 1000)
+            its = validate.check_sampling(c, p.num_samples, min(s.batch_size, p.num_samples))
+            sampling.check_process(c)
+            assert validate.build_preconditioner(c, (1, 28, 28)) is not None
+            if c.sampling.method == 'pc':
+                pc._check_vp_chain(sde_lib.from_config(c), c.sampling.predictor, c.sampling.corrector)
+            assert spec.config_name(s, p).startswith('configs/vp/mnist_ddpmpp_cpu.py --pds=')
+            out[(name, p.name)] = (p, c, its)
+    return out
+
+
+def test_model_d_studies_build_valid_configs_at_the_stated_budgets_and_counts(monkeypatch):
+    """Every point of d_quality / d_curves / d_rivals passes the engine's and the sampler's checks; its iterations
+    and NFE are what the tables will say, its count follows the rule (2,000 up to 100 iterations / NFE, 500 beyond;
+    500 for the quality bar), each series is the PDS form its label says, and the quality points and the rivals'
+    PC / DDPM points are the curves' own (one row serves both)."""
+    from preconditioning.operator import CorrectorOnly, MarginalPredictor, Preconditioner
+    from sampling import preconditioner
+    cfg = _model_d_configs(monkeypatch)
+    quality, curves, rivals = (get(f'd_{kind}') for kind in ('quality', 'curves', 'rivals'))
+    key = lambda s, p: (spec.config_name(s, p), p.num_samples)  # noqa: E731
+    curve_keys = {key(curves, p) for p in curves.points}
+    # quality: the config's own PC sampler (score_sde's VP: Euler-Maruyama, no corrector) at N = 1000 and DDPM on
+    # all 1000 chain steps, 500 samples each, PDS off; the curves' points at 1000 iterations
+    assert [p.name for p in quality.points] == ['vanilla_1000it', 'ddpm_1000it']
+    for p in quality.points:
+        _, c, its = cfg[('d_quality', p.name)]
+        assert p.num_samples == 500 and its == (1000, 1000) and not c.pds.enabled and key(quality, p) in curve_keys
+    c = cfg[('d_quality', 'vanilla_1000it')][1]
+    assert (c.sampling.method, c.sampling.predictor, c.sampling.corrector, c.sampling.eps) == (
+        'pc', 'euler_maruyama', 'none', 1e-3)
+    c = cfg[('d_quality', 'ddpm_1000it')][1]
+    assert (c.sampling.method, c.sampling.ddpm_variance, tuple(c.sampling.chain_steps)) == ('ddpm', 'beta', ())
+    # curves: 6 PC series + 3 DDPM series at 10 .. 1000, the 2 PC + Langevin series at 20 .. 1000; cheapest first
+    series = {}
+    for p in curves.points:
+        series.setdefault(p.name.rsplit('_', 1)[0], []).append(cfg[('d_curves', p.name)][2][0])
+    assert series == {k: list(spec.CURVE_ITERATIONS[1:] if k in ('langevin', 'pds_a5_corr') else spec.CURVE_ITERATIONS)
+                      for k in ('vanilla', 'pds_a5', 'pds_a10', 'pds_a5_marg', 'pds_a10_marg', 'pds_auto',
+                                'langevin', 'pds_a5_corr', 'ddpm', 'ddpm_pds_a5', 'ddpm_pds_a5_marg')}
+    assert len(curves.points) == 9 * 7 + 2 * 6 == 75
+    assert [cfg[('d_curves', p.name)][2][0] for p in curves.points] == sorted(
+        cfg[('d_curves', p.name)][2][0] for p in curves.points)
+    assert [p.name for p in curves.points[:9]] == [f'{k}_10it' for k in (
+        'vanilla', 'pds_a5', 'pds_a10', 'pds_a5_marg', 'pds_a10_marg', 'pds_auto', 'ddpm', 'ddpm_pds_a5',
+        'ddpm_pds_a5_marg')]
+    forms = {'vanilla': (False, 'pc', 'none', None, None, None, 'Identity'),
+             'pds_a5': (True, 'pc', 'none', 'stats', 5., 'official', 'Preconditioner'),
+             'pds_a10': (True, 'pc', 'none', 'stats', 10., 'official', 'Preconditioner'),
+             'pds_a5_marg': (True, 'pc', 'none', 'stats', 5., 'marginal', 'MarginalPredictor'),
+             'pds_a10_marg': (True, 'pc', 'none', 'stats', 10., 'marginal', 'MarginalPredictor'),
+             'pds_auto': (True, 'pc', 'none', 'auto', None, 'official', 'ScheduledPreconditioner'),
+             'langevin': (False, 'pc', 'langevin', None, None, None, 'Identity'),
+             'pds_a5_corr': (True, 'pc', 'langevin', 'stats', 5., 'official', 'CorrectorOnly'),
+             'ddpm': (False, 'ddpm', None, None, None, None, 'Identity'),
+             'ddpm_pds_a5': (True, 'ddpm', None, 'stats', 5., 'official', 'Preconditioner'),
+             'ddpm_pds_a5_marg': (True, 'ddpm', None, 'stats', 5., 'marginal', 'MarginalPredictor')}
+    assert {Preconditioner.__name__, MarginalPredictor.__name__, CorrectorOnly.__name__} < {
+        f[-1] for f in forms.values()}
+    for p in curves.points:
+        _, c, (its, nfe) = cfg[('d_curves', p.name)]
+        k = p.name.rsplit('_', 1)[0]
+        enabled, method, corrector, freq, alpha, drift, P = forms[k]
+        assert p.num_samples == (2000 if its <= 100 else 500)
+        assert (c.pds.enabled, c.sampling.method) == (enabled, method)
+        assert nfe == (2 * its if corrector == 'langevin' else its)
+        if method == 'pc':
+            assert (c.sampling.predictor, c.sampling.corrector, c.sampling.speed_up) == (
+                'euler_maruyama', corrector, 1000 / its)
+            assert c.sampling.snr == 0.16 and c.sampling.n_steps_each == 1
+        else:
+            assert c.sampling.num_steps == its and c.sampling.speed_up == 1.
+        if enabled:
+            assert (c.pds.freq, c.pds.predictor_drift, c.pds.freq_path) == (
+                freq, drift, 'assets/stats/mnist_freq.npy')
+            assert c.pds.alpha == alpha or freq == 'auto'
+            assert c.pds.apply_to == ('corrector' if k == 'pds_a5_corr' else 'all')
+        assert type(preconditioner(c, (1, 28, 28))).__name__ == P
+        assert ('corrector' in p.label) == (corrector == 'langevin')            # the corrector is named
+    # rivals: DDIM (NFE = steps), EDM (NFE 2n - 1), DPM-Solver++ (NFE = steps), RK45 (adaptive), and the curves'
+    # points at NFE <= 200 of the same count; ordered by budget, RK45 last
+    r = {p.name: (p, c, its) for (s, _), (p, c, its) in cfg.items() if s == 'd_rivals'}
+    nfe = {k: v[2][1] for k, v in r.items()}
+    assert [nfe[f'ddim_{n}'] for n in (10, 20, 50, 100, 200)] == [10, 20, 50, 100, 200]
+    assert all(r[f'ddim_{n}'][1].sampling.ddim_eta == 0. for n in (10, 20, 50, 100, 200))
+    assert [nfe[f'edm_{n}'] for n in (5, 10, 25, 50, 100)] == [9, 19, 49, 99, 199]
+    assert [nfe[f'edm_stochastic_{n}'] for n in (5, 10, 25, 50, 100)] == [9, 19, 49, 99, 199]
+    for m in ('dpmpp_2m', 'dpmpp_2m_sde', 'dpmpp_3m_sde'):
+        assert [nfe[f'{m}_{n}'] for n in (10, 20, 50, 100)] == [10, 20, 50, 100]
+    assert [(k, r[k][1].sampling.ode_rtol, r[k][1].sampling.ode_atol, r[k][0].num_samples) for k in nfe
+            if nfe[k] is None] == [('rk45_0.01', 1e-2, 1e-2, 2000), ('rk45_0.001', 1e-3, 1e-3, 2000),
+                                   ('rk45_1e-05', 1e-5, 1e-5, 500)]
+    fixed = [k for k in nfe if nfe[k] is not None]
+    assert list(nfe)[len(fixed):] == ['rk45_0.01', 'rk45_0.001', 'rk45_1e-05']
+    budget = lambda v: min(b for b in model_d.RIVAL_BUDGETS if v <= b)  # noqa: E731
+    assert [budget(nfe[k]) for k in fixed] == sorted(budget(nfe[k]) for k in fixed)
+    assert all(r[k][0].num_samples == (2000 if nfe[k] <= 100 else 500) for k in fixed)
+    shared = [k for k in fixed if r[k][1].sampling.method in ('pc', 'ddpm')]
+    assert all(key(rivals, r[k][0]) in curve_keys for k in shared)                  # the curves' rows
+    assert len(shared) == 9 * 5 + 2 * 2 and sorted(k for k in shared if 'langevin' in k or 'corr' in k) == [
+        'langevin_20it', 'langevin_50it', 'pds_a5_corr_20it', 'pds_a5_corr_50it']
+    assert not any(r[k][1].pds.enabled for k in nfe if k not in shared)
+    for k in nfe:            # EDM / DPM-Solver++ in EDM's sigma view from sigma(1e-3) (speed_up 1), not sigma(eps x su)
+        if r[k][1].sampling.method not in ('pc', 'ddpm'):
+            assert r[k][1].sampling.speed_up == 1. and r[k][1].sampling.eps == 1e-3
+    assert rivals.table == 'rivals' and rivals.budgets == (10, 20, 50, 100, 200) and len(rivals.points) == 79
+    assert {p.num_samples for s in ('d_quality', 'd_curves', 'd_rivals') for p in get(s, 4).points} == {4}
+
+
+def test_model_d_corrector_series_start_where_vp_langevin_is_defined():
+    """The PC + Langevin series start at 20 iterations: at N = 10 the chain's largest beta is beta_max / N = 2 and
+    sampling/pc.py refuses VP's Langevin step in one line (the official update would take the square root of a
+    negative number); Euler-Maruyama without a corrector, the config's sampler, runs there."""
+    from sampling import pc
+    from sampling import sde as sde_lib
+    s = spec.Study('t', model_d.MODEL_D, (spec.Point('p', 'l', model_d.OFF + model_d.LANGEVIN + (
+        ('sampling.speed_up', 100.),), 4),))
+    c = spec.point_config(s, s.points[0])
+    with pytest.raises(ValueError, match='langevin on the VP SDE with N = 10 steps'):
+        pc._check_vp_chain(sde_lib.from_config(c), c.sampling.predictor, c.sampling.corrector)
+    pc._check_vp_chain(sde_lib.from_config(c), 'euler_maruyama', 'none')
+    assert model_d.CORRECTOR_ITERATIONS == (20, 50, 100, 200, 500, 1000)
+
+
+def test_model_d_chain_points_stay_within_the_models_levels():
+    """Each DDPM / DDIM point visits chain levels the continuous model answers (sigma <= sigma(1)): a continuous
+    model's chain is its SDE at t_j = (j + 1) / N (sampling.ddpm_chain), not the discrete chain, whose top four levels
+    (sigma 154.3 .. 157.4) lie beyond sigma(1) = 152.2."""
+    import sampling
+    bad = []
+    for name in ('d_quality', 'd_curves', 'd_rivals'):
+        s = get(name)
+        for p in s.points:
+            c = spec.point_config(s, p)
+            if c.sampling.method in sampling.VP_ONLY:
+                levels = sampling.ddpm_chain(c).level_sigmas()[sampling._chain_tau(c)]
+                if float(levels.max()) > sampling.sigma_range(c)[1] * (1 + 1e-6):
+                    bad.append(f'{name}/{p.name}')
+    assert not bad, f'{len(bad)} points: {bad[:3]} ...'

@@ -1,0 +1,151 @@
+"""Model D: the small DDPM++ of ``checkpoints/ddpmpp_mnist_cpu`` (configs/vp/mnist_ddpmpp_cpu.py: Model B's network on
+score_sde's continuous VP SDE, centred MNIST; issue 31 part 3), its VP samplers without and with every PDS form of
+issue 31 part 2, and the rival samplers; FID / KID against the 10,000 MNIST test images (``$PDS_DATA/mnist``).
+Rows: ``results/model_d/study.csv`` (``bash results/model_d/run_studies.sh``).  The checkpoint is not shipped yet:
+until it is, ``--list`` shows every point to do and a run stops in one line.
+
+The points are overrides of the model's own config (``vp/mnist_ddpmpp_cpu``: the official VP PC sampler of
+score_sde's continuous VP configs, predictor 'euler_maruyama', corrector 'none', sampling eps 1e-3, N = 1000; PDS off,
+its statistics filter ``assets/stats/mnist_freq.npy``), so each PDS series states ``pds.enabled``.
+
+* ``d_quality``: the quality bar at the full default schedule, 500 samples each: vanilla PC at N = 1000 (Euler-Maruyama,
+  no corrector) and DDPM ancestral sampling on all 1000 steps of the chain (Ho et al.'s sigma^2 = beta).  The same
+  points (configs and counts) as the curves' at 1000 iterations, so one row serves both.
+* ``d_curves``: iterations 10 .. 1000; 2,000 samples per point up to 100 iterations, 500 beyond.  On the PC sampler:
+  vanilla; (a) the official PDS form carried over (drift M M^T, noise M; statistics filter at Table 2's alphas 5 and
+  10); (b) the marginal-preserving predictor drift (I + M M^T) / 2 (alpha 5 and 10; prior N(0, I)); (d) automatic PDS
+  for VP (``pds.freq = 'auto'``, the moment recursion on ``assets/stats/mnist_spectrum.npy``).  (c) the preconditioned
+  Langevin corrector alone (``pds.apply_to = 'corrector'``, alpha 5) needs a corrector, which the config's sampler
+  has not: that series and a vanilla one beside it run PC with corrector 'langevin' (score_sde's VP Langevin, snr
+  0.16, one step per level: NFE 2N), from 20 iterations (at N = 10 the chain's largest beta is beta_max / N = 2 > 1
+  and VP's Langevin step is refused: sampling/pc.py).  Then DDPM ancestral sampling on evenly spread subsequences of
+  the 1000-step chain, vanilla, with the official PDS form and with the marginal one (alpha 5).
+* ``d_rivals``: DDIM (eta 0) at 10 .. 200 steps, the probability-flow ODE (score_sde's RK45 at tolerances 1e-2, 1e-3,
+  1e-5, Model B's rk45 points), EDM Heun and EDM stochastic (n steps: NFE 2n - 1) and DPM-Solver++ 2M / 2M SDE / 3M SDE
+  (NFE = steps) on the Karras grid over EDM's sigma view of the VP SDE (sigma(1e-3) = 0.0105 .. sigma(1) = 152.2),
+  beside the curves' one-evaluation-per-step points (PC Euler-Maruyama and DDPM, every form, NFE = N) and the PC +
+  Langevin points at NFE 40 and 100 (the same points: their rows are shared).  2,000 samples per point up to NFE 100,
+  500 beyond; RK45 counts by its expected NFE (1e-2, 1e-3: 2,000, as Model B's; 1e-5: 500, Model B's took NFE 579).
+  Its table names the best sampler within NFE 10, 20, 50, 100 and 200.
+
+PC: N predictor steps = 1000 / speed_up (the PDS command line's convention, as Models B and C and the config's
+PDS_SETTINGS rows; on VP it also sets the smallest time eps = 1e-3 speed_up: 0.1 at 10 iterations, 1e-3 at 1000);
+NFE = N (Euler-Maruyama, no corrector) or 2N (with the Langevin corrector).  DDPM / DDIM: ``sampling.num_steps`` chain
+indices spread evenly over 0..999 with both ends (sampling/ddpm.py), NFE = steps.
+
+Not runnable yet: the 'ddpm' / 'ddim' points (42 of them) ask the continuous model for the chain's top levels
+sigma_996..999 = 154.3 .. 157.4, above its sigma(1) = 152.2, which ``models.score.ScoreModel.vp_label`` refuses; the
+engine stops at the first (d_curves' ddpm_10it).  The tests mark it (xfail, strict) until the score side takes them.
+"""
+import os
+
+from studies.model_b import _dpmpp_points
+from studies.spec import CURVE_ITERATIONS, Point, Study, model
+
+MODEL_D = model('vp/mnist_ddpmpp_cpu', os.path.join('checkpoints', 'ddpmpp_mnist_cpu', 'checkpoint.pth'),
+                os.path.join('results', 'model_d'))
+NUM_SCALES = 1000                 # score_sde's default N (the config's model.num_scales)
+BATCH_SIZE = 50                   # Model B's (the same network)
+QUALITY_SAMPLES = 500
+RIVAL_BUDGETS = (10, 20, 50, 100, 200)
+# NFE budget -> the PC + Langevin iterations (NFE 2N) beside the rivals there: 20 (NFE 40) and 50 (NFE 100), the
+# curves' points at 2,000 samples; 100 (NFE 200) is a 2,000-sample curves point but a 500-sample rival: left out
+CORRECTOR_AT_BUDGET = {50: 20, 100: 50}
+
+ON = (('pds.enabled', True),)
+OFF = (('pds.enabled', False),)
+LANGEVIN = (('sampling.corrector', 'langevin'),)
+
+# the config's PC sampler (Euler-Maruyama, no corrector): (point name prefix, series label, overrides); Model B's
+# labels where the series is Model B's, so the models' tables and plots read alike
+PC_SERIES = (('vanilla', 'vanilla', OFF),
+             ('pds_a5', 'PDS stats α=5 (Table 2, 100 it)', ON + (('pds.alpha', 5.),)),
+             ('pds_a10', 'PDS stats α=10 (Table 2, 200 it)', ON + (('pds.alpha', 10.),)),
+             ('pds_a5_marg', 'PDS stats α=5, marginal predictor',
+              ON + (('pds.alpha', 5.), ('pds.predictor_drift', 'marginal'))),
+             ('pds_a10_marg', 'PDS stats α=10, marginal predictor',
+              ON + (('pds.alpha', 10.), ('pds.predictor_drift', 'marginal'))),
+             ('pds_auto', 'PDS auto', ON + (('pds.freq', 'auto'),)))
+# (c): the PC sampler with score_sde's VP Langevin corrector added (the config has none), vanilla beside PDS in it
+CORRECTOR_SERIES = (('langevin', 'vanilla, PC + Langevin corrector', OFF + LANGEVIN),
+                    ('pds_a5_corr', 'PDS stats α=5, corrector only (PC + Langevin corrector)',
+                     ON + LANGEVIN + (('pds.alpha', 5.), ('pds.apply_to', 'corrector'))))
+CORRECTOR_ITERATIONS = CURVE_ITERATIONS[1:]       # 20 .. 1000: VP's Langevin step is refused at N = 10 (beta 2 > 1)
+# DDPM ancestral sampling on the chain, vanilla and with PDS in its steps (official and marginal forms; 'auto' and
+# apply_to 'corrector' are refused on 'ddpm': no schedule derived for it, no corrector step)
+DDPM = (('sampling.method', 'ddpm'),)
+DDPM_SERIES = (('ddpm', 'DDPM ancestral', OFF + DDPM),
+               ('ddpm_pds_a5', 'DDPM + PDS stats α=5', ON + DDPM + (('pds.alpha', 5.),)),
+               ('ddpm_pds_a5_marg', 'DDPM + PDS stats α=5, marginal',
+                ON + DDPM + (('pds.alpha', 5.), ('pds.predictor_drift', 'marginal'))))
+
+
+def _count(rule_value, samples):
+    return samples or (2000 if rule_value <= 100 else 500)
+
+
+def _pc_points(its_list, count, series=PC_SERIES):
+    """The PC ``series`` at each of ``its_list`` (N = 1000 / speed_up predictor steps); ``count(its)`` samples."""
+    return [Point(f'{key}_{its}it', label, over + (('sampling.speed_up', NUM_SCALES / its),), count(its))
+            for its in its_list for key, label, over in series]
+
+
+def _chain_points(its_list, count, series=DDPM_SERIES):
+    """The chain sampler ``series`` (ddpm) at each of ``its_list`` steps of the 1000-step chain."""
+    return [Point(f'{key}_{its}it', label, over + (('sampling.num_steps', its),), count(its))
+            for its in its_list for key, label, over in series]
+
+
+def _curve_points(its, samples=None):
+    """Every curves point at ``its`` iterations, in the order the curves run them: PC, PC + Langevin, DDPM."""
+    count = lambda i: _count(i, samples)  # noqa: E731
+    points = _pc_points((its,), count)
+    if its in CORRECTOR_ITERATIONS:
+        points += _pc_points((its,), count, CORRECTOR_SERIES)
+    return points + _chain_points((its,), count)
+
+
+def d_quality(samples=None):
+    """The quality bar: vanilla PC at N = 1000 and DDPM ancestral on the 1000-step chain, 500 samples each."""
+    count = lambda its: samples or QUALITY_SAMPLES  # noqa: E731
+    return Study('d_quality', MODEL_D, tuple(_pc_points((NUM_SCALES,), count, PC_SERIES[:1])
+                                            + _chain_points((NUM_SCALES,), count, DDPM_SERIES[:1])),
+                 batch_size=BATCH_SIZE)
+
+
+def d_curves(samples=None):
+    """Eleven series against iterations (module docstring), ordered by iterations (cheapest first), then series."""
+    return Study('d_curves', MODEL_D, tuple(p for its in CURVE_ITERATIONS for p in _curve_points(its, samples)),
+                 batch_size=BATCH_SIZE)
+
+
+def d_rivals(samples=None):
+    """Ordered by NFE budget (cheapest first); within one: DDIM, EDM Heun, EDM stochastic, DPM-Solver++, then the
+    curves' points of that NFE; last the adaptive RK45 (its NFE is known after the run), loosest tolerance first."""
+    count = lambda nfe: _count(nfe, samples)  # noqa: E731
+    edm_steps = {10: 5, 20: 10, 50: 25, 100: 50, 200: 100}           # EDM: NFE 2 steps - 1
+    points = []
+    for nfe in RIVAL_BUDGETS:
+        n = count(nfe)
+        points.append(Point(f'ddim_{nfe}', 'DDIM (η=0)', OFF + (('sampling.method', 'ddim'),
+                                                                ('sampling.ddim_eta', 0.),
+                                                                ('sampling.num_steps', nfe)), n))
+        steps = edm_steps[nfe]
+        points += [Point(f'edm_{steps}', 'EDM Heun', OFF + (('sampling.method', 'edm'), ('sampling.num_steps', steps)),
+                         n),
+                   Point(f'edm_stochastic_{steps}', 'EDM stochastic',
+                         OFF + (('sampling.method', 'edm_stochastic'), ('sampling.num_steps', steps)), n)]
+        if nfe <= 100:
+            points += _dpmpp_points(OFF, n, (nfe,))
+        # the curves' points at this NFE (their rows): one evaluation per step (PC Euler-Maruyama, DDPM) at N = NFE,
+        # PC + Langevin (NFE 2N) where its N is a curves point and the count agrees (NFE 40 and 100)
+        points += _pc_points((nfe,), lambda its: n) + _chain_points((nfe,), lambda its: n)
+        if nfe in CORRECTOR_AT_BUDGET:
+            points += _pc_points((CORRECTOR_AT_BUDGET[nfe],), lambda its: n, CORRECTOR_SERIES)
+    for tol, n in ((1e-2, 2000), (1e-3, 2000), (1e-5, 500)):
+        points.append(Point(f'rk45_{tol:g}', 'PF-ODE RK45', OFF + (
+            ('sampling.method', 'ode'), ('sampling.ode_rtol', tol), ('sampling.ode_atol', tol)), samples or n))
+    return Study('d_rivals', MODEL_D, tuple(points), batch_size=BATCH_SIZE, table='rivals', budgets=RIVAL_BUDGETS)
+
+
+STUDIES = {'d_quality': d_quality, 'd_curves': d_curves, 'd_rivals': d_rivals}

@@ -5,6 +5,7 @@ resume (exit status 130): never a traceback.  ``sample``, ``eval`` and ``train``
 (``utils/lock.py``) for the whole run; under torchrun only rank 0 takes it.
 """
 import os
+import signal
 import sys
 
 import torch
@@ -187,8 +188,10 @@ def _train(config, flags):
         raise SystemExit(f'error: --max_minutes {max_minutes:g}: expected a number of minutes > 0')
     if getattr(flags, 'cuda_graphs', False):
         print('note: --cuda_graphs acts on sampling; --mode train ignores it', file=sys.stderr, flush=True)
-    run_train(config, flags.workdir, flags.data, num_workers=flags.workers, skip_bad=flags.skip_bad,
-              force_resume=flags.force_resume, max_minutes=max_minutes)
+    out = run_train(config, flags.workdir, flags.data, num_workers=flags.workers, skip_bad=flags.skip_bad,
+                    force_resume=flags.force_resume, max_minutes=max_minutes)
+    if out.get('signal'):       # stopped by SIGTERM / Ctrl-C with the state saved: not a finished run
+        sys.exit(128 + int(getattr(signal, out['signal'])))
 
 
 def _training_switches(tr, flags):

@@ -40,7 +40,9 @@ import json
 import logging
 import math
 import os
+import signal
 import sys
+import threading
 import time
 
 import numpy as np
@@ -221,9 +223,11 @@ class Trainer:
         tick, tick_step = time.time(), self.step
         batches = self._batches()
         stopped = False
+        stop_signal = _StopSignal()
         try:
+            stop_signal.install()
             while self.step < stop:
-                if deadline is not None and self._past(deadline):
+                if self._past(deadline, stop_signal):
                     stopped = True
                     break
                 out = self.train_step(next(batches))
@@ -240,22 +244,28 @@ class Trainer:
                 if self.step % snapshot_freq == 0:
                     self.save()
         finally:
+            stop_signal.restore()
             batches.close()         # stops DataLoader workers
             bar.close()             # before any error message, so that the two do not share a line
             self.bar = None
         if self.saved_step != self.step:
             self.save()
         if stopped and shown:
-            print(f'train: stopped at step {self.step} of {stop} (the wall-time limit, --max_minutes); '
+            why = f'{stop_signal.received}: saved at the next step' if stop_signal.received else \
+                'the wall-time limit, --max_minutes'
+            print(f'train: stopped at step {self.step} of {stop} ({why}); '
                   f'{os.path.join(self.workdir, LATEST)} holds the exact state: rerun the same command to resume',
                   flush=True)
         return {'step': self.step, 'columns': list(self.columns), 'history': [list(r) for r in self.history],
                 'checkpoint': self._checkpoint_path(self.step), 'net': self.net, 'ema': self.ema,
-                'stopped': stopped}
+                'stopped': stopped, 'signal': stop_signal.received}
 
-    def _past(self, deadline):
-        """Whether the wall-time deadline has passed (under DDP: on any process, so that all stop at one step)."""
-        past = _now() >= deadline
+    def _past(self, deadline, stop_signal=None):
+        """Whether to stop before the next step: the wall-time deadline has passed, or a SIGTERM / first Ctrl-C came
+        (``stop_signal``); under DDP on any process, so that all stop at one step."""
+        past = (deadline is not None and _now() >= deadline) or bool(stop_signal is not None and stop_signal.received)
+        if deadline is None and stop_signal is None:
+            return False
         if self.world > 1:
             flag = torch.tensor([float(past)], device=self.device)
             dist.all_reduce(flag, op=dist.ReduceOp.MAX)
@@ -565,6 +575,37 @@ class _BatchStream(Sampler):
                 batch += perm[offset:offset + take]
                 pos += take
             yield batch[self.mine]
+
+
+class _StopSignal:
+    """SIGTERM (what a scheduler or a session's end sends) and the first Ctrl-C (SIGINT) stop training at the next
+    step boundary with the exact resume state saved, instead of losing the steps since the last snapshot; a second
+    Ctrl-C interrupts at once, as before.  Installed only in the main thread (signal handlers live there)."""
+
+    def __init__(self):
+        self.received, self.previous = None, {}
+
+    def install(self):
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            previous = signal.getsignal(sig)
+            if sig == signal.SIGINT and previous is signal.SIG_IGN:
+                continue            # a background job started without job control: Ctrl-C cannot reach it anyway
+            self.previous[sig] = previous
+            signal.signal(sig, self._handle)
+
+    def _handle(self, signum, frame):
+        if self.received is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt          # the second Ctrl-C: stop now
+        self.received = signal.Signals(signum).name
+        print(f'train: {self.received} received: stopping after this step with the resume state saved '
+              '(Ctrl-C again to stop at once)', file=sys.stderr, flush=True)
+
+    def restore(self):
+        for sig, previous in self.previous.items():
+            signal.signal(sig, previous)
+        self.previous = {}
 
 
 def _now():

@@ -60,3 +60,50 @@ def test_max_minutes_must_be_a_positive_number(tmp_path):
     for bad in (0, -1., float('nan'), True, '5'):
         with pytest.raises(ValueError, match='expected a number of minutes > 0'):
             run_train(_config(), str(tmp_path), blobs(10), progress=False, max_minutes=bad)
+
+
+@pytest.mark.parametrize('signame', ['SIGTERM', 'SIGINT'])
+def test_sigterm_or_ctrl_c_stops_at_the_next_step_with_the_state_saved(tmp_path, monkeypatch, capsys, signame):
+    """A SIGTERM (a scheduler, a session's end) or the first Ctrl-C during step 3 stops the run after that step with
+    the exact resume state saved (before: the steps since the last snapshot were lost), and the rerun continues
+    bit-identically; the handlers are restored afterwards."""
+    import os
+    import signal
+    sig = getattr(signal, signame)
+    before = signal.getsignal(sig)
+    data = blobs(10)
+    full = run_train(_config(), str(tmp_path / 'a'), data, progress=False)
+    step = train_mod.Trainer.train_step
+
+    def step_then_signal(self, x):
+        out = step(self, x)
+        if self.step == 2:                      # during the 3rd step (self.step counts the steps done before it)
+            os.kill(os.getpid(), sig)
+        return out
+    monkeypatch.setattr(train_mod.Trainer, 'train_step', step_then_signal)
+    first = run_train(_config(), str(tmp_path / 'b'), data, progress=True)
+    assert first['stopped'] and first['step'] == 3 and first['signal'] == signame
+    assert signal.getsignal(sig) == before
+    assert f'train: stopped at step 3 of 8 ({signame}: saved at the next step)' in capsys.readouterr().out
+    monkeypatch.setattr(train_mod.Trainer, 'train_step', step)
+    last = run_train(_config(), str(tmp_path / 'b'), data, progress=False)
+    assert not last['stopped'] and last['step'] == 8 and last['signal'] is None
+    for x, y in zip(trainable(full['net']) + full['ema'].shadow_params,
+                    trainable(last['net']) + last['ema'].shadow_params):
+        assert x.equal(y)
+
+
+def test_a_second_ctrl_c_stops_at_once(tmp_path, monkeypatch):
+    import os
+    import signal
+    step = train_mod.Trainer.train_step
+
+    def step_then_two_ctrl_c(self, x):
+        out = step(self, x)
+        if self.step == 1:
+            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), signal.SIGINT)
+        return out
+    monkeypatch.setattr(train_mod.Trainer, 'train_step', step_then_two_ctrl_c)
+    with pytest.raises(KeyboardInterrupt):
+        run_train(_config(), str(tmp_path / 'c'), blobs(10), progress=False)

@@ -24,6 +24,7 @@ The studies are listed at the end of ``--help`` (one paragraph per file of ``stu
 """
 import argparse
 import os
+import re
 import sys
 import time
 
@@ -150,8 +151,9 @@ def run_study(study, csv_path, out, checkpoint=None, device='cpu', inception_pat
     checkpoint, record = _checkpoint(study, checkpoint)
     ref = os.path.expandvars(study.model['ref'])
     if '$' in ref:
-        raise EvalError(f'study {study.name}: the reference {study.model["ref"]!r} needs PDS_DATA=<folder holding '
-                        'mnist/ (IDX files)>')
+        unset = sorted(set(re.findall(r'\$\{?(\w+)', ref)))
+        raise EvalError(f'study {study.name}: the reference {study.model["ref"]!r} needs the environment variable '
+                        f'{", ".join(unset)} (e.g. PDS_DATA=<folder holding the dataset folder it names>)')
     sha = record['sha256']
     points = [p for p in study.points if not only or p.name in only]
     todo = pending(study, csv_path, sha, features, only)

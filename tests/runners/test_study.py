@@ -328,3 +328,11 @@ def test_model_d_ddpm_points_sample_with_a_checkpoint_given_on_the_command_line(
     ckpt = _random_model_d(tmp_path)
     code = _sample_model_d(tmp_path, ckpt, ['ddpm_10it', 'ddpm_pds_a5_10it'])
     assert code == 0, capsys.readouterr().err
+
+
+def test_an_unset_reference_variable_is_named(tmp_path, monkeypatch):
+    """A study whose reference names an unset environment variable says which one, in one line."""
+    monkeypatch.delenv('PDS_DATA', raising=False)
+    with pytest.raises(Exception) as err:
+        engine.run_study(engine.STUDIES['b_curves'](), str(tmp_path / 'x.csv'), str(tmp_path / 'out'))
+    assert 'needs the environment variable PDS_DATA' in str(err.value) and '\n' not in str(err.value)

@@ -36,27 +36,24 @@ PDS_SETTINGS = {
 }
 
 
+# Model B's network, data and schedule (configs/ve/mnist_ncsnpp_cpu.py): the two models differ in the noise process only
+NETWORK = ('nf', 'ch_mult', 'num_res_blocks', 'attn_resolutions', 'resblock_type', 'dropout')
+SCHEDULE = ('batch_size', 'n_iters', 'snapshot_freq', 'log_freq')
+
+
 def get_config():
+    from configs.ve import mnist_ncsnpp_cpu
+    model_b = mnist_ncsnpp_cpu.get_config()
     config = defaults.vp('ncsnpp', continuous=True)
-    data = config.data
-    data.dataset = 'MNIST'
-    data.image_size = 28
-    data.num_channels = 1
-    data.random_flip = False
-    model = config.model
-    model.nf = 28
-    model.ch_mult = (1, 2, 2)
-    model.num_res_blocks = 1
-    model.attn_resolutions = (7,)
-    model.resblock_type = 'ddpm'
-    model.dropout = 0.1
-    model.ema_rate = 0.999
-    config.training.batch_size = 64
-    config.training.n_iters = 15001     # Model B's ~3.5 CPU-hours at ~0.7 s per step of 64
-    config.training.snapshot_freq = 500
-    config.training.log_freq = 50
-    config.optim.warmup = 1000
-    config.eval.batch_size = 100
+    for key in ('dataset', 'image_size', 'num_channels', 'random_flip'):
+        config.data[key] = model_b.data[key]
+    for key in NETWORK:
+        config.model[key] = model_b.model[key]
+    for key in SCHEDULE:
+        config.training[key] = model_b.training[key]
+    config.model.ema_rate = 0.999          # Model B's EMA (the module docstring says why not score_sde's VP 0.9999)
+    config.optim.warmup = model_b.optim.warmup
+    config.eval.batch_size = model_b.eval.batch_size
     config.pds.freq = 'stats'
-    config.pds.freq_path = 'assets/stats/mnist_freq.npy'
+    config.pds.freq_path = model_b.pds.freq_path
     return config

@@ -21,5 +21,5 @@ python -m evaluation.study a_map --csv "$OUT/study.csv" --plot "$OUT/map_20it.pn
 CURVES="vanilla;PDS Table 1 (r=0.2H, λ=1.6);PDS auto"
 python -m evaluation.plot "$OUT/study.csv" "$OUT/curves_fid.png" --only "$CURVES" --title "Model A: FID against iterations" --features inception
 python -m evaluation.plot "$OUT/study.csv" "$OUT/curves_kid.png" --only "$CURVES" --metric kid --title "Model A: KID" --features inception
-RIVALS="$CURVES;Euler (PF-ODE);EDM Heun;EDM stochastic;Heun + Langevin corrector;Heun + PDS corrector (r=0.2H, λ=1.6)"
+RIVALS="$CURVES;Euler (PF-ODE);EDM Heun;EDM stochastic;Heun + Langevin corrector;Heun + PDS corrector (r=0.2H, λ=1.6);DPM-Solver++ 2M;DPM-Solver++ 2M SDE;DPM-Solver++ 3M SDE"
 python -m evaluation.plot "$OUT/study.csv" "$OUT/rivals_fid.png" --only "$RIVALS" --x nfe --logy --title "Model A: FID against NFE" --features inception

@@ -21,5 +21,5 @@ done
 CURVES="vanilla;PDS stats α=5 (Table 2, 100 it);PDS stats α=10 (Table 2, 200 it);PDS auto;PDS stats α=5, corrector only;PDS stats α=5, marginal predictor;PDS stats α=10, marginal predictor"
 python -m evaluation.plot "$OUT/study.csv" "$OUT/curves_fid.png" --only "$CURVES" --logy --title "Model B: FID against PC iterations" --features inception
 python -m evaluation.plot "$OUT/study.csv" "$OUT/curves_kid.png" --only "$CURVES" --metric kid --logy --title "Model B: KID" --features inception
-RIVALS="$CURVES;EDM Heun;EDM stochastic;Euler (PF-ODE);PF-ODE RK45;Gotta Go Fast;Heun + Langevin corrector;Heun + PDS corrector (stats, α=5)"
+RIVALS="$CURVES;EDM Heun;EDM stochastic;Euler (PF-ODE);PF-ODE RK45;Gotta Go Fast;Heun + Langevin corrector;Heun + PDS corrector (stats, α=5);DPM-Solver++ 2M;DPM-Solver++ 2M SDE;DPM-Solver++ 3M SDE"
 python -m evaluation.plot "$OUT/study.csv" "$OUT/rivals_fid.png" --only "$RIVALS" --x nfe --logy --title "Model B: FID against NFE" --features inception

@@ -62,8 +62,19 @@ def test_max_minutes_must_be_a_positive_number(tmp_path):
             run_train(_config(), str(tmp_path), blobs(10), progress=False, max_minutes=bad)
 
 
+@pytest.fixture
+def ctrl_c_reaches_us():
+    """Ctrl-C as at a terminal: a test run in the background (nohup, CI) inherits SIGINT ignored, and training leaves
+    an ignored SIGINT alone."""
+    import signal
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 @pytest.mark.parametrize('signame', ['SIGTERM', 'SIGINT'])
-def test_sigterm_or_ctrl_c_stops_at_the_next_step_with_the_state_saved(tmp_path, monkeypatch, capsys, signame):
+def test_sigterm_or_ctrl_c_stops_at_the_next_step_with_the_state_saved(tmp_path, monkeypatch, capsys, signame,
+                                                                       ctrl_c_reaches_us):
     """A SIGTERM (a scheduler, a session's end) or the first Ctrl-C during step 3 stops the run after that step with
     the exact resume state saved (before: the steps since the last snapshot were lost), and the rerun continues
     bit-identically; the handlers are restored afterwards."""
@@ -93,7 +104,7 @@ def test_sigterm_or_ctrl_c_stops_at_the_next_step_with_the_state_saved(tmp_path,
         assert x.equal(y)
 
 
-def test_a_second_ctrl_c_stops_at_once(tmp_path, monkeypatch):
+def test_a_second_ctrl_c_stops_at_once(tmp_path, monkeypatch, ctrl_c_reaches_us):
     import os
     import signal
     step = train_mod.Trainer.train_step
@@ -107,3 +118,15 @@ def test_a_second_ctrl_c_stops_at_once(tmp_path, monkeypatch):
     monkeypatch.setattr(train_mod.Trainer, 'train_step', step_then_two_ctrl_c)
     with pytest.raises(KeyboardInterrupt):
         run_train(_config(), str(tmp_path / 'c'), blobs(10), progress=False)
+
+
+def test_an_ignored_ctrl_c_stays_ignored(tmp_path):
+    """A background run (SIGINT ignored, as nohup / '&' leave it) keeps ignoring Ctrl-C: training does not install a
+    handler for it, and the disposition is the same afterwards."""
+    import signal
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        out = run_train(_config(), str(tmp_path / 'd'), blobs(10), progress=False)
+        assert out['step'] == 8 and signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, previous)

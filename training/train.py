@@ -260,12 +260,10 @@ class Trainer:
                 'checkpoint': self._checkpoint_path(self.step), 'net': self.net, 'ema': self.ema,
                 'stopped': stopped, 'signal': stop_signal.received}
 
-    def _past(self, deadline, stop_signal=None):
+    def _past(self, deadline, stop_signal):
         """Whether to stop before the next step: the wall-time deadline has passed, or a SIGTERM / first Ctrl-C came
         (``stop_signal``); under DDP on any process, so that all stop at one step."""
-        past = (deadline is not None and _now() >= deadline) or bool(stop_signal is not None and stop_signal.received)
-        if deadline is None and stop_signal is None:
-            return False
+        past = (deadline is not None and _now() >= deadline) or stop_signal.received is not None
         if self.world > 1:
             flag = torch.tensor([float(past)], device=self.device)
             dist.all_reduce(flag, op=dist.ReduceOp.MAX)

@@ -132,6 +132,16 @@ def _pds_problems(config):
     if p.get('predictor_drift', 'official') not in preconditioning.operator.PREDICTOR_DRIFT:
         problems.append(f"pds.predictor_drift = {p.predictor_drift!r}: expected 'official' (M M^T s, as the official "
                         "code) or 'marginal' ((I + M M^T) / 2 s, which keeps the reverse SDE's marginals)")
+    if p.get('apply_to', 'all') == 'corrector':
+        if p.get('predictor_drift', 'official') != 'official':
+            problems.append(f"pds.predictor_drift = {p.predictor_drift!r} changes the predictor's drift, which "
+                            "pds.apply_to = 'corrector' leaves vanilla: the setting would be ignored; expected "
+                            "pds.apply_to = 'all' with it, or pds.predictor_drift = 'official'")
+        s = config.sampling
+        if s.method == 'pc' and s.corrector == 'none':
+            problems.append("pds.apply_to = 'corrector' with sampling.corrector = 'none': no step would be "
+                            "preconditioned (the run would be vanilla); expected sampling.corrector = 'langevin' (or "
+                            "'ald'), or pds.apply_to = 'all'")
     if p.freq == 'radial':
         if not (_number(p.lam) and p.lam > 0):
             problems.append(f'pds.lam = {p.lam!r}: expected > 0 (Eq. 20: the filter is 1 inside the disc and lam '

@@ -266,15 +266,6 @@ def preconditioner(config, shape, device='cpu'):
                              "fixed filter: it needs sampling.method 'pc' with a predictor (or 'ddpm' on a VP model) "
                              "and pds.freq 'radial', 'stats' or 'none' (got method {!r}, predictor {!r}, freq "
                              "{!r})".format(s.method, s.predictor, pds.freq))
-    if pds.enabled and pds.get('apply_to', 'all') == 'corrector':       # settings that would silently do nothing
-        if pds.get('predictor_drift', 'official') != 'official':
-            raise ValueError(f"pds.predictor_drift = {pds.predictor_drift!r} changes the predictor's drift, which "
-                             "pds.apply_to = 'corrector' leaves vanilla: the setting would be ignored; expected "
-                             "pds.apply_to = 'all' with it, or pds.predictor_drift = 'official'")
-        if s.method == 'pc' and s.corrector == 'none':
-            raise ValueError("pds.apply_to = 'corrector' with sampling.corrector = 'none': no step would be "
-                             "preconditioned (the run would be vanilla); expected sampling.corrector = 'langevin' "
-                             "(or 'ald'), or pds.apply_to = 'all'")
     if not (pds.enabled and pds.freq == 'auto'):
         # the marginal form keeps the marginals only from the true prior, which VP knows exactly: N(0, I)
         return preconditioning.from_config(pds, tuple(shape), device=device, exact_prior=is_vp(config))

@@ -246,8 +246,8 @@ def test_pds_settings_that_would_silently_do_nothing(change, message):
     config = get_config()
     for key, value in change.items():
         (config.sampling if key == 'corrector' else config.pds)[key] = value
-    with pytest.raises(ValueError) as err:                      # where the sampler's PDS operator is built: the CLI
-        validate.build_preconditioner(config, (1, 28, 28))         # and the Python API (sampling.sample) alike
+    with pytest.raises(validate.ConfigError) as err:
+        validate.check_sampling(config, num_samples=4)
     assert message in str(err.value) and '\n' not in str(err.value)
     config.pds.apply_to = 'all'
-    validate.build_preconditioner(config, (1, 28, 28))             # the same settings with PDS everywhere: accepted
+    validate.check_sampling(config, num_samples=4)                 # the same settings with PDS everywhere: accepted

@@ -33,6 +33,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from data import deadleaves as dl  # noqa: E402
+from evaluation.resolution import iterations_to_reach, power_law  # noqa: E402,F401 (shared with the table)
 from preconditioning import auto, normalised_inverse  # noqa: E402
 from sampling.sde import VESDE  # noqa: E402
 
@@ -54,12 +55,6 @@ DEADLEAVES_IMAGES = {32: 2000, 64: 1000, 128: 400, 256: 100, 1024: 24}
 def _radius(S):
     fy, fx = np.meshgrid(np.fft.fftfreq(S) * S, np.fft.fftfreq(S) * S, indexing='ij')
     return np.hypot(fx, fy)
-
-
-def power_law(S, var=1 / 12.):
-    """Orthonormal per-frequency variance A / max(|k|, 1)^2 with pixel variance ``var``."""
-    k2 = np.maximum(_radius(S), 1.) ** 2
-    return (var * S * S / np.sum(1. / k2)) / k2
 
 
 def deadleaves_power(S, count, log=print):
@@ -129,20 +124,6 @@ def vanilla_equivalent(vanilla, kl):
         return float(ns[0]), ''
     x0, x1, y0, y1 = np.log(ns[j - 1]), np.log(ns[j]), np.log(ks[j - 1]), np.log(ks[j])
     return float(np.exp(x0 + (np.log(kl) - y0) * (x1 - x0) / (y1 - y0))) if y1 != y0 else float(ns[j]), ''
-
-
-def iterations_to_reach(row, target):
-    """The smallest N (log-log interpolated between the measured N) at which ``row`` {N: KL} is <= target; None if
-    it never is."""
-    ns = sorted(row)
-    for j, n in enumerate(ns):
-        if row[n] <= target:
-            if j == 0:
-                return float(n)
-            n0, k0, k1 = ns[j - 1], row[ns[j - 1]], row[n]
-            return float(np.exp(np.log(n0) + (np.log(target) - np.log(k0)) * (np.log(n) - np.log(n0))
-                                / (np.log(k1) - np.log(k0))))
-    return None
 
 
 def speedup_cell(vanilla, kl, n):

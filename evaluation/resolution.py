@@ -1,0 +1,372 @@
+"""Does PDS pay more as images grow?  The speed-up-against-resolution table and plot (issue 28), from the committed
+results: the learned models' study rows (``results/model_*/study.csv``), their curvature measurements
+(``results/model_*/curvature.npz``, ``python -m evaluation.curvature --save``) and the exact-score benchmarks
+(``results/resolution/gaussian.json``, ``empirical.json``).
+
+    python -m evaluation.resolution --md results/resolution/speedup.md --png results/resolution/speedup.png
+
+One row per model and size.  Columns:
+
+* **speed-up of PDS at 50 / 100 iterations**: the iterations vanilla PC (ALD for Model A) needs to reach the quality
+  of PDS at N = 50 / 100, over N.  Quality: FID for the learned models (interpolated linearly in FID against log
+  iterations, as the study tables do), the exact KL for the Gaussian and the RMS distance to the nearest training
+  image for the exact empirical score (both interpolated log-log).  "< 1x" is a slow-down: vanilla at fewer
+  iterations is already as good; "> Kx": vanilla never gets there within its measured range (its best value is worse:
+  for the exact Gaussian, a floor set by its smallest time, not a meaningful gap at KL ~1e-4).  Official PDS: the
+  statistics filter at alpha 5 (Model A, NCSN: Table 1's radial filter); automatic PDS: ``pds.freq = 'auto'``.
+* **best sampler within NFE 50 / 100 / 200** among the points measured (the rivals studies; the exact empirical
+  score: PC variants and EDM stochastic), compared at one sample count (that of the points at the budget's NFE).
+* **curvature spread**: at the smallest noise level measured, the largest over the smallest radial-band median of the
+  score's curvature c sigma^2 (``evaluation.curvature``: 1 is pure noise); the learned score's and, after the slash,
+  the Gaussian model's (1 / (P + sigma^2) from the data's spectrum).  A frequency filter has something to correct
+  only where this is well above 1.
+
+Rows whose checkpoint or study rows are not there yet are listed as pending, with what they wait for.  Every learned
+row names its checkpoint's sha256, its sample counts and the device of its rows.
+"""
+import argparse
+import json
+import math
+import os
+import sys
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# the learned rows: (row name, image side, curves study, rivals study, official PDS series label, curvature file)
+LEARNED = (
+    ('MNIST, Model A (NCSN, ALD)', 28, 'a_curves', 'a_rivals', 'PDS Table 1 (r=0.2H, λ=1.6)',
+     'results/model_a/curvature.npz'),
+    ('MNIST, Model B (NCSN++ VE, PC)', 28, 'b_curves', 'b_rivals', 'PDS stats α=5 (Table 2, 100 it)',
+     'results/model_b/curvature.npz'),
+    ('dead leaves, Model C32 (NCSN++ VE, PC)', 32, 'c32_curves', 'c32_rivals', 'PDS stats α=5 (Table 2, 100 it)',
+     'results/model_c32/curvature.npz'),
+    ('dead leaves, Model C64 (NCSN++ VE, PC)', 64, 'c64_curves', 'c64_rivals', 'PDS stats α=5 (Table 2, 100 it)',
+     'results/model_c64/curvature.npz'),
+    ('dead leaves, Model C128 (NCSN++ VE, PC)', 128, 'c128_curves', 'c128_rivals', 'PDS stats α=5 (Table 2, 100 it)',
+     'results/model_c128/curvature.npz'),
+)
+AUTO_LABEL = 'PDS auto'
+AT = (50, 100)                   # the PDS budgets of the speed-up columns
+BUDGETS = (50, 100, 200)         # the NFE budgets of the best-sampler columns
+# the exact Gaussian's columns: speed-up at equal KL (vanilla's N over PDS's N), not at PDS's quality at 50 / 100 it:
+# from N = 50 both sit near KL floors (1e-4 .. 1e-9) whose differences are invisible and would read as > 100x
+KL_TARGETS = (1e-2, 1e-3)
+SIGMA_MIN = 0.01                 # score_sde's sigma_min: the level of the exact rows' curvature spread
+# the paper's claims, as its PDS configs state them: num_scales / PDS iterations (configs/cifar10_pds.py,
+# church_pds.py / bedroom_pds.py, ffhq_pds.py; supp. Table 3 reports 12x at 256 px and 29x at 1024 px in time)
+PAPER = ((32, 1000 / 100), (256, 2000 / 166), (1024, 2000 / 66))
+
+
+# ------------------------------------------------------------------------------------------------ interpolation
+def vanilla_equivalent(curve, value, log_metric=True):
+    """(N', side): the iterations at which vanilla's ``curve`` {N: metric} first reaches ``value`` (its running best,
+    so a noisy rise does not count), interpolated between the two measured N around it in log N (and log metric if
+    ``log_metric``, else the metric itself).  side '<': vanilla's first point is already better (N' is at most its
+    first N); '>': vanilla never gets there (N' is beyond its last N); '' otherwise."""
+    ns = sorted(n for n in curve if math.isfinite(curve[n]))
+    if not ns:
+        return None, '>'
+    best = np.minimum.accumulate([curve[n] for n in ns])
+    if value >= best[0]:
+        return float(ns[0]), '<' if value > best[0] else ''
+    if value < best[-1]:
+        return float(ns[-1]), '>'
+    j = int(np.argmax(best <= value))
+    f = (lambda v: math.log(v)) if log_metric else (lambda v: v)
+    y0, y1 = f(best[j - 1]), f(best[j])
+    w = (y0 - f(value)) / (y0 - y1) if y1 != y0 else 1.
+    return float(math.exp(math.log(ns[j - 1]) + w * (math.log(ns[j]) - math.log(ns[j - 1])))), ''
+
+
+def iterations_to_reach(curve, target):
+    """The smallest N (log-log interpolated between the measured N) at which ``curve`` {N: value} is <= ``target``;
+    None if it never is."""
+    ns = sorted(curve)
+    for j, n in enumerate(ns):
+        if curve[n] <= target:
+            if j == 0:
+                return float(n)
+            n0, k0, k1 = ns[j - 1], curve[ns[j - 1]], curve[n]
+            return float(math.exp(math.log(n0) + (math.log(target) - math.log(k0)) * (math.log(n) - math.log(n0))
+                                  / (math.log(k1) - math.log(k0))))
+    return None
+
+
+def speedup(curve, value, n, log_metric=True):
+    """(ratio or None, cell text) of PDS's ``value`` at ``n`` iterations against vanilla's ``curve``."""
+    nv, side = vanilla_equivalent(curve, value, log_metric)
+    if side == '<':
+        return nv / n, f'< {nv / n:.2g}x'
+    if side == '>':
+        return nv / n, f'> {nv / n:.3g}x †'
+    return nv / n, f'{nv / n:.2g}x ({nv:.0f} it)'
+
+
+# ------------------------------------------------------------------------------------------------ curvature
+def band_spread(c_sigma2, edges=None):
+    """The largest over the smallest radial-band median of ``c_sigma2`` (C, H, W) (``evaluation.curvature``'s bands)."""
+    from evaluation.curvature import BANDS, radial_bands
+    masks = radial_bands(c_sigma2.shape, edges or BANDS)
+    med = [float(np.median(c_sigma2[m])) for m in masks if m.any()]
+    return max(med) / max(min(med), 1e-12)
+
+
+def curvature_spread(path):
+    """(learned spread, Gaussian-model spread, sigma, meta) at the smallest level of a ``curvature --save`` file."""
+    with np.load(path) as z:
+        sig, learned, gauss = z['sigmas'], z['learned'], z['gaussian']
+        meta = json.loads(str(z['meta'])) if 'meta' in z.files else {}
+    i = int(np.argmin(sig))
+    s2 = float(sig[i]) ** 2
+    return band_spread(learned[i] * s2), band_spread(gauss[i] * s2), float(sig[i]), meta
+
+
+def power_law(S, var=1 / 12.):
+    """Orthonormal per-frequency variance A / max(|k|, 1)^2 of an S x S image with pixel variance ``var``."""
+    fy, fx = np.meshgrid(np.fft.fftfreq(S) * S, np.fft.fftfreq(S) * S, indexing='ij')
+    k2 = np.maximum(np.hypot(fx, fy), 1.) ** 2
+    return (var * S * S / np.sum(1. / k2)) / k2
+
+
+def spread_text(learned, gauss):
+    def fmt(v):
+        return f'{v:.2g}x' if v < 100 else f'{v:.0f}x' if v < 1e4 else '> 10^4x'
+    return ('—' if learned is None else fmt(learned)) + f' / {fmt(gauss)}'
+
+
+# ------------------------------------------------------------------------------------------------ rows
+def _sha256(path):
+    import hashlib
+    h = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for block in iter(lambda: f.read(1 << 20), b''):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _best_cells(done, budgets=BUDGETS):
+    """{budget: text}: the point with the lowest metric among ``done`` [(label, nfe, value, count)] within each NFE
+    budget, at the sample count of the points nearest the budget (FID is biased by the count)."""
+    out = {}
+    for b in budgets:
+        within = [d for d in done if d[1] <= b and math.isfinite(d[2])]
+        if not within:
+            out[b] = '—'
+            continue
+        count = max(within, key=lambda d: d[1])[3]
+        best = min((d for d in within if d[3] == count), key=lambda d: d[2])
+        out[b] = f'{best[0]} ({best[1]:g})'
+    return out
+
+
+def learned_row(name, side, curves_name, rivals_name, pds_label, curvature_path, root=ROOT):
+    """One learned model's row (dict): its cells, the ratios for the plot, and where its numbers come from."""
+    from evaluation.results import read_csv
+    from evaluation.study_report import done_rows
+    from studies import STUDIES
+    from studies.spec import config_name
+    curves, rivals = STUDIES[curves_name](), STUDIES[rivals_name]()
+    ckpt = os.path.join(root, curves.model['checkpoint'])
+    csv_path = os.path.join(root, curves.model['results'], 'study.csv')
+    row = dict(name=name, side=side, kind='learned', ratios={}, cells={})
+    if not os.path.isfile(ckpt):
+        row['pending'] = f'not trained yet ({curves.model["checkpoint"]})'
+        return row
+    sha = _sha256(ckpt)
+    rows = done_rows(csv_path, sha)
+    series = {}
+    for p in curves.points:
+        r = rows.get((config_name(curves, p), p.num_samples))
+        if r is not None:
+            series.setdefault(p.label, {})[int(r['iterations'])] = (float(r['fid']), int(r['num_samples']), r)
+    vanilla = {n: v[0] for n, v in series.get('vanilla', {}).items()}
+    for key, label in (('pds', pds_label), ('auto', AUTO_LABEL)):
+        for n in AT:
+            got = series.get(label, {}).get(n)
+            if got is None or not vanilla:
+                row['cells'][(key, n)] = 'pending'
+                continue
+            ratio, text = speedup(vanilla, got[0], n, log_metric=False)
+            row['cells'][(key, n)], row['ratios'][(key, n)] = text, ratio
+    done = []
+    for p in rivals.points:
+        r = rows.get((config_name(rivals, p), p.num_samples))
+        if r is not None and r.get('nfe') not in ('', None):
+            done.append((p.label, float(r['nfe']), float(r['fid']), int(r['num_samples'])))
+    for b, text in _best_cells(done).items():
+        row['cells'][('best', b)] = text if done else 'pending'
+    if os.path.isfile(os.path.join(root, curvature_path)):
+        lo, g, sig, meta = curvature_spread(os.path.join(root, curvature_path))
+        stale = meta.get('checkpoint_sha256') not in (None, sha)
+        row['cells']['curvature'] = spread_text(lo, g) + (f' (σ {sig:.2g})' + (', older checkpoint' if stale else ''))
+    else:
+        row['cells']['curvature'] = 'pending'
+    used = [v[2] for s in series.values() for v in s.values()]
+    counts = sorted({int(r['num_samples']) for r in used})
+    devices = sorted({r.get('device') or '?' for r in used})
+    row['source'] = (f'FID vs {rivals.model["ref"]}, {"/".join(map(str, counts)) or "no"} samples, '
+                     f'{", ".join(devices) or "—"}, sha256 {sha[:12]}')
+    if not used:
+        row['pending'] = f'no study rows yet for checkpoint {sha[:12]} in {curves.model["results"]}/study.csv'
+    return row
+
+
+def gaussian_rows(path):
+    """The exact Gaussian rows (the measured dead-leaves spectrum; a pure 1/f^2 law gives the same to two digits)."""
+    with open(path) as f:
+        data = json.load(f)
+    out = []
+    for key, res in data.items():
+        if not key.endswith('dead leaves'):
+            continue
+        S = int(res['size'])
+        kl = {k: {int(n): float(v) for n, v in d.items()} for k, d in res['kl'].items()}
+        row = dict(name='exact score, Gaussian with the dead-leaves spectrum (at KL 0.01 / 0.001 ‡)', side=S,
+                   kind='gaussian', ratios={}, cells={},
+                   source=f'exact KL (moment recursion), {res.get("threads", "?")} CPU threads')
+        for key2, label in (('pds', 'PDS alpha 5'), ('auto', 'PDS auto')):
+            for n, target in zip(AT, KL_TARGETS):
+                n_pds = iterations_to_reach(kl[label], target)
+                nv, side = vanilla_equivalent(kl['vanilla'], target)
+                if n_pds is None or side:
+                    row['cells'][(key2, n)] = '—'
+                    continue
+                row['cells'][(key2, n)] = f'{nv / n_pds:.2g}x ({nv:.0f} / {n_pds:.0f} it)'
+                row['ratios'][(key2, n)] = nv / n_pds
+        for b in BUDGETS:            # PC variants only (NFE 2N): no rival samplers in the recursion
+            within = {lab: min(v for n, v in d.items() if 2 * n <= b) for lab, d in kl.items()
+                      if lab in ('vanilla', 'PDS alpha 5', 'PDS alpha 10', 'PDS auto') and any(2 * n <= b for n in d)}
+            row['cells'][('best', b)] = f'{min(within, key=within.get)} (PC only)' if within else '—'
+        P = power_law(S)
+        row['cells']['curvature'] = spread_text(None, band_spread(SIGMA_MIN ** 2 / (P[None] + SIGMA_MIN ** 2))) + \
+            f' (σ {SIGMA_MIN:g})'
+        out.append(row)
+    return sorted(out, key=lambda r: r['side'])
+
+
+def empirical_rows(path):
+    """The exact empirical-score rows (RMS distance to the nearest training image)."""
+    with open(path) as f:
+        data = json.load(f)
+    by_size = {}
+    for r in data.values():
+        by_size.setdefault(int(r['size']), {}).setdefault(r['sampler'], {})[int(r['iterations'])] = r
+    out = []
+    for S, samplers in sorted(by_size.items()):
+        val = {s: {n: float(r['nearest_rms']) for n, r in d.items()} for s, d in samplers.items()}
+        nums = sorted({int(r['num']) for d in samplers.values() for r in d.values()})
+        row = dict(name='exact score of 1,000 dead leaves (RMS to nearest)', side=S, kind='empirical', ratios={},
+                   cells={}, source=f'{"/".join(map(str, nums))} samples, CPU, one seed')
+        for key, label in (('pds', 'PDS alpha 5'), ('auto', 'PDS auto')):
+            for n in AT:
+                if n not in val.get(label, {}):
+                    row['cells'][(key, n)] = '—'
+                    continue
+                ratio, text = speedup(val['vanilla'], val[label][n], n)
+                row['cells'][(key, n)], row['ratios'][(key, n)] = text, ratio
+        done = [(s, float(r['nfe']), float(r['nearest_rms']), int(r['num'])) for s, d in samplers.items()
+                for r in d.values()]
+        row['cells'].update({('best', b): t for b, t in _best_cells(done).items()})
+        row['cells']['curvature'] = '—'
+        out.append(row)
+    return out
+
+
+def all_rows(root=ROOT):
+    rows = [learned_row(*spec, root=root) for spec in LEARNED]
+    res = os.path.join(root, 'results', 'resolution')
+    if os.path.isfile(os.path.join(res, 'gaussian.json')):
+        rows += gaussian_rows(os.path.join(res, 'gaussian.json'))
+    if os.path.isfile(os.path.join(res, 'empirical.json')):
+        rows += empirical_rows(os.path.join(res, 'empirical.json'))
+    return rows
+
+
+# ------------------------------------------------------------------------------------------------ outputs
+def table(rows):
+    head = ('| model | side | official PDS @ 50 it | @ 100 it | automatic PDS @ 50 it | @ 100 it | best within NFE 50 | '
+            'NFE 100 | NFE 200 | curvature spread (learned / Gaussian model) | numbers from |')
+    lines = [head, '|' + '---|' * 11]
+    for r in rows:
+        if r.get('pending'):
+            lines.append(f'| {r["name"]} | {r["side"]} | ' + ' | '.join(['pending'] * 8) + f' | {r["pending"]} |')
+            continue
+        c = r['cells']
+        cells = [c.get(('pds', 50)), c.get(('pds', 100)), c.get(('auto', 50)), c.get(('auto', 100)),
+                 c.get(('best', 50)), c.get(('best', 100)), c.get(('best', 200)), c.get('curvature')]
+        lines.append(f'| {r["name"]} | {r["side"]} | ' + ' | '.join(x or '—' for x in cells) +
+                     f' | {r.get("source", r.get("pending", ""))} |')
+    lines += ['', NOTES]
+    return '\n'.join(lines) + '\n'
+
+
+NOTES = ('Speed-up at N: the iterations vanilla needs to reach the quality of PDS at N, over N (in brackets: those '
+         'iterations); < 1x: PDS is worse than vanilla at the same N. † vanilla never reaches it within its measured '
+         'range (its best is worse): for the exact Gaussian this is its KL floor (~1e-4, from sigma_min), a bound and '
+         'not a visible difference. ‡ the exact Gaussian rows give the speed-up at equal KL 0.01 / 0.001 instead (vanilla '
+         'iterations / PDS iterations to reach it): from 50 iterations both samplers sit at KL floors of 1e-4 to 1e-9 '
+         '(docs/resolution.md, 2a). Best sampler: the lowest FID (exact rows: KL or RMS) within the NFE budget, in '
+         'brackets its NFE. Curvature spread: largest / smallest radial-band median of c sigma^2 at the smallest '
+         'sigma (learned / Gaussian model); ~1x: isotropic, nothing for a frequency filter to correct. '
+         '`python -m evaluation.resolution` (evaluation/resolution.py says where each number comes from).')
+
+
+def plot(rows, png):
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    styles = {'learned': ('o', '-'), 'gaussian': ('s', '--'), 'empirical': ('^', ':')}
+    names = {'learned': '@ 50 it, learned', 'gaussian': 'at equal KL 0.001, exact Gaussian',
+             'empirical': '@ 50 it, exact empirical'}
+    for kind, (marker, ls) in styles.items():
+        for key, colour, what in (('pds', 'C0', 'official PDS'), ('auto', 'C1', 'automatic PDS')):
+            at = 100 if kind == 'gaussian' else 50       # the exact Gaussian: at KL 0.001 (KL_TARGETS)
+            pts = sorted((r['side'], r['ratios'][(key, at)], '†' in r['cells'][(key, at)]) for r in rows
+                         if r['kind'] == kind and (key, at) in r['ratios'])
+            if pts:
+                xs, ys, bound = zip(*pts)
+                ax.plot(xs, ys, ls=ls, color=colour, label=f'{what} {names[kind]}')
+                for x, y, b in pts:       # a bound (vanilla never got there): open marker
+                    ax.plot([x], [y], marker=marker, color=colour, mfc='none' if b else colour, ls='none')
+    ax.plot(*zip(*PAPER), marker='*', ms=12, ls='none', color='C3', label="paper's claim (its configs)")
+    ax.axhline(1, color='grey', lw=0.8)
+    ax.set_xscale('log')
+    ax.set_yscale('log')
+    ax.set_xlabel('image side (px)')
+    ax.set_ylabel('speed-up at equal quality (vanilla it / PDS it)')
+    ax.set_title('PDS speed-up against resolution (open: a bound)')
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    from utils.atomic import atomic_write
+    atomic_write(png, lambda tmp: fig.savefig(tmp, dpi=120, format='png'))
+    plt.close(fig)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('--md', default='', help='write the table here (default: print it)')
+    p.add_argument('--png', default='', help='draw the plot of speed-up against image side here')
+    args = p.parse_args(argv)
+    try:
+        rows = all_rows()
+    except (OSError, ValueError, KeyError) as e:
+        print(f'error: cannot read the results: {e}', file=sys.stderr)
+        return 2
+    text = table(rows)
+    if args.md:
+        from utils.atomic import atomic_write_text
+        atomic_write_text(args.md, text)
+        print(f'wrote {args.md}')
+    else:
+        print(text, end='')
+    if args.png:
+        plot(rows, args.png)
+        print(f'wrote {args.png}')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,118 @@
+"""evaluation/resolution.py: the speed-up-against-resolution table.  Its interpolation against hand-computed values,
+a learned row built from rows written here (so the speed-up, the best sampler and the pending cells are checked
+against known numbers), and its exact-Gaussian rows against the benchmark's own table (docs/resolution.md, 2a)."""
+import json
+import math
+import os
+
+import numpy as np
+import pytest
+
+from evaluation import resolution as res
+from evaluation.results import append_csv
+from studies import STUDIES
+from studies.spec import config_name
+from tests.evaluation.eval_helpers import ROOT
+
+
+def test_vanilla_equivalent_interpolates_and_says_when_it_is_a_bound():
+    curve = {10: 100., 100: 1.}
+    # log-log: half way in log value is half way in log N
+    assert res.vanilla_equivalent(curve, 10.)[0] == pytest.approx(math.sqrt(1000.))
+    # linear in the metric (FID): half way in value is half way in log N
+    assert res.vanilla_equivalent(curve, 50.5, log_metric=False)[0] == pytest.approx(math.sqrt(1000.))
+    assert res.vanilla_equivalent(curve, 200.) == (10., '<')
+    assert res.vanilla_equivalent(curve, .5) == (100., '>')
+    # a rise after the best does not count: the running best is used
+    assert res.vanilla_equivalent({10: 100., 50: 5., 100: 20.}, 10.)[1] == ''
+    assert res.vanilla_equivalent({10: 100., 50: 5., 100: 20.}, 10.)[0] < 50
+
+
+def test_speedup_text():
+    curve = {10: 400., 50: 200., 100: 20.}
+    ratio, text = res.speedup(curve, 110., 50, log_metric=False)           # half way between 50 and 100
+    assert ratio == pytest.approx(math.sqrt(5000.) / 50) and text.startswith('1.4x (71 it)')
+    assert res.speedup(curve, 300., 50, log_metric=False)[1] == '0.45x (22 it)'   # worse than vanilla at 50
+    assert res.speedup(curve, 500., 50, log_metric=False)[1] == '< 0.2x'   # vanilla at 10 already better
+    assert res.speedup(curve, 10., 50, log_metric=False)[1] == '> 2x †'    # never reached: a bound
+
+
+def test_band_spread():
+    c = np.full((1, 16, 16), .5)
+    assert res.band_spread(c) == pytest.approx(1.)
+    fy, fx = np.meshgrid(np.fft.fftfreq(16), np.fft.fftfreq(16), indexing='ij')
+    c = np.where(np.hypot(fx, fy) < .05, .01, .8)[None]                  # the lowest band soft, the others sharp
+    assert res.band_spread(c) == pytest.approx(80.)
+
+
+def test_power_law_has_the_pixel_variance():
+    P = res.power_law(32)
+    assert P.sum() / 32 ** 2 == pytest.approx(1 / 12.)
+    assert P[0, 1] == pytest.approx(4 * P[0, 2])
+
+
+def _row(study, point, fid, nfe, sha, its):
+    return dict(config=config_name(study, point), num_samples=point.num_samples, checkpoint_sha256=sha, fid=fid,
+                kid=0.01, kid_std=0.001, features='inception', iterations=its, nfe=nfe, device='cpu',
+                label=point.label)
+
+
+def test_learned_row_from_known_rows(tmp_path):
+    curves, rivals = STUDIES['b_curves'](), STUDIES['b_rivals']()
+    root = tmp_path
+    ckpt = root / curves.model['checkpoint']
+    ckpt.parent.mkdir(parents=True)
+    ckpt.write_bytes(b'a checkpoint')
+    import hashlib
+    sha = hashlib.sha256(b'a checkpoint').hexdigest()
+    csv_path = str(root / curves.model['results'] / 'study.csv')
+    vanilla_fid = {10: 400., 20: 390., 50: 200., 100: 20., 200: 18., 500: 17., 1000: 16.}
+    by_name = {p.name: p for p in curves.points}
+    for its, fid in vanilla_fid.items():
+        append_csv(csv_path, _row(curves, by_name[f'vanilla_{its}it'], fid, 2 * its, sha, its))
+    append_csv(csv_path, _row(curves, by_name['pds_a5_50it'], 110., 100, sha, 50))    # vanilla: sqrt(5000) it
+    append_csv(csv_path, _row(curves, by_name['pds_a5_100it'], 30., 200, sha, 100))   # vanilla better at 100
+    for p in rivals.points:
+        if p.name == 'edm_stochastic_25':
+            append_csv(csv_path, _row(rivals, p, 12., 49, sha, 25))
+    append_csv(csv_path, _row(curves, by_name['pds_auto_50it'], 5., 100, '0' * 64, 50))  # another checkpoint's
+    row = res.learned_row('Model B', 28, 'b_curves', 'b_rivals', 'PDS stats α=5 (Table 2, 100 it)',
+                          'results/model_b/curvature.npz', root=str(root))
+    assert 'pending' not in row
+    assert row['ratios'][('pds', 50)] == pytest.approx(math.sqrt(5000.) / 50)
+    assert row['cells'][('pds', 100)].startswith('0.') and row['ratios'][('pds', 100)] < 1
+    assert row['cells'][('auto', 50)] == 'pending'                  # only another checkpoint's row
+    assert row['cells'][('best', 50)] == 'EDM stochastic (49)'
+    assert row['cells']['curvature'] == 'pending'
+    assert sha[:12] in row['source'] and 'cpu' in row['source']
+    text = res.table([row])
+    assert '| Model B | 28 | 1.4x (71 it) |' in text
+
+
+def test_learned_row_pending_without_a_checkpoint(tmp_path):
+    row = res.learned_row(*res.LEARNED[3], root=str(tmp_path))
+    assert row['pending'].startswith('not trained yet')
+    assert '| pending | not trained yet' in res.table([row])
+
+
+def test_curvature_spread_reads_a_saved_measurement(tmp_path):
+    sig = np.array([1., .01])
+    fy, fx = np.meshgrid(np.fft.fftfreq(8), np.fft.fftfreq(8), indexing='ij')
+    soft = np.where(np.hypot(fx, fy) < .05, .1, .9)[None]
+    learned = np.stack([np.ones((1, 8, 8)), soft / .01 ** 2])
+    path = tmp_path / 'c.npz'
+    np.savez(path, sigmas=sig, learned=learned, gaussian=learned * 2, meta=np.array(json.dumps({'a': 1})))
+    lo, g, s, meta = res.curvature_spread(str(path))
+    assert (lo, g, s, meta) == (pytest.approx(9.), pytest.approx(9.), .01, {'a': 1})
+
+
+@pytest.mark.skipif(not os.path.isfile(os.path.join(ROOT, 'results', 'resolution', 'gaussian.json')),
+                    reason='results/resolution/gaussian.json not in this checkout')
+def test_gaussian_rows_match_the_benchmarks_table():
+    """The committed benchmark's speed-ups at KL 0.01 (results/resolution/gaussian.md: alpha 5 1.54 at 32 px, 2.00
+    at 256 px; auto 2.32 and 2.60), recomputed by this module from its JSON."""
+    rows = {r['side']: r for r in res.gaussian_rows(os.path.join(ROOT, 'results', 'resolution', 'gaussian.json'))}
+    assert rows[32]['ratios'][('pds', 50)] == pytest.approx(1.54, abs=.006)
+    assert rows[256]['ratios'][('pds', 50)] == pytest.approx(1.99, abs=.011)
+    assert rows[32]['ratios'][('auto', 50)] == pytest.approx(2.32, abs=.006)
+    assert rows[256]['ratios'][('auto', 50)] == pytest.approx(2.60, abs=.006)

@@ -33,9 +33,8 @@ PDS_SETTINGS rows; on VP it also sets the smallest time eps = 1e-3 speed_up: 0.1
 NFE = N (Euler-Maruyama, no corrector) or 2N (with the Langevin corrector).  DDPM / DDIM: ``sampling.num_steps`` chain
 indices spread evenly over 0..999 with both ends (sampling/ddpm.py), NFE = steps.
 
-Not runnable yet: the 'ddpm' / 'ddim' points (42 of them) ask the continuous model for the chain's top levels
-sigma_996..999 = 154.3 .. 157.4, above its sigma(1) = 152.2, which ``models.score.ScoreModel.vp_label`` refuses; the
-engine stops at the first (d_curves' ddpm_10it).  The tests mark it (xfail, strict) until the score side takes them.
+DDPM / DDIM on this continuous model run on its own chain, alpha_bar(t_j) at t_j = (j + 1) / N
+(``models.sde.VPTimeChain``), so the top level is sigma(1) = 152.2 and no point asks the model beyond its range.
 """
 import os
 

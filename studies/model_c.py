@@ -9,7 +9,7 @@ One builder per study, parametrised by the size (:data:`SIZES`: config, checkpoi
   ``num_scales``) with one Langevin step at the config's snr (0.16), 500 samples.  The same point (config and count)
   as the curves' vanilla at N, so one row serves both.  The spectrum half of the bar is
   ``python -m evaluation.spectrum`` on its samples.
-* ``c<size>_curves``: PC iterations 10 .. 1000 (and 2000 at 128 px): vanilla, the statistics filter at Table 2's
+* ``c<size>_curves``: PC iterations 10 .. 1000 (and 2000 at 128 px; most informative first, :func:`curves`): vanilla, the statistics filter at Table 2's
   alphas 5 and 10 (``assets/stats/deadleaves<size>_freq.npy``, the configs' ``pds.freq_path``), automatic PDS (the
   spectrum beside it, ``deadleaves<size>_spectrum.npy``) and alpha 10 with the marginal predictor drift; 2,000
   samples per point up to 100 iterations, 500 beyond (as Model B's b_curves).
@@ -42,6 +42,8 @@ RIVAL_BUDGETS = (10, 20, 50, 100, 200)
 # NFE budget -> the PC iterations beside the rivals there (NFE 2N: 20, 40, 100, 200); at NFE 200 (100 iterations) at
 # the rivals' 500 samples, another point than the curves' 2,000-sample one
 PC_AT_BUDGET = {20: 10, 50: 20, 100: 50, 200: 100}
+# the curves' first points: PDS at these iterations is what the speed-up-against-resolution table compares
+PRIORITY_ITERATIONS = (50, 100)
 
 # Model B's PC series and labels (plots and tables read alike), and alpha 10 with the marginal predictor drift; the
 # dead-leaves configs have PDS off (pds.freq 'stats' on their assets/stats file), so each series states pds.enabled
@@ -84,10 +86,18 @@ def quality(size, samples=None):
 
 
 def curves(size, samples=None):
-    """Five PC series against iterations, ordered by iterations (cheapest first), then series."""
+    """Five PC series against iterations, most informative first (on 2 CPU cores the whole study takes days, and a
+    run stopped part way should have answered the most): every series at 50 and 100 iterations (the speed-up
+    columns of the resolution table), vanilla beyond (what they are matched against), then 10 and 20 iterations,
+    then the PDS series beyond 100.  The order changes no point (names, configs, counts): rows are found as before."""
     count = lambda its: samples or (2000 if its <= 100 else 500)  # noqa: E731
-    return Study(f'c{size}_curves', model_c(size), tuple(_pc_points(size, iterations(size), count)),
-                 batch_size=SIZES[size]['batch_size'])
+    its_all = iterations(size)
+    beyond = tuple(i for i in its_all if i > 100)
+    points = (_pc_points(size, PRIORITY_ITERATIONS, count)
+              + _pc_points(size, beyond, count, PC_SERIES[:1])
+              + _pc_points(size, tuple(i for i in its_all if i < min(PRIORITY_ITERATIONS)), count)
+              + _pc_points(size, beyond, count, PC_SERIES[1:]))
+    return Study(f'c{size}_curves', model_c(size), tuple(points), batch_size=SIZES[size]['batch_size'])
 
 
 def rivals(size, samples=None):

@@ -166,12 +166,16 @@ def test_model_c_studies_build_valid_configs_at_the_stated_budgets_and_counts(si
     key = lambda s, p: (spec.config_name(s, p), p.num_samples)  # noqa: E731
     curve_keys = {key(curves, p) for p in curves.points}
     assert key(quality, q) in curve_keys
-    # curves: five series x 10 .. 1000 (and 2000 at 128 px) iterations, cheapest first
+    # curves: five series x 10 .. 1000 (and 2000 at 128 px) iterations, most informative first: every series at 50
+    # and 100, vanilla beyond, 10 and 20, the PDS series beyond
     its_list = (10, 20, 50, 100, 200, 500, 1000) + ((2000,) if size == 128 else ())
-    assert [p.name for p in curves.points[:5]] == ['vanilla_10it', 'pds_a5_10it', 'pds_a10_10it', 'pds_auto_10it',
-                                                   'pds_a10_marg_10it']
+    beyond = its_list[4:]
+    series = ['vanilla', 'pds_a5', 'pds_a10', 'pds_auto', 'pds_a10_marg']
+    assert [p.name for p in curves.points] == (
+        [f'{s}_{i}it' for i in (50, 100) for s in series] + [f'vanilla_{i}it' for i in beyond]
+        + [f'{s}_{i}it' for i in (10, 20) for s in series] + [f'{s}_{i}it' for i in beyond for s in series[1:]])
     assert len(curves.points) == 5 * len(its_list)
-    assert [nfe[(curves.name, p.name)][0] for p in curves.points] == [i for i in its_list for _ in range(5)]
+    assert sorted(nfe[(curves.name, p.name)][0] for p in curves.points) == sorted(i for i in its_list for _ in range(5))
     for p in curves.points:
         c, its = cfg[(curves.name, p.name)], nfe[(curves.name, p.name)][0]
         assert p.num_samples == (2000 if its <= 100 else 500)

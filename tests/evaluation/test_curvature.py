@@ -71,6 +71,12 @@ def test_command_on_a_checkpoint_and_its_errors(tiny_checkpoint, tmp_path):
     z = np.load(out)
     assert z['learned'].shape == (3, 1, 28, 28) and np.isfinite(z['learned']).all()
     np.testing.assert_allclose(z['sigmas'], [1., 0.1, 0.01], rtol=1e-6)
+    import hashlib
+    import json
+    meta = json.loads(str(z['meta']))            # what made it: the checkpoint's hash and the settings
+    with open(tiny_checkpoint, 'rb') as f:
+        assert meta['checkpoint_sha256'] == hashlib.sha256(f.read()).hexdigest()
+    assert (meta['num_images'], meta['probes'], meta['split']) == (4, 1, 'train')
     bad = subprocess.run([sys.executable, *args[:-2], '--num_images', '7'], cwd=ROOT, capture_output=True,
                          text=True, env=env, timeout=300)
     assert bad.returncode == 2 and 'holds 6 images; --num_images is 7' in bad.stderr and 'Traceback' not in bad.stderr

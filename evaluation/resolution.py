@@ -290,14 +290,14 @@ def table(rows):
             'NFE 100 | NFE 200 | curvature spread (learned / Gaussian model) | numbers from |')
     lines = [head, '|' + '---|' * 11]
     for r in rows:
-        if r.get('pending'):
+        if r.get('pending') and not r['cells']:
             lines.append(f'| {r["name"]} | {r["side"]} | ' + ' | '.join(['pending'] * 8) + f' | {r["pending"]} |')
             continue
         c = r['cells']
         cells = [c.get(('pds', 50)), c.get(('pds', 100)), c.get(('auto', 50)), c.get(('auto', 100)),
                  c.get(('best', 50)), c.get(('best', 100)), c.get(('best', 200)), c.get('curvature')]
         lines.append(f'| {r["name"]} | {r["side"]} | ' + ' | '.join(x or '—' for x in cells) +
-                     f' | {r.get("source", r.get("pending", ""))} |')
+                     f' | {r.get("pending") or r.get("source", "")} |')
     lines += ['', NOTES]
     return '\n'.join(lines) + '\n'
 

@@ -324,13 +324,20 @@ def plot(rows, png):
     for kind, (marker, ls) in styles.items():
         for key, colour, what in (('pds', 'C0', 'official PDS'), ('auto', 'C1', 'automatic PDS')):
             at = 100 if kind == 'gaussian' else 50       # the exact Gaussian: at KL 0.001 (KL_TARGETS)
-            pts = sorted((r['side'], r['ratios'][(key, at)], '†' in r['cells'][(key, at)]) for r in rows
-                         if r['kind'] == kind and (key, at) in r['ratios'])
-            if pts:
+            labelled = False
+            for family in dict.fromkeys(r['name'].split(',')[0] for r in rows if r['kind'] == kind):
+                pts = sorted((r['side'], r['ratios'][(key, at)], '†' in r['cells'][(key, at)]) for r in rows
+                             if r['kind'] == kind and r['name'].split(',')[0] == family and (key, at) in r['ratios'])
+                if not pts:
+                    continue
                 xs, ys, bound = zip(*pts)
-                ax.plot(xs, ys, ls=ls, color=colour, label=f'{what} {names[kind]}')
+                one_model = len(set(xs)) == len(xs)      # the same data at several sizes: a line; else points
+                ax.plot(xs, ys, ls=ls if one_model else 'none', marker=marker, color=colour,
+                        label=None if labelled else f'{what} {names[kind]}')
+                labelled = True
                 for x, y, b in pts:       # a bound (vanilla never got there): open marker
-                    ax.plot([x], [y], marker=marker, color=colour, mfc='none' if b else colour, ls='none')
+                    if b:
+                        ax.plot([x], [y], marker=marker, color=colour, mfc='white', ls='none')
     ax.plot(*zip(*PAPER), marker='*', ms=12, ls='none', color='C3', label="paper's claim (its configs)")
     ax.axhline(1, color='grey', lw=0.8)
     ax.set_xscale('log')

@@ -116,3 +116,16 @@ def test_gaussian_rows_match_the_benchmarks_table():
     assert rows[256]['ratios'][('pds', 50)] == pytest.approx(1.99, abs=.011)
     assert rows[32]['ratios'][('auto', 50)] == pytest.approx(2.32, abs=.006)
     assert rows[256]['ratios'][('auto', 50)] == pytest.approx(2.60, abs=.006)
+
+
+def test_committed_table_is_the_committed_results():
+    """results/resolution/speedup.md is what ``python -m evaluation.resolution`` makes of the committed rows, curvature
+    files and benchmarks (so it cannot go stale silently), and docs/resolution.md quotes it as it is."""
+    md = os.path.join(ROOT, 'results', 'resolution', 'speedup.md')
+    with open(md) as f:
+        committed = f.read()
+    assert committed == res.table(res.all_rows())
+    with open(os.path.join(ROOT, 'docs', 'resolution.md')) as f:
+        docs = f.read()
+    table_lines = [line for line in committed.splitlines() if line.startswith('|')]
+    assert table_lines and '\n'.join(table_lines) in docs

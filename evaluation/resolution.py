@@ -195,8 +195,11 @@ def learned_row(name, side, curves_name, rivals_name, pds_label, curvature_path,
         r = rows.get((config_name(rivals, p), p.num_samples))
         if r is not None and r.get('nfe') not in ('', None):
             done.append((p.label, float(r['nfe']), float(r['fid']), int(r['num_samples'])))
+    pc_labels = {p.label for p in curves.points}
+    only_pc = bool(done) and all(d[0] in pc_labels for d in done)    # the rival samplers not measured yet
     for b, text in _best_cells(done).items():
-        row['cells'][('best', b)] = text if done else 'pending'
+        row['cells'][('best', b)] = (text + (' (PC only so far)' if only_pc and text != '—' else '')) if done \
+            else 'pending'
     if os.path.isfile(os.path.join(root, curvature_path)):
         lo, g, sig, meta = curvature_spread(os.path.join(root, curvature_path))
         stale = meta.get('checkpoint_sha256') not in (None, sha)

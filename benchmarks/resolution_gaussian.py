@@ -33,7 +33,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from data import deadleaves as dl  # noqa: E402
-from evaluation.resolution import iterations_to_reach, power_law  # noqa: E402,F401 (shared with the table)
+from evaluation.resolution import iterations_to_reach, power_law, vanilla_equivalent  # noqa: E402,F401 (shared with the table)
 from preconditioning import auto, normalised_inverse  # noqa: E402
 from sampling.sde import VESDE  # noqa: E402
 
@@ -111,21 +111,6 @@ def errors(P, S, iterations, alphas=ALPHAS, stride=1, log=print):
     return out
 
 
-def vanilla_equivalent(vanilla, kl):
-    """The N' (log-log interpolated) at which vanilla's KL equals ``kl``; (None, '<' | '>') outside its range."""
-    ns = np.array(sorted(vanilla))
-    ks = np.minimum.accumulate(np.array([vanilla[n] for n in ns]))     # vanilla's best KL up to N
-    if kl > ks[0]:
-        return None, '<'
-    if kl < ks[-1]:
-        return None, '>'
-    j = int(np.argmax(ks <= kl))
-    if j == 0:
-        return float(ns[0]), ''
-    x0, x1, y0, y1 = np.log(ns[j - 1]), np.log(ns[j]), np.log(ks[j - 1]), np.log(ks[j])
-    return float(np.exp(x0 + (np.log(kl) - y0) * (x1 - x0) / (y1 - y0))) if y1 != y0 else float(ns[j]), ''
-
-
 def speedup_cell(vanilla, kl, n):
     nv, side = vanilla_equivalent(vanilla, kl)
     if side == '<':
@@ -169,7 +154,7 @@ def summary(results):
                 continue
             for nn, v in row.items():
                 nv, side = vanilla_equivalent(van, v)
-                if nv is not None and nv / nn > best[0]:
+                if not side and nv / nn > best[0]:
                     best = (nv / nn, k, nn)
         lines.append(f'| {S} | {res["model"]} | {n} | ' + ' | '.join(cells)
                      + f' | {best[0]:.2f} ({best[1]}, N={best[2]}) |')

@@ -138,13 +138,11 @@ def main(argv=None):
           f'{2 * args.num_images * args.probes * args.levels} NFE')
     print(report(result), end='')
     if args.save:               # with what made it: the checkpoint's sha256 and the command's settings
-        import hashlib
         import json
         from evaluation.results import portable
         from utils.atomic import atomic_write
-        with open(args.checkpoint, 'rb') as f:
-            sha = hashlib.sha256(f.read()).hexdigest()
-        meta = dict(checkpoint_sha256=sha, config=portable(args.config), data=portable(args.data), split=args.split,
+        from utils.provenance import file_record
+        meta = dict(checkpoint_sha256=file_record(args.checkpoint)['sha256'], config=portable(args.config), data=portable(args.data), split=args.split,
                     num_images=args.num_images, probes=args.probes, seed=args.seed, device=args.device,
                     torch=torch.__version__)
         atomic_write(args.save, lambda tmp: np.savez(tmp, **result, meta=np.array(json.dumps(meta, sort_keys=True))))

@@ -107,9 +107,8 @@ def speedup(curve, value, n, log_metric=True):
 # ------------------------------------------------------------------------------------------------ curvature
 def band_spread(c_sigma2, edges=None):
     """The largest over the smallest radial-band median of ``c_sigma2`` (C, H, W) (``evaluation.curvature``'s bands)."""
-    from evaluation.curvature import BANDS, radial_bands
-    masks = radial_bands(c_sigma2.shape, edges or BANDS)
-    med = [float(np.median(c_sigma2[m])) for m in masks if m.any()]
+    from evaluation.curvature import BANDS, band_medians, radial_bands
+    med = [m for m in band_medians(c_sigma2, 1., radial_bands(c_sigma2.shape, edges or BANDS)) if not math.isnan(m)]
     return max(med) / max(min(med), 1e-12)
 
 
@@ -137,15 +136,6 @@ def spread_text(learned, gauss):
 
 
 # ------------------------------------------------------------------------------------------------ rows
-def _sha256(path):
-    import hashlib
-    h = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for block in iter(lambda: f.read(1 << 20), b''):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _best_cells(done, budgets=BUDGETS):
     """{budget: text}: the point with the lowest metric among ``done`` [(label, nfe, value, count)] within each NFE
     budget, at the sample count of the points nearest the budget (FID is biased by the count)."""
@@ -163,7 +153,6 @@ def _best_cells(done, budgets=BUDGETS):
 
 def learned_row(name, side, curves_name, rivals_name, pds_label, curvature_path, root=ROOT):
     """One learned model's row (dict): its cells, the ratios for the plot, and where its numbers come from."""
-    from evaluation.results import read_csv
     from evaluation.study_report import done_rows
     from studies import STUDIES
     from studies.spec import config_name
@@ -174,7 +163,8 @@ def learned_row(name, side, curves_name, rivals_name, pds_label, curvature_path,
     if not os.path.isfile(ckpt):
         row['pending'] = f'not trained yet ({curves.model["checkpoint"]})'
         return row
-    sha = _sha256(ckpt)
+    from utils.provenance import file_record
+    sha = file_record(ckpt)['sha256']
     rows = done_rows(csv_path, sha)
     series = {}
     for p in curves.points:

@@ -265,7 +265,7 @@ def test_c32_points_sample_with_the_shipped_checkpoint_and_feed_the_spectrum_che
     assert images['vanilla_10it'].shape == (4, 32, 32, 3) and images['vanilla_10it'].dtype == np.uint8
     assert not np.array_equal(images['vanilla_10it'], images['pds_auto_10it'])   # same seeds, PDS changed them
     assert not (tmp_path / 'out' / 'model_c32' / 'study.csv').exists()              # nothing scored
-    work = engine._workdir(str(out), study, sha, next(p for p in study.points if p.name == "vanilla_10it"))
+    work = engine._workdir(str(out), study, sha, next(p for p in study.points if p.name == 'vanilla_10it'))
     code = spectrum.main([work, '--ref', 'deadleaves:200', '--json', str(tmp_path / 's.json')])
     r = json.loads((tmp_path / 's.json').read_text())
     assert code == (0 if r['passed'] else 1) and (r['n_samples'], r['n_reference'], len(r['bands'])) == (4, 200, 7)

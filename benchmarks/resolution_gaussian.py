@@ -33,7 +33,8 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from data import deadleaves as dl  # noqa: E402
-from evaluation.resolution import iterations_to_reach, power_law, vanilla_equivalent  # noqa: E402,F401 (shared with the table)
+# shared with the table (evaluation/resolution.py)
+from evaluation.resolution import iterations_to_reach, power_law, vanilla_equivalent  # noqa: E402,F401
 from preconditioning import auto, normalised_inverse  # noqa: E402
 from sampling.sde import VESDE  # noqa: E402
 

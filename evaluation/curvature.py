@@ -142,7 +142,8 @@ def main(argv=None):
         from evaluation.results import portable
         from utils.atomic import atomic_write
         from utils.provenance import file_record
-        meta = dict(checkpoint_sha256=file_record(args.checkpoint)['sha256'], config=portable(args.config), data=portable(args.data), split=args.split,
+        meta = dict(checkpoint_sha256=file_record(args.checkpoint)['sha256'], config=portable(args.config),
+                    data=portable(args.data), split=args.split,
                     num_images=args.num_images, probes=args.probes, seed=args.seed, device=args.device,
                     torch=torch.__version__)
         atomic_write(args.save, lambda tmp: np.savez(tmp, **result, meta=np.array(json.dumps(meta, sort_keys=True))))

@@ -28,13 +28,15 @@ Files under ``workdir``:
   sigma = sqrt(1 / alpha_bar - 1), over ``training.losses.noise_range``);
 * ``run.lock`` while a run trains there (``utils/lock.py``): a second training in the same folder is refused.
 
-``latest.pth`` also records the data (path, ``describe()``, size, config.data's dataset / resolution / channels) and
-the batch size: a resume on other data or with another ``training.batch_size`` is refused, naming old and new,
-unless ``force_resume`` (``--force_resume``).
+``latest.pth`` also records the data (path, a content fingerprint, ``describe()``, size, config.data's dataset /
+resolution / channels) and the batch size: a resume on other data or with another ``training.batch_size`` is
+refused, naming old and new, unless ``force_resume`` (``--force_resume``).  The same images at another path (a
+shipped resume file on a user's machine) are the same data.
 
 All files are written atomically (temporary file + rename), the official checkpoint before ``latest.pth``.
 """
 import csv
+import hashlib
 import io
 import json
 import logging
@@ -68,6 +70,7 @@ LATEST = os.path.join('checkpoints-meta', 'latest.pth')
 _LATEST_KEYS = ('official', 'format', 'step', 'consumed', 'dataset_size', 'generator', 'ema_num_updates', 'window',
                 'history', 'config')
 NUM_BUCKETS = 10
+FINGERPRINT_IMAGES = 64        # images hashed into the data fingerprint of a resume file (_fingerprint)
 _NOISE, _ORDER, _DROPOUT, _INIT = range(4)        # seed-derivation tags
 
 
@@ -457,9 +460,13 @@ class Trainer:
         changes = []
         if old_batch is not None and int(old_batch) != self.batch:
             changes.append(f'training.batch_size: {old_batch} -> {self.batch}')
-        for key, what in (('path', 'dataset path'), ('dataset', 'config.data.dataset'),
+        same_content = old.get('fingerprint') is not None and old.get('fingerprint') == new.get('fingerprint')
+        for key, what in (('path', 'dataset path'), ('fingerprint', 'dataset content (sampled images)'),
+                          ('dataset', 'config.data.dataset'),
                           ('image_size', 'config.data.image_size'), ('num_channels', 'config.data.num_channels'),
                           ('size', 'dataset size'), ('describe', 'dataset')):
+            if key == 'path' and same_content:        # the same images read from another place: a moved copy
+                continue
             if old.get(key) is not None and new.get(key) is not None and old[key] != new[key]:
                 a, b = (repr(old[key]), repr(new[key])) if key == 'path' else _differing(old[key], new[key])
                 changes.append(f'{what}: {a} -> {b}')
@@ -674,11 +681,14 @@ def _differing(a, b):
 
 def _data_info(data, dataset, config):
     """What a run trained on, recorded in ``latest.pth`` and compared on resume: the path (absolute; a generated
-    set such as ``deadleaves:<count>`` as given), the reader's ``describe()``, the size and config.data's dataset,
-    resolution and channels.  A Dataset object given directly has no path or description (its size is recorded)."""
+    set such as ``deadleaves:<count>`` as given), a content fingerprint (:func:`_fingerprint`), the reader's
+    ``describe()``, the size and config.data's dataset, resolution and channels.  A Dataset object given directly
+    has no path or description (its size and fingerprint are recorded).  When both runs record a fingerprint and it
+    matches, a changed path is a moved copy of the same data and is not a mismatch."""
     d = config.data
-    info = {'path': None, 'describe': None, 'size': len(dataset), 'dataset': str(d.get('dataset', '')),
-            'image_size': int(d.image_size), 'num_channels': int(d.num_channels)}
+    info = {'path': None, 'describe': None, 'size': len(dataset), 'fingerprint': _fingerprint(dataset),
+            'dataset': str(d.get('dataset', '')), 'image_size': int(d.image_size),
+            'num_channels': int(d.num_channels)}
     if isinstance(data, (str, os.PathLike)):
         raw = os.fspath(data)
         expanded = os.path.expandvars(os.path.expanduser(raw))
@@ -688,6 +698,18 @@ def _data_info(data, dataset, config):
         if hasattr(reader, 'describe'):
             info['describe'] = reader.describe()
     return info
+
+
+def _fingerprint(dataset, count=FINGERPRINT_IMAGES):
+    """``'sha256:<16 hex>'`` of the dataset's size and ``count`` evenly spaced images as training reads them, each
+    quantised to steps of 1/255 (so a last-bit difference in a resize does not count): tells MNIST from Fashion-MNIST, or a
+    replaced file, whatever the path, in well under a second."""
+    n = len(dataset)
+    h = hashlib.sha256(str(n).encode())
+    for i in sorted({k * n // count for k in range(min(count, n))}):
+        image = torch.as_tensor(_image(raise_failed(dataset[i])), dtype=torch.float32)
+        h.update(image.mul(255).round().to(torch.int32).contiguous().numpy().tobytes())
+    return 'sha256:' + h.hexdigest()[:16]
 
 
 def _open_data(data, config, skip_bad=False):

@@ -46,6 +46,29 @@ def test_resume_on_another_dataset_path_is_refused_also_for_dead_leaves(tmp_path
     assert run_train(_deadleaves_config(2), work, 'deadleaves', progress=False)['step'] == 2     # same data: fine
 
 
+def test_the_same_images_at_another_path_resume_and_other_images_at_the_same_path_are_refused(tmp_path):
+    """The data is recognised by its content: a moved copy (a shipped resume file on a user's machine) resumes;
+    a file replaced by other images of the same shape, size and name (MNIST by Fashion-MNIST) is refused."""
+    rng = np.random.default_rng(0)
+    first, other = (rng.integers(0, 256, (8, 8, 8), dtype=np.uint8) for _ in range(2))
+    here, there = tmp_path / 'a' / 'images.npy', tmp_path / 'b' / 'images.npy'
+    for path in (here, there):
+        path.parent.mkdir()
+        np.save(path, first)
+    work = str(tmp_path / 'run')
+    assert run_train(tiny_ncsn(steps=1), work, str(here), progress=False)['step'] == 1
+    assert run_train(tiny_ncsn(steps=2), work, str(there), progress=False)['step'] == 2      # a moved copy
+    np.save(there, other)
+    with pytest.raises(ValueError) as err:
+        run_train(tiny_ncsn(steps=3), work, str(there), progress=False)
+    msg = str(err.value)
+    assert 'dataset content (sampled images): sha256:' in msg and 'dataset path' not in msg, msg
+    np.save(here, other)          # other images at the first path: refused too, naming the path and the content
+    with pytest.raises(ValueError) as err:
+        run_train(tiny_ncsn(steps=3), work, str(here), progress=False)
+    assert 'dataset path: ' in str(err.value) and 'dataset content (sampled images)' in str(err.value)
+
+
 @pytest.mark.slow
 def test_a_second_training_in_a_busy_workdir_is_refused(tmp_path):
     work = tmp_path / 'run'

@@ -20,6 +20,9 @@ its statistics filter ``assets/stats/mnist_freq.npy``), so each PDS series state
   0.16, one step per level: NFE 2N), from 20 iterations (at N = 10 the chain's largest beta is beta_max / N = 2 > 1
   and VP's Langevin step is refused: sampling/pc.py).  Then DDPM ancestral sampling on evenly spread subsequences of
   the 1000-step chain, vanilla, with the official PDS form and with the marginal one (alpha 5).
+* ``d_first``: a subset of ``d_rivals`` run before the others, so that the answer to §7's question comes in
+  hours, not days: at NFE 20, 50 and 100, vanilla PC, PDS (a) and (b) at alpha 5, DDPM, DDIM, DPM-Solver++ 2M SDE and
+  EDM stochastic (21 points; their rows are the full studies' rows).
 * ``d_rivals``: DDIM (eta 0) at 10 .. 200 steps, the probability-flow ODE (score_sde's RK45 at tolerances 1e-2, 1e-3,
   1e-5, Model B's rk45 points), EDM Heun and EDM stochastic (n steps: NFE 2n - 1) and DPM-Solver++ 2M / 2M SDE / 3M SDE
   (NFE = steps) on the Karras grid over EDM's sigma view of the VP SDE (sigma(1e-3) = 0.0105 .. sigma(1) = 152.2),
@@ -147,4 +150,20 @@ def d_rivals(samples=None):
     return Study('d_rivals', MODEL_D, tuple(points), batch_size=BATCH_SIZE, table='rivals', budgets=RIVAL_BUDGETS)
 
 
-STUDIES = {'d_quality': d_quality, 'd_curves': d_curves, 'd_rivals': d_rivals}
+# d_first: the points that answer §7's question, run before the full studies (module docstring)
+FIRST_BUDGETS = (20, 50, 100)
+FIRST_POINTS = ('vanilla_{n}it', 'pds_a5_{n}it', 'pds_a5_marg_{n}it', 'ddpm_{n}it', 'ddim_{n}', 'dpmpp_2m_sde_{n}',
+                'edm_stochastic_{e}')
+
+
+def d_first(samples=None):
+    """§7's answer first: at NFE 20, 50 and 100, vanilla PC, PDS forms (a) and (b) at alpha 5, DDPM ancestral,
+    DDIM, DPM-Solver++ 2M SDE and EDM stochastic (n steps: NFE 2n - 1).  The very points of d_rivals (the same
+    names, overrides and counts), so their rows serve d_curves and d_rivals, which then skip them."""
+    rivals = {p.name: p for p in d_rivals(samples).points}
+    names = [f.format(n=n, e=(n + 1) // 2) for n in FIRST_BUDGETS for f in FIRST_POINTS]
+    return Study('d_first', MODEL_D, tuple(rivals[name] for name in names), batch_size=BATCH_SIZE, table='rivals',
+                 budgets=FIRST_BUDGETS)
+
+
+STUDIES = {'d_quality': d_quality, 'd_curves': d_curves, 'd_rivals': d_rivals, 'd_first': d_first}

@@ -702,8 +702,8 @@ def _data_info(data, dataset, config):
 
 def _fingerprint(dataset, count=FINGERPRINT_IMAGES):
     """``'sha256:<16 hex>'`` of the dataset's size and ``count`` evenly spaced images as training reads them, each
-    quantised to steps of 1/255 (so a last-bit difference in a resize does not count): tells MNIST from Fashion-MNIST, or a
-    replaced file, whatever the path, in well under a second."""
+    quantised to steps of 1/255 (so a last-bit difference in a resize does not count): tells MNIST from
+    Fashion-MNIST, or a replaced file, whatever the path, in well under a second."""
     n = len(dataset)
     h = hashlib.sha256(str(n).encode())
     for i in sorted({k * n // count for k in range(min(count, n))}):

@@ -2,11 +2,13 @@
 # Every Model D measurement of issue 31 part 3 (studies/model_d.py), from scratch or continuing (resumable: a killed
 # run picks up where it stopped, and rows already in results/model_d/study.csv are never redone or duplicated).
 #   PDS_DATA=<folder holding mnist/> PDS_INCEPTION=<default_1.pt> bash results/model_d/run_studies.sh [STUDY ...]
-# STUDY: d_quality (the quality bar: vanilla PC at N = 1000 and DDPM ancestral on the 1000-step chain, 500 samples
-# each), d_curves (10 .. 1000 iterations: PC vanilla, PDS official alpha 5 / 10, marginal alpha 5 / 10, automatic
+# STUDY: d_first (21 points of d_rivals that answer the supplementary's §7 question at NFE 20 / 50 / 100: vanilla
+# PC, PDS (a) and (b), DDPM, DDIM, DPM-Solver++ 2M SDE, EDM stochastic; their rows serve the full studies),
+# d_quality (the quality bar: vanilla PC at N = 1000 and DDPM ancestral on the 1000-step chain, 500 samples each),
+# d_curves (10 .. 1000 iterations: PC vanilla, PDS official alpha 5 / 10, marginal alpha 5 / 10, automatic
 # PDS; PC + Langevin corrector vanilla and with PDS in the corrector only; DDPM vanilla, PDS official and marginal),
 # d_rivals (DDIM, EDM Heun / stochastic, DPM-Solver++ 2M / 2M SDE / 3M SDE at NFE 10 .. 200, PF-ODE RK45 at three
-# tolerances, beside the curves' points); default all three, in that order.
+# tolerances, beside the curves' points); default all four, in that order.
 # Needs checkpoints/ddpmpp_mnist_cpu/checkpoint.pth (Model D, configs/vp/mnist_ddpmpp_cpu.py): the rows are those of
 # its sha256, so a newer snapshot shipped later starts the studies afresh (the older rows stay in the CSV, apart).
 # Then the tables (results/model_d/<study>.md) and plots are redrawn.
@@ -18,12 +20,12 @@ CKPT=checkpoints/ddpmpp_mnist_cpu/checkpoint.pth
 [ -f "$CKPT" ] || { echo "error: $CKPT not found (Model D is not shipped yet)" >&2; exit 2; }
 SHA=$(sha256sum "$CKPT" | cut -c1-8)
 studies=("$@")
-[ ${#studies[@]} -gt 0 ] || studies=(d_quality d_curves d_rivals)
+[ ${#studies[@]} -gt 0 ] || studies=(d_first d_quality d_curves d_rivals)
 # --csv names the committed CSV on purpose: without it a study writes under runs/study/ (untracked)
 for s in "${studies[@]}"; do
   nice -n 19 python -m evaluation.study "$s" --csv "$OUT/study.csv" --no_progress
 done
-for s in d_quality d_curves d_rivals; do
+for s in d_first d_quality d_curves d_rivals; do
   python -m evaluation.study "$s" --csv "$OUT/study.csv" --summary > "$OUT/$s.md"
 done
 [ -f "$OUT/study.csv" ] || exit 0

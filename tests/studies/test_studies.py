@@ -87,7 +87,7 @@ def test_the_registry_finds_every_model_file(tmp_path, monkeypatch):
     import studies
     assert sorted(STUDIES) == ['a_curves', 'a_map', 'a_rivals', 'b_curves', 'b_rivals'] + sorted(
         f'c{size}_{kind}' for size in (32, 64, 128) for kind in ('quality', 'curves', 'rivals')) + [
-        'd_curves', 'd_quality', 'd_rivals']
+        'd_curves', 'd_first', 'd_quality', 'd_rivals']
     assert sorted(studies.MODULES) == ['model_a', 'model_b', 'model_c', 'model_d']
     assert get('b_rivals', 7).points[0].num_samples == 7
     pkg = tmp_path / 'more_studies'
@@ -350,6 +350,21 @@ def test_model_d_studies_build_valid_configs_at_the_stated_budgets_and_counts(mo
             assert r[k][1].sampling.speed_up == 1. and r[k][1].sampling.eps == 1e-3
     assert rivals.table == 'rivals' and rivals.budgets == (10, 20, 50, 100, 200) and len(rivals.points) == 79
     assert {p.num_samples for s in ('d_quality', 'd_curves', 'd_rivals') for p in get(s, 4).points} == {4}
+
+
+def test_model_d_first_pass_is_the_full_studies_points_so_their_rows_are_shared():
+    """d_first runs 21 points of d_rivals early; each is the same point (name, label, overrides, count) as in
+    d_rivals, and those on the PC / DDPM samplers also as in d_curves, so the full studies find their rows done."""
+    first, rivals, curves = (get(n) for n in ('d_first', 'd_rivals', 'd_curves'))
+    r, c = {p.name: p for p in rivals.points}, {p.name: p for p in curves.points}
+    assert len(first.points) == 21 and all(r[p.name] == p for p in first.points)
+    on_pc_or_ddpm = [p for p in first.points if p.name.endswith('it')]
+    assert len(on_pc_or_ddpm) == 12 and all(c[p.name] == p for p in on_pc_or_ddpm)
+    assert {spec.config_name(first, p) for p in first.points} <= {spec.config_name(rivals, p) for p in rivals.points}
+    assert sorted({p.label for p in first.points}) == sorted({
+        'vanilla', 'PDS stats α=5 (Table 2, 100 it)', 'PDS stats α=5, marginal predictor', 'DDPM ancestral',
+        'DDIM (η=0)', 'DPM-Solver++ 2M SDE', 'EDM stochastic'})
+    assert first.budgets == (20, 50, 100) and {p.num_samples for p in get('d_first', 4).points} == {4}
 
 
 def test_model_d_corrector_series_start_where_vp_langevin_is_defined():

@@ -1,8 +1,8 @@
 """Model D: the small DDPM++ of ``checkpoints/ddpmpp_mnist_cpu`` (configs/vp/mnist_ddpmpp_cpu.py: Model B's network on
 score_sde's continuous VP SDE, centred MNIST; issue 31 part 3), its VP samplers without and with every PDS form of
 issue 31 part 2, and the rival samplers; FID / KID against the 10,000 MNIST test images (``$PDS_DATA/mnist``).
-Rows: ``results/model_d/study.csv`` (``bash results/model_d/run_studies.sh``).  The shipped checkpoint is a
-snapshot of a training still in progress (its model card): the studies run on the finished one.
+Rows: ``results/model_d/study.csv`` (``bash results/model_d/run_studies.sh``), of the finished checkpoint (15,001
+steps, sha256 618693ca5cc3; its model card).
 
 The points are overrides of the model's own config (``vp/mnist_ddpmpp_cpu``: the official VP PC sampler of
 score_sde's continuous VP configs, predictor 'euler_maruyama', corrector 'none', sampling eps 1e-3, N = 1000; PDS off,

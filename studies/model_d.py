@@ -50,6 +50,7 @@ NUM_SCALES = 1000                 # score_sde's default N (the config's model.nu
 BATCH_SIZE = 50                   # Model B's (the same network)
 QUALITY_SAMPLES = 500
 RIVAL_BUDGETS = (10, 20, 50, 100, 200)
+EDM_STEPS = {10: 5, 20: 10, 50: 25, 100: 50, 200: 100}      # NFE budget -> EDM steps (NFE 2 steps - 1)
 # NFE budget -> the PC + Langevin iterations (NFE 2N) beside the rivals there: 20 (NFE 40) and 50 (NFE 100), the
 # curves' points at 2,000 samples; 100 (NFE 200) is a 2,000-sample curves point but a 500-sample rival: left out
 CORRECTOR_AT_BUDGET = {50: 20, 100: 50}
@@ -125,14 +126,13 @@ def d_rivals(samples=None):
     """Ordered by NFE budget (cheapest first); within one: DDIM, EDM Heun, EDM stochastic, DPM-Solver++, then the
     curves' points of that NFE; last the adaptive RK45 (its NFE is known after the run), loosest tolerance first."""
     count = lambda nfe: _count(nfe, samples)  # noqa: E731
-    edm_steps = {10: 5, 20: 10, 50: 25, 100: 50, 200: 100}           # EDM: NFE 2 steps - 1
     points = []
     for nfe in RIVAL_BUDGETS:
         n = count(nfe)
         points.append(Point(f'ddim_{nfe}', 'DDIM (η=0)', OFF + (('sampling.method', 'ddim'),
                                                                 ('sampling.ddim_eta', 0.),
                                                                 ('sampling.num_steps', nfe)), n))
-        steps = edm_steps[nfe]
+        steps = EDM_STEPS[nfe]
         points += [Point(f'edm_{steps}', 'EDM Heun', OFF + (('sampling.method', 'edm'), ('sampling.num_steps', steps)),
                          n),
                    Point(f'edm_stochastic_{steps}', 'EDM stochastic',
@@ -161,7 +161,7 @@ def d_first(samples=None):
     DDIM, DPM-Solver++ 2M SDE and EDM stochastic (n steps: NFE 2n - 1).  The very points of d_rivals (the same
     names, overrides and counts), so their rows serve d_curves and d_rivals, which then skip them."""
     rivals = {p.name: p for p in d_rivals(samples).points}
-    names = [f.format(n=n, e=(n + 1) // 2) for n in FIRST_BUDGETS for f in FIRST_POINTS]
+    names = [f.format(n=n, e=EDM_STEPS[n]) for n in FIRST_BUDGETS for f in FIRST_POINTS]
     return Study('d_first', MODEL_D, tuple(rivals[name] for name in names), batch_size=BATCH_SIZE, table='rivals',
                  budgets=FIRST_BUDGETS)
 

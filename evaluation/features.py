@@ -27,7 +27,6 @@ Inception files (``--inception_path``, else ``$PDS_INCEPTION``, else clean-fid's
 
 Without a file and without network, :func:`build_extractor` raises one :class:`EvalError` saying what to provide.
 """
-import hashlib
 import os
 import platform
 import shutil
@@ -38,6 +37,8 @@ import urllib.request
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from utils.provenance import file_record
 
 MODES = ('clean', 'legacy_tensorflow')
 FEATURES = ('inception', 'standin')
@@ -163,14 +164,6 @@ def inception_format(module):
     return None
 
 
-def sha256_file(path, chunk=1 << 22):
-    h = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for block in iter(lambda: f.read(chunk), b''):
-            h.update(block)
-    return h.hexdigest()
-
-
 def load_inception(path, mode='clean', device='cpu'):
     """clean-fid's Inception feature model for ``mode`` from a local TorchScript file (see the module docstring).
     Returns ``(model, info)``; ``info`` records the file, its format and sha256."""
@@ -203,7 +196,7 @@ def load_inception(path, mode='clean', device='cpu'):
     else:
         raise EvalError(f'{path!r} is a TorchScript file but not an Inception network clean-fid can use (no .layers '
                         'or .net.layers); expected clean-fid\'s inception-2015-12-05.pt or fid-helper\'s default_1.pt')
-    info = dict(kind='inception', file=os.path.abspath(path), format=fmt, sha256=sha256_file(path))
+    info = dict(kind='inception', file=os.path.abspath(path), format=fmt, sha256=file_record(path)['sha256'])
     if fast:
         info['memory_format'] = 'channels_last'         # part of every cache key: never mixed with exact features
     return model.to(device).eval(), info

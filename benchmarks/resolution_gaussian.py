@@ -94,7 +94,7 @@ def errors(P, S, iterations, alphas=ALPHAS, stride=1, log=print):
     """{setting: {N: KL}} for vanilla, the statistics filter at each alpha and automatic PDS."""
     name, sigma_max, num_scales, snr = SCHEDULES[S]
     spec = spectrum(P, S, stride)
-    freq = np.log1p(spec.P * S * S + np.abs(spec.mu) ** 2)              # Eq. 22's input: log(1 + mean |fft2 x|^2)
+    freq = spec.freq_statistic(S * S)          # Eq. 22's input, log(1 + mean |fft2 x|^2) of S x S images, as --mode stats
     tables = {f'PDS alpha {a:g}': normalised_inverse(freq, a).double().numpy() for a in alphas}
     out = {'vanilla': {}, **{k: {} for k in tables}, 'PDS auto': {}}
     for n in sorted(set(iterations) | set(VANILLA_EXTRA)):

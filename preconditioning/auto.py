@@ -109,6 +109,15 @@ class Spectrum:
         h, w = P.shape[-2:]
         return cls(P * h * w + np.abs(np.fft.fft2(mean)) ** 2, mean)
 
+    def freq_statistic(self, pixels=None):
+        """The statistic ``--mode stats`` writes for data of this law (data/stats.py; Eq. 22's input):
+        log(1 + mean |fft2 x|^2) with the unnormalised DFT, i.e. log(1 + HW (P + |mu|^2)) in orthonormal terms.
+        The DC term carries HW |mean|^2 and is the maximum that Eq. 21 normalises by.  ``pixels``: HW of the
+        images (default this grid's; a spectrum that holds a strided subset of a larger image's frequencies passes
+        the larger image's)."""
+        h, w = self.shape[-2:]
+        return np.log1p((h * w if pixels is None else pixels) * (self.P + np.abs(self.mu) ** 2))
+
     def affine(self, scale, offset):
         """The spectrum of scale x + offset (e.g. 2, -1: the centred data of VP configs; the statistics of
         ``--mode stats`` are always taken on [0, 1] images)."""
@@ -291,6 +300,23 @@ def ddpm_moments(spec, sde, tau, variance='beta', filters=None, predictor_drift=
         m, V = _vp_step(m, V, c, T, 1 + d_f * (1 / root - 1), beta * d / root, var * rp2)
     return m - spec.mu, V
 
+
+
+def ddim_moments(spec, sde, tau, eta=0.):
+    """Final (mean error, V) per frequency of DDIM (sampling/ddpm.py ``sample_ddim``) on the chain indices ``tau``
+    under (A5), from the prior N(0, I).  With a = alpha_bar of a step, a' of the next (1 after the last) and
+    sigma = eta sqrt((1 - a') / (1 - a)) sqrt(1 - a / a'), Eq. 12 is the affine step
+    x' = sqrt(a' / a) x + [sqrt(a' / a) (1 - a) - sqrt(1 - a' - sigma^2) sqrt(1 - a)] s + sigma z."""
+    abar = np.append(sde.alphas_cumprod.double().numpy()[np.asarray(tau)[::-1]], 1.)
+    m, V = np.zeros(spec.shape, complex), np.ones(spec.shape)
+    for i in range(len(tau)):
+        a, a_prev = abar[i], abar[i + 1]
+        c, T = np.sqrt(a) * spec.mu, a * spec.P + 1 - a
+        var = eta ** 2 * (1 - a_prev) / (1 - a) * (1 - a / a_prev)
+        scale = np.sqrt(a_prev / a)
+        b = scale * (1 - a) - np.sqrt(max(1 - a_prev - var, 0.)) * np.sqrt(1 - a)
+        m, V = _vp_step(m, V, c, T, scale, b, var)
+    return m - spec.mu, V
 
 # ---------------------------------------------------------------------------------------------------------------
 # The automatic filters (A2-A4): per frequency, the gain that brings (m, V) closest (in KL) to the target N(0, T')

@@ -270,3 +270,19 @@ def test_where_pds_acts_in_pc_on_the_mnist_gaussian():
     # the preconditioned prior it keeps does not matter: the vanilla prior gives the same to 1e-3
     np.testing.assert_allclose(ratio['PDS, marginal predictor, vanilla prior'], marginal, rtol=1e-3)
     assert not np.allclose(ratio['PDS, prior + predictor only'], ratio['PDS, every update (official)'], rtol=1e-3)
+
+
+def test_freq_statistic_is_what_mode_stats_writes():
+    """A Spectrum's Eq. 22 input equals compute_stats' ``freq`` on the same images (the DC term carries HW |mean|^2,
+    which is the maximum Eq. 21 normalises by), and a strided subset of frequencies given the full pixel count reads
+    the full grid's values."""
+    from data.stats import compute_stats
+    g = torch.Generator().manual_seed(0)
+    x = (0.3 + 0.4 * torch.rand(40, 1, 8, 8, generator=g)).clamp(0, 1)
+    st = compute_stats([img for img in x], progress=False)
+    spec = auto.Spectrum(st['power'], st['mean'])
+    np.testing.assert_allclose(spec.freq_statistic(), st['freq'], rtol=1e-6)
+    assert spec.freq_statistic().argmax() == 0 and st['freq'][0, 0, 0] > st['freq'].ravel()[1:].max() + 2
+    sub = auto.Spectrum.gaussian(spec.P[:, ::2, ::2])
+    sub.mu = spec.mu[:, ::2, ::2]
+    np.testing.assert_allclose(sub.freq_statistic(64), st['freq'][:, ::2, ::2], rtol=1e-6)

@@ -414,6 +414,20 @@ def test_ddpm_moment_recursion_is_the_sampler(form):
     assert np.abs(m - m_r).max() < 1e-5 * np.abs(m_r).max() and np.abs(V / V_r - 1).max() < 1e-5
 
 
+
+@pytest.mark.parametrize('eta', [0., 1., 0.5])
+def test_ddim_moment_recursion_is_the_sampler(eta):
+    """DDIM's exact law (eta 0: deterministic, one draw for the prior) is the recursion's."""
+    from preconditioning import auto
+    tau = chain_steps(1000, (), 25)
+    draws = 1 if eta == 0 else len(tau)
+    m, V = _per_frequency(*exact_law(lambda draw, B: sample_ddim(score, draw(), CHAIN, tau, draw, eta)[0], draws))
+    m_r, V_r = auto.ddim_moments(_spec(), CHAIN, tau, eta)
+    assert np.abs(m - m_r).max() < 1e-5 * np.abs(m_r).max() and np.abs(V / V_r - 1).max() < 1e-5
+    # and it is not any other sampler's: DDPM ancestral on the same steps has another law
+    m_d, V_d = auto.ddpm_moments(_spec(), CHAIN, tau, 'beta')
+    assert np.abs(V_d / V_r - 1).max() > 1e-3
+
 @pytest.mark.slow
 def test_vp_moment_recursion_with_the_corrector_matches_monte_carlo():
     """With the snr-rule Langevin corrector (taken in expectation by the recursion) the sampler's 4096-sample KL is

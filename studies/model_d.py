@@ -29,16 +29,17 @@ its statistics filter ``assets/stats/mnist_freq.npy``), so each PDS series state
   (NFE = steps) on the Karras grid over EDM's sigma view of the VP SDE (sigma(1e-3) = 0.0105 .. sigma(1) = 152.2),
   beside the curves' one-evaluation-per-step points (PC Euler-Maruyama and DDPM, every form, NFE = N) and the PC +
   Langevin points at NFE 40 and 100 (the same points: their rows are shared), and PC vanilla, (a) and (b) at
-  alpha 5 with score_sde's own eps = 1e-3 at every N (``sampling.num_steps``; below).  2,000 samples per point up to NFE 100,
-  500 beyond; RK45 counts by its expected NFE (1e-2, 1e-3: 2,000, as Model B's; 1e-5: 500, Model B's took NFE 579).
-  Its table names the best sampler within NFE 10, 20, 50, 100 and 200.
+  alpha 5 with score_sde's own eps = 1e-3 at every N (``sampling.num_steps``; below).  2,000 samples per point up
+  to NFE 100, 500 beyond; RK45 counts by its expected NFE (1e-2, 1e-3: 2,000, as Model B's; 1e-5: 500, Model B's
+  took NFE 579).  Its table names the best sampler within NFE 10, 20, 50, 100 and 200.
 
 PC: N predictor steps = 1000 / speed_up (the PDS command line's convention, as Models B and C and the config's
 PDS_SETTINGS rows; on VP it also sets the smallest time eps = 1e-3 speed_up: 0.1 at 10 iterations, 1e-3 at 1000);
 NFE = N (Euler-Maruyama, no corrector) or 2N (with the Langevin corrector).  The rivals' budgets also run PC at
 N = NFE with eps = 1e-3 (``sampling.num_steps`` = N, speed_up 1: what score_sde's VP sampler does at any N), labels
-"..., eps 1e-3": the speed_up rule's larger eps leaves a residual noise that the chain samplers do not carry.  DDPM / DDIM: ``sampling.num_steps`` chain
-indices spread evenly over 0..999 with both ends (sampling/ddpm.py), NFE = steps.
+"..., eps 1e-3": the speed_up rule's larger eps leaves a residual noise that the chain samplers do not carry.
+DDPM / DDIM: ``sampling.num_steps`` chain indices spread evenly over 0..999 with both ends (sampling/ddpm.py),
+NFE = steps.
 
 DDPM / DDIM on this continuous model run on its own chain, alpha_bar(t_j) at t_j = (j + 1) / N
 (``models.sde.VPTimeChain``), so the top level is sigma(1) = 152.2 and no point asks the model beyond its range.
@@ -75,9 +76,9 @@ PC_SERIES = (('vanilla', 'vanilla', OFF),
              ('pds_auto', 'PDS auto', ON + (('pds.freq', 'auto'),)))
 # the same PC sampler at score_sde's own smallest time eps = 1e-3 at every N (``sampling.num_steps`` = N, speed_up 1),
 # what a VP user runs: the PDS command line's eps = 1e-3 speed_up (PC_SERIES) ends at t = 0.05 at 20 iterations, a
-# residual noise of std 0.17 (centred units) that DDPM / DDIM (lowest level t = 1e-3) do not carry; the exact Gaussian of
-# benchmarks/resolution_vp.py puts vanilla PC at 20 steps 18x below DDIM's KL with eps 1e-3 and 2.4x above it with
-# the speed_up rule (32 px, 1/f^2 law), so the learned model is measured both ways
+# residual noise of std 0.17 (centred units) that DDPM / DDIM (lowest level t = 1e-3) do not carry; the exact
+# Gaussian of benchmarks/resolution_vp.py puts vanilla PC at 20 steps 18x below DDIM's KL with eps 1e-3 and 2.4x
+# above it with the speed_up rule (32 px, 1/f^2 law), so the learned model is measured both ways
 PC_FIXED_EPS_SERIES = (('vanilla_eps3', 'vanilla, eps 1e-3', OFF),
                        ('pds_a5_eps3', 'PDS stats α=5, eps 1e-3', ON + (('pds.alpha', 5.),)),
                        ('pds_a5_marg_eps3', 'PDS stats α=5, marginal predictor, eps 1e-3',

@@ -347,7 +347,8 @@ def test_model_d_studies_build_valid_configs_at_the_stated_budgets_and_counts(mo
         c, n = r[k][1], int(k.split('_')[-1][:-2])
         assert (c.sampling.method, c.sampling.num_steps, c.sampling.speed_up, c.sampling.eps) == ('pc', n, 1., 1e-3)
         assert nfe[k] == n and key(rivals, r[k][0]) not in curve_keys and c.pds.enabled == ('pds' in k)
-        assert c.pds.predictor_drift == ('marginal' if 'marg' in k else 'official') and r[k][0].label.endswith('eps 1e-3')
+        assert c.pds.predictor_drift == ('marginal' if 'marg' in k else 'official')
+        assert r[k][0].label.endswith('eps 1e-3')
     shared = [k for k in fixed if r[k][1].sampling.method in ('pc', 'ddpm') and k not in eps3]
     assert all(key(rivals, r[k][0]) in curve_keys for k in shared)                  # the curves' rows
     assert len(shared) == 9 * 5 + 2 * 2 and sorted(k for k in shared if 'langevin' in k or 'corr' in k) == [

@@ -22,8 +22,8 @@ its statistics filter ``assets/stats/mnist_freq.npy``), so each PDS series state
   the 1000-step chain, vanilla, with the official PDS form and with the marginal one (alpha 5).
 * ``d_first``: a subset of ``d_rivals`` run before the others, so that the answer to §7's question comes in
   hours, not days: at NFE 20, 50 and 100, vanilla PC, PDS (a) and (b) at alpha 5, DDPM, DDIM, DPM-Solver++ 2M SDE and
-  EDM stochastic, then vanilla PC, (b) and (a) again at score_sde's eps = 1e-3 (30 points; their rows are the full
-  studies' rows).
+  EDM stochastic, and at NFE 20 vanilla PC, (b) and (a) again at score_sde's eps = 1e-3 (24 points; their rows are
+  the full studies' rows).
 * ``d_rivals``: DDIM (eta 0) at 10 .. 200 steps, the probability-flow ODE (score_sde's RK45 at tolerances 1e-2, 1e-3,
   1e-5, Model B's rk45 points), EDM Heun and EDM stochastic (n steps: NFE 2n - 1) and DPM-Solver++ 2M / 2M SDE / 3M SDE
   (NFE = steps) on the Karras grid over EDM's sigma view of the VP SDE (sigma(1e-3) = 0.0105 .. sigma(1) = 152.2),
@@ -174,7 +174,13 @@ def d_rivals(samples=None):
 # d_first: the points that answer §7's question, run before the full studies (module docstring)
 FIRST_BUDGETS = (20, 50, 100)
 FIRST_POINTS = ('vanilla_{n}it', 'pds_a5_{n}it', 'pds_a5_marg_{n}it', 'ddpm_{n}it', 'ddim_{n}', 'dpmpp_2m_sde_{n}',
-                'edm_stochastic_{e}', 'vanilla_eps3_{n}it', 'pds_a5_marg_eps3_{n}it', 'pds_a5_eps3_{n}it')
+                'edm_stochastic_{e}')
+# PC at eps 1e-3 only at NFE 20 here: vanilla there gave FID 331.6 (against 143.8 at the speed_up rule's eps): the
+# last Euler-Maruyama step from t = 1e-3 has gain beta(eps) / (N (1 - alpha_bar(eps))) = 55 on a score of curvature
+# ~1 / sigma^2 (Model D's, measured), where a step is stable below 2 (docs/vp.md); at N = 50 / 100 it is still 22 / 11,
+# so those points wait for d_rivals
+FIRST_EPS3 = ('vanilla_eps3_{n}it', 'pds_a5_marg_eps3_{n}it', 'pds_a5_eps3_{n}it')
+FIRST_EPS3_BUDGETS = (20,)
 
 
 def d_first(samples=None):
@@ -182,7 +188,8 @@ def d_first(samples=None):
     DDIM, DPM-Solver++ 2M SDE and EDM stochastic (n steps: NFE 2n - 1).  The very points of d_rivals (the same
     names, overrides and counts), so their rows serve d_curves and d_rivals, which then skip them."""
     rivals = {p.name: p for p in d_rivals(samples).points}
-    names = [f.format(n=n, e=EDM_STEPS[n]) for n in FIRST_BUDGETS for f in FIRST_POINTS]
+    names = [f.format(n=n, e=EDM_STEPS[n]) for n in FIRST_BUDGETS
+             for f in FIRST_POINTS + (FIRST_EPS3 if n in FIRST_EPS3_BUDGETS else ())]
     return Study('d_first', MODEL_D, tuple(rivals[name] for name in names), batch_size=BATCH_SIZE, table='rivals',
                  budgets=FIRST_BUDGETS)
 

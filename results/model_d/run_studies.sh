@@ -2,9 +2,9 @@
 # Every Model D measurement of issue 31 part 3 (studies/model_d.py), from scratch or continuing (resumable: a killed
 # run picks up where it stopped, and rows already in results/model_d/study.csv are never redone or duplicated).
 #   PDS_DATA=<folder holding mnist/> PDS_INCEPTION=<default_1.pt> bash results/model_d/run_studies.sh [STUDY ...]
-# STUDY: d_first (30 points of d_rivals that answer the supplementary's §7 question at NFE 20 / 50 / 100: vanilla
-# PC, PDS (a) and (b), DDPM, DDIM, DPM-Solver++ 2M SDE, EDM stochastic, then PC vanilla / (b) / (a) at score_sde's
-# eps 1e-3; their rows serve the full studies),
+# STUDY: d_first (24 points of d_rivals that answer the supplementary's §7 question at NFE 20 / 50 / 100: vanilla
+# PC, PDS (a) and (b), DDPM, DDIM, DPM-Solver++ 2M SDE, EDM stochastic, and at NFE 20 PC vanilla / (b) / (a) at
+# score_sde's eps 1e-3; their rows serve the full studies),
 # d_quality (the quality bar: vanilla PC at N = 1000 and DDPM ancestral on the 1000-step chain, 500 samples each),
 # d_curves (10 .. 1000 iterations: PC vanilla, PDS official alpha 5 / 10, marginal alpha 5 / 10, automatic
 # PDS; PC + Langevin corrector vanilla and with PDS in the corrector only; DDPM vanilla, PDS official and marginal),

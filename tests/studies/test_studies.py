@@ -362,12 +362,12 @@ def test_model_d_studies_build_valid_configs_at_the_stated_budgets_and_counts(mo
 
 
 def test_model_d_first_pass_is_the_full_studies_points_so_their_rows_are_shared():
-    """d_first runs 30 points of d_rivals early; each is the same point (name, label, overrides, count) as in
+    """d_first runs 24 points of d_rivals early; each is the same point (name, label, overrides, count) as in
     d_rivals, and those on the PC / DDPM samplers at the speed_up rule's eps also as in d_curves, so the full studies
     find their rows done."""
     first, rivals, curves = (get(n) for n in ('d_first', 'd_rivals', 'd_curves'))
     r, c = {p.name: p for p in rivals.points}, {p.name: p for p in curves.points}
-    assert len(first.points) == 30 and all(r[p.name] == p for p in first.points)
+    assert len(first.points) == 24 and all(r[p.name] == p for p in first.points)
     on_curves = [p for p in first.points if p.name.endswith('it') and 'eps3' not in p.name]
     assert len(on_curves) == 12 and all(c[p.name] == p for p in on_curves)
     assert [p.name for p in first.points][7:10] == ['vanilla_eps3_20it', 'pds_a5_marg_eps3_20it', 'pds_a5_eps3_20it']

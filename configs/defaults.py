@@ -45,6 +45,9 @@ def _common():
     sampling.snr = 0.16
     sampling.n_steps_each = 1
     sampling.noise_removal = True
+    sampling.last_step = 'predictor'  # pc: 'predictor' (score_sde: the last predictor step, its mean with noise_removal)
+    #                                  or 'denoiser' (Tweedie's E[x_0 | x] from the score at the last time instead, as
+    #                                  DDIM / EDM / DPM-Solver++ end; same NFE; off the official path)
     sampling.probability_flow = False
     sampling.eps = 1e-5              # smallest time of the VE SDE sampler (official: 1e-5)
     sampling.speed_up = 1.0          # PDS command line: N = int(num_scales / speed_up), eps = 1e-5 * speed_up

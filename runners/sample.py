@@ -57,6 +57,20 @@ def _config_changes(old, new, prefix=''):
     return out
 
 
+def _as_recorded(old, new):
+    """``new`` (a config dict) without the :data:`ADDED_KEYS` that ``old`` lacks and ``new`` holds at their old
+    behaviour's value, for the comparison with a folder sampled before those keys existed."""
+    if not isinstance(old, dict) or not isinstance(new, dict):
+        return new
+    out = None
+    for dotted, value in ADDED_KEYS.items():
+        section, key = dotted.split('.')
+        if key in (new.get(section) or {}) and key not in (old.get(section) or {}) and new[section][key] == value:
+            out = out or {k: (dict(v) if isinstance(v, dict) else v) for k, v in new.items()}
+            del out[section][key]
+    return new if out is None else out
+
+
 def batch_generator(seed, batch, device='cpu'):
     """The generator of batch ``batch``: seeded from SeedSequence([seed, batch])."""
     state = np.random.SeedSequence([int(seed), int(batch)]).generate_state(2, dtype=np.uint32)
@@ -68,6 +82,9 @@ SETTINGS = 'settings.json'
 COMPARED = ('config', 'seed', 'batch_size', 'use_ema', 'noise_device', 'precision')
 # ``precision`` (models/speed.py) is recorded only when it is not fp32, so that folders made before it existed compare
 # equal to fp32 runs; tf32 / bf16 change the images, the other speed switches (recorded under ``speed``) do not.
+# Config keys added after folders were sampled, with the value that reproduces the images made before them: a folder
+# whose recorded config lacks such a key resumes under a config that holds it at that value.
+ADDED_KEYS = {'sampling.last_step': 'predictor'}
 # Divergence bound (see divergence_bound): |x| <= DATA_ABS_MAX + DIVERGENCE_FACTOR * sigma_max * gain(M).
 DATA_ABS_MAX = 1.
 DIVERGENCE_FACTOR = 100.
@@ -114,6 +131,7 @@ def _check_settings(workdir, settings):
     finished = _finished_batches(workdir)
     if os.path.exists(path):
         old = _read_settings(path)
+        settings = dict(settings, config=_as_recorded(old.get('config'), settings.get('config')))
         changed = [k for k in COMPARED if old.get(k) != settings.get(k)]
         if not finished:
             if changed or old.get('inputs') != settings.get('inputs'):

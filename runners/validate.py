@@ -79,6 +79,9 @@ def sampling_problems(config):
                  f'one of {sorted(sampling.PREDICTORS)}')
             need(s.corrector in sampling.CORRECTORS, 'sampling.corrector', s.corrector,
                  f'one of {sorted(sampling.CORRECTORS)}')
+            need(s.get('last_step', 'predictor') in sampling.pc.LAST_STEPS, 'sampling.last_step',
+                 s.get('last_step', 'predictor'), "'predictor' (score_sde's last predictor step) or 'denoiser' "
+                 "(Tweedie's E[x_0 | x] at the last time)")
             if s.predictor == 'none' and s.corrector == 'none':
                 problems.append("sampling.predictor = 'none' and sampling.corrector = 'none': nothing would update "
                                 'the prior noise; expected a predictor, a corrector or both')

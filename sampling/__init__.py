@@ -53,7 +53,7 @@ def _run_pc(config, score, shape, randn, rand, P, device, callback):
     return pc_sampler(score, shape, sde_lib.from_config(config), randn, predictor=s.predictor, corrector=s.corrector,
                       snr=s.snr, n_steps=s.n_steps_each, eps=sde_lib.sampling_eps(config),
                       noise_removal=s.noise_removal, P=P, device=device, callback=callback,
-                      probability_flow=s.get('probability_flow', False))
+                      probability_flow=s.get('probability_flow', False), last_step=s.get('last_step', 'predictor'))
 
 
 def is_vp(config):

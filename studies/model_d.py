@@ -22,14 +22,15 @@ its statistics filter ``assets/stats/mnist_freq.npy``), so each PDS series state
   the 1000-step chain, vanilla, with the official PDS form and with the marginal one (alpha 5).
 * ``d_first``: a subset of ``d_rivals`` run before the others, so that the answer to §7's question comes in
   hours, not days: at NFE 20, 50 and 100, vanilla PC, PDS (a) and (b) at alpha 5, DDPM, DDIM, DPM-Solver++ 2M SDE and
-  EDM stochastic, and at NFE 20 vanilla PC, (b) and (a) again at score_sde's eps = 1e-3 (24 points; their rows are
-  the full studies' rows).
+  EDM stochastic, and at NFE 20 vanilla PC, (b) and (a) again at score_sde's eps = 1e-3, and vanilla and (b) there
+  with the denoiser as the last step (26 points; their rows are the full studies' rows).
 * ``d_rivals``: DDIM (eta 0) at 10 .. 200 steps, the probability-flow ODE (score_sde's RK45 at tolerances 1e-2, 1e-3,
   1e-5, Model B's rk45 points), EDM Heun and EDM stochastic (n steps: NFE 2n - 1) and DPM-Solver++ 2M / 2M SDE / 3M SDE
   (NFE = steps) on the Karras grid over EDM's sigma view of the VP SDE (sigma(1e-3) = 0.0105 .. sigma(1) = 152.2),
   beside the curves' one-evaluation-per-step points (PC Euler-Maruyama and DDPM, every form, NFE = N) and the PC +
   Langevin points at NFE 40 and 100 (the same points: their rows are shared), and PC vanilla, (a) and (b) at
-  alpha 5 with score_sde's own eps = 1e-3 at every N (``sampling.num_steps``; below).  2,000 samples per point up
+  alpha 5 with score_sde's own eps = 1e-3 at every N (``sampling.num_steps``; below), vanilla and (b) also with
+  the denoiser as the last step (``sampling.last_step``).  2,000 samples per point up
   to NFE 100, 500 beyond; RK45 counts by its expected NFE (1e-2, 1e-3: 2,000, as Model B's; 1e-5: 500, Model B's
   took NFE 579).  Its table names the best sampler within NFE 10, 20, 50, 100 and 200.
 
@@ -83,6 +84,13 @@ PC_FIXED_EPS_SERIES = (('vanilla_eps3', 'vanilla, eps 1e-3', OFF),
                        ('pds_a5_eps3', 'PDS stats α=5, eps 1e-3', ON + (('pds.alpha', 5.),)),
                        ('pds_a5_marg_eps3', 'PDS stats α=5, marginal predictor, eps 1e-3',
                         ON + (('pds.alpha', 5.), ('pds.predictor_drift', 'marginal'))))
+# the same at eps 1e-3 with the last step replaced by the denoiser (``sampling.last_step = 'denoiser'``: Tweedie's
+# E[x_0 | x] from the score at t = eps, the same NFE; not the official sampler): does the PC sampler's small-N loss
+# on VP come from its last step alone?
+DENOISER = (('sampling.last_step', 'denoiser'),)
+PC_DENOISER_SERIES = (('vanilla_eps3_den', 'vanilla, eps 1e-3, denoiser last step', OFF + DENOISER),
+                      ('pds_a5_marg_eps3_den', 'PDS stats α=5, marginal predictor, eps 1e-3, denoiser last step',
+                       ON + DENOISER + (('pds.alpha', 5.), ('pds.predictor_drift', 'marginal'))))
 # (c): the PC sampler with score_sde's VP Langevin corrector added (the config has none), vanilla beside PDS in it
 CORRECTOR_SERIES = (('langevin', 'vanilla, PC + Langevin corrector', OFF + LANGEVIN),
                     ('pds_a5_corr', 'PDS stats α=5, corrector only (PC + Langevin corrector)',
@@ -163,6 +171,7 @@ def d_rivals(samples=None):
         # PC + Langevin (NFE 2N) where its N is a curves point and the count agrees (NFE 40 and 100)
         points += _pc_points((nfe,), lambda its: n) + _chain_points((nfe,), lambda its: n)
         points += _pc_fixed_eps_points((nfe,), lambda its: n)
+        points += _pc_fixed_eps_points((nfe,), lambda its: n, PC_DENOISER_SERIES)
         if nfe in CORRECTOR_AT_BUDGET:
             points += _pc_points((CORRECTOR_AT_BUDGET[nfe],), lambda its: n, CORRECTOR_SERIES)
     for tol, n in ((1e-2, 2000), (1e-3, 2000), (1e-5, 500)):
@@ -179,7 +188,8 @@ FIRST_POINTS = ('vanilla_{n}it', 'pds_a5_{n}it', 'pds_a5_marg_{n}it', 'ddpm_{n}i
 # last Euler-Maruyama step from t = 1e-3 has gain beta(eps) / (N (1 - alpha_bar(eps))) = 55 on a score of curvature
 # ~1 / sigma^2 (Model D's, measured), where a step is stable below 2 (docs/vp.md); at N = 50 / 100 it is still 22 / 11,
 # so those points wait for d_rivals
-FIRST_EPS3 = ('vanilla_eps3_{n}it', 'pds_a5_marg_eps3_{n}it', 'pds_a5_eps3_{n}it')
+FIRST_EPS3 = ('vanilla_eps3_{n}it', 'pds_a5_marg_eps3_{n}it', 'pds_a5_eps3_{n}it', 'vanilla_eps3_den_{n}it',
+              'pds_a5_marg_eps3_den_{n}it')
 FIRST_EPS3_BUDGETS = (20,)
 
 

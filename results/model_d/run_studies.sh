@@ -2,14 +2,14 @@
 # Every Model D measurement of issue 31 part 3 (studies/model_d.py), from scratch or continuing (resumable: a killed
 # run picks up where it stopped, and rows already in results/model_d/study.csv are never redone or duplicated).
 #   PDS_DATA=<folder holding mnist/> PDS_INCEPTION=<default_1.pt> bash results/model_d/run_studies.sh [STUDY ...]
-# STUDY: d_first (24 points of d_rivals that answer the supplementary's §7 question at NFE 20 / 50 / 100: vanilla
+# STUDY: d_first (26 points of d_rivals that answer the supplementary's §7 question at NFE 20 / 50 / 100: vanilla
 # PC, PDS (a) and (b), DDPM, DDIM, DPM-Solver++ 2M SDE, EDM stochastic, and at NFE 20 PC vanilla / (b) / (a) at
-# score_sde's eps 1e-3; their rows serve the full studies),
+# score_sde's eps 1e-3, vanilla / (b) also with the denoiser as last step; their rows serve the full studies),
 # d_quality (the quality bar: vanilla PC at N = 1000 and DDPM ancestral on the 1000-step chain, 500 samples each),
 # d_curves (10 .. 1000 iterations: PC vanilla, PDS official alpha 5 / 10, marginal alpha 5 / 10, automatic
 # PDS; PC + Langevin corrector vanilla and with PDS in the corrector only; DDPM vanilla, PDS official and marginal),
 # d_rivals (DDIM, EDM Heun / stochastic, DPM-Solver++ 2M / 2M SDE / 3M SDE at NFE 10 .. 200, PF-ODE RK45 at three
-# tolerances, beside the curves' points and PC vanilla / (a) / (b) at eps 1e-3); default all four, in that order.
+# tolerances, beside the curves' points and PC at eps 1e-3, plain or with the denoiser last step); default all four.
 # Needs checkpoints/ddpmpp_mnist_cpu/checkpoint.pth (Model D, configs/vp/mnist_ddpmpp_cpu.py): the rows are those of
 # its sha256, so a newer snapshot shipped later starts the studies afresh (the older rows stay in the CSV, apart).
 # Then the tables (results/model_d/<study>.md) and plots are redrawn.
@@ -36,6 +36,6 @@ DDPM="DDPM ancestral;DDPM + PDS stats α=5;DDPM + PDS stats α=5, marginal"
 CURVES="$PC;$CORR;$DDPM"
 python -m evaluation.plot "$OUT/study.csv" "$OUT/curves_fid.png" --only "$CURVES" --logy --title "Model D: FID against iterations" --features inception --checkpoint "$SHA"
 python -m evaluation.plot "$OUT/study.csv" "$OUT/curves_kid.png" --only "$CURVES" --metric kid --logy --title "Model D: KID" --features inception --checkpoint "$SHA"
-EPS3="vanilla, eps 1e-3;PDS stats α=5, eps 1e-3;PDS stats α=5, marginal predictor, eps 1e-3"
+EPS3="vanilla, eps 1e-3;PDS stats α=5, eps 1e-3;PDS stats α=5, marginal predictor, eps 1e-3;vanilla, eps 1e-3, denoiser last step;PDS stats α=5, marginal predictor, eps 1e-3, denoiser last step"
 RIVALS="$CURVES;$EPS3;DDIM (η=0);EDM Heun;EDM stochastic;DPM-Solver++ 2M;DPM-Solver++ 2M SDE;DPM-Solver++ 3M SDE;PF-ODE RK45"
 python -m evaluation.plot "$OUT/study.csv" "$OUT/rivals_fid.png" --only "$RIVALS" --x nfe --logy --title "Model D: FID against NFE" --features inception --checkpoint "$SHA"

@@ -98,3 +98,23 @@ def test_config_that_does_not_match_the_checkpoint(tiny_checkpoint, tmp_path):
     assert out.returncode != 0
     assert "detected format 'ncsn'" in out.stderr and 'shape mismatch' in out.stderr
     assert out.stderr.strip().startswith('error:') and 'Traceback' not in out.stderr
+
+
+def test_folder_sampled_before_a_config_key_existed_resumes_at_its_old_behaviour(tmp_path):
+    """settings.json without ``sampling.last_step`` (folders sampled before it existed) resumes under a config that
+    holds it at 'predictor' (the images they were made with), and refuses 'denoiser' naming the field."""
+    from runners.sample import SETTINGS, SettingsMismatch, _check_settings
+    from configs import defaults
+    cfg = json.loads(json.dumps(defaults.ve_ncsnpp().to_dict()))
+    old_cfg = json.loads(json.dumps(cfg))
+    del old_cfg['sampling']['last_step']
+    base = {'seed': 0, 'batch_size': 2, 'num_samples': 4, 'inputs': {}}
+    work = tmp_path / 'run'
+    (work / 'batches').mkdir(parents=True)
+    (work / 'batches' / 'batch_000000.npz').write_bytes(b'')
+    (work / SETTINGS).write_text(json.dumps(dict(base, config=old_cfg)))
+    _check_settings(str(work), dict(base, config=cfg))
+    assert 'last_step' not in json.load(open(work / SETTINGS))['config']['sampling']
+    cfg['sampling']['last_step'] = 'denoiser'
+    with pytest.raises(SettingsMismatch, match='sampling.last_step'):
+        _check_settings(str(work), dict(base, config=cfg))

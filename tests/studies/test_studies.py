@@ -341,14 +341,16 @@ def test_model_d_studies_build_valid_configs_at_the_stated_budgets_and_counts(mo
     assert [budget(nfe[k]) for k in fixed] == sorted(budget(nfe[k]) for k in fixed)
     assert all(r[k][0].num_samples == (2000 if nfe[k] <= 100 else 500) for k in fixed)
     eps3 = [k for k in fixed if 'eps3' in k]          # PC at score_sde's eps 1e-3 at every N: N = NFE, speed_up 1
-    assert sorted(eps3) == sorted(f'{s}_{n}it' for s in ('vanilla_eps3', 'pds_a5_eps3', 'pds_a5_marg_eps3')
+    assert sorted(eps3) == sorted(f'{s}_{n}it' for s in ('vanilla_eps3', 'pds_a5_eps3', 'pds_a5_marg_eps3',
+                                                         'vanilla_eps3_den', 'pds_a5_marg_eps3_den')
                                   for n in model_d.RIVAL_BUDGETS)
     for k in eps3:
         c, n = r[k][1], int(k.split('_')[-1][:-2])
         assert (c.sampling.method, c.sampling.num_steps, c.sampling.speed_up, c.sampling.eps) == ('pc', n, 1., 1e-3)
         assert nfe[k] == n and key(rivals, r[k][0]) not in curve_keys and c.pds.enabled == ('pds' in k)
         assert c.pds.predictor_drift == ('marginal' if 'marg' in k else 'official')
-        assert r[k][0].label.endswith('eps 1e-3')
+        assert c.sampling.last_step == ('denoiser' if k.split('_')[-2] == 'den' else 'predictor')
+        assert r[k][0].label.endswith('eps 1e-3, denoiser last step' if 'den' in k else 'eps 1e-3')
     shared = [k for k in fixed if r[k][1].sampling.method in ('pc', 'ddpm') and k not in eps3]
     assert all(key(rivals, r[k][0]) in curve_keys for k in shared)                  # the curves' rows
     assert len(shared) == 9 * 5 + 2 * 2 and sorted(k for k in shared if 'langevin' in k or 'corr' in k) == [
@@ -357,17 +359,17 @@ def test_model_d_studies_build_valid_configs_at_the_stated_budgets_and_counts(mo
     for k in nfe:            # EDM / DPM-Solver++ in EDM's sigma view from sigma(1e-3) (speed_up 1), not sigma(eps x su)
         if r[k][1].sampling.method not in ('pc', 'ddpm'):
             assert r[k][1].sampling.speed_up == 1. and r[k][1].sampling.eps == 1e-3
-    assert rivals.table == 'rivals' and rivals.budgets == (10, 20, 50, 100, 200) and len(rivals.points) == 94
+    assert rivals.table == 'rivals' and rivals.budgets == (10, 20, 50, 100, 200) and len(rivals.points) == 104
     assert {p.num_samples for s in ('d_quality', 'd_curves', 'd_rivals') for p in get(s, 4).points} == {4}
 
 
 def test_model_d_first_pass_is_the_full_studies_points_so_their_rows_are_shared():
-    """d_first runs 24 points of d_rivals early; each is the same point (name, label, overrides, count) as in
+    """d_first runs 26 points of d_rivals early; each is the same point (name, label, overrides, count) as in
     d_rivals, and those on the PC / DDPM samplers at the speed_up rule's eps also as in d_curves, so the full studies
     find their rows done."""
     first, rivals, curves = (get(n) for n in ('d_first', 'd_rivals', 'd_curves'))
     r, c = {p.name: p for p in rivals.points}, {p.name: p for p in curves.points}
-    assert len(first.points) == 24 and all(r[p.name] == p for p in first.points)
+    assert len(first.points) == 26 and all(r[p.name] == p for p in first.points)
     on_curves = [p for p in first.points if p.name.endswith('it') and 'eps3' not in p.name]
     assert len(on_curves) == 12 and all(c[p.name] == p for p in on_curves)
     assert [p.name for p in first.points][7:10] == ['vanilla_eps3_20it', 'pds_a5_marg_eps3_20it', 'pds_a5_eps3_20it']
@@ -375,7 +377,8 @@ def test_model_d_first_pass_is_the_full_studies_points_so_their_rows_are_shared(
     assert sorted({p.label for p in first.points}) == sorted({
         'vanilla', 'PDS stats α=5 (Table 2, 100 it)', 'PDS stats α=5, marginal predictor', 'DDPM ancestral',
         'DDIM (η=0)', 'DPM-Solver++ 2M SDE', 'EDM stochastic', 'vanilla, eps 1e-3', 'PDS stats α=5, eps 1e-3',
-        'PDS stats α=5, marginal predictor, eps 1e-3'})
+        'PDS stats α=5, marginal predictor, eps 1e-3', 'vanilla, eps 1e-3, denoiser last step',
+        'PDS stats α=5, marginal predictor, eps 1e-3, denoiser last step'})
     assert first.budgets == (20, 50, 100) and {p.num_samples for p in get('d_first', 4).points} == {4}
 
 

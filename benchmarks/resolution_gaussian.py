@@ -23,7 +23,6 @@ divided by N.
 """
 import argparse
 import json
-import math
 import os
 import sys
 import time
@@ -37,6 +36,7 @@ from data import deadleaves as dl  # noqa: E402
 from evaluation.resolution import iterations_to_reach, power_law, vanilla_equivalent  # noqa: E402,F401
 from preconditioning import auto, normalised_inverse  # noqa: E402
 from sampling.sde import VESDE  # noqa: E402
+from utils.atomic import atomic_write  # noqa: E402
 
 # size: (official config it comes from, sigma_max, num_scales, snr)
 SCHEDULES = {
@@ -110,6 +110,21 @@ def errors(P, S, iterations, alphas=ALPHAS, stride=1, log=print):
         log(f'  {S} px N = {n}: ' + ', '.join(f'{k} {v[n]:.3g}' for k, v in out.items() if n in v)
             + f' ({time.perf_counter() - t:.0f} s)')
     return out
+
+
+def save_entry(results, path, key, kl, started, **fields):
+    """Record one finished (size, data model, ...) entry: ``fields``, its ``kl`` {setting: {N: KL}}, the seconds
+    since ``started``, threads and torch; the whole JSON is rewritten atomically (a killed run resumes from it)."""
+    results[key] = dict(fields, kl={k: {int(n): v for n, v in row.items()} for k, row in kl.items()},
+                        seconds=round(time.perf_counter() - started), threads=torch.get_num_threads(),
+                        torch=torch.__version__)
+    atomic_write(path, lambda tmp: json.dump(results, open(tmp, 'w'), indent=1))
+
+
+def int_keys(results):
+    """The KL tables of JSON-loaded ``results`` keyed by int N again (JSON keys are strings)."""
+    for res in results.values():
+        res['kl'] = {k: {int(n): v for n, v in row.items()} for k, row in res['kl'].items()}
 
 
 def speedup_cell(vanilla, kl, n):
@@ -202,15 +217,8 @@ def main(argv=None):
             P = power_law(S) if model == 'power law' else deadleaves_power(S, DEADLEAVES_IMAGES[S])
             stride = max(1, S // 128)
             kl = errors(P, S, a.iterations, stride=stride)
-            results[key] = dict(size=S, model=model, stride=stride, kl={k: {int(n): v for n, v in row.items()} for k, row in kl.items()},
-                                seconds=round(time.perf_counter() - t), threads=torch.get_num_threads(),
-                                torch=torch.__version__)
-            tmp = path + '.tmp'
-            with open(tmp, 'w') as fh:
-                json.dump(results, fh, indent=1)
-            os.replace(tmp, path)
-    for res in results.values():          # JSON keys are strings
-        res['kl'] = {k: {int(n): v for n, v in row.items()} for k, row in res['kl'].items()}
+            save_entry(results, path, key, kl, t, size=S, model=model, stride=stride)
+    int_keys(results)
     order = sorted(results.values(), key=lambda r: (r['size'], r['model']))
     results = {f'{r["size"]} {r["model"]}': r for r in order}
     text = ('# Exact-score (Gaussian) PC errors and PDS speed-ups against resolution\n\n'

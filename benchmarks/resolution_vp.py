@@ -34,11 +34,10 @@ import os
 import sys
 import time
 
-import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from benchmarks.resolution_gaussian import deadleaves_power, spectrum  # noqa: E402
+from benchmarks.resolution_gaussian import deadleaves_power, int_keys, save_entry, spectrum  # noqa: E402
 from evaluation.resolution import iterations_to_reach, power_law  # noqa: E402
 from preconditioning import auto, normalised_inverse  # noqa: E402
 from sampling.ddpm import chain_steps  # noqa: E402
@@ -166,16 +165,8 @@ def main(argv=None):
                     P = power_law(S) if model == 'power law' else deadleaves_power(S, DEADLEAVES_IMAGES.get(S, 24))
                 stride = max(1, S // 128)
                 kl = errors(P, S, a.iterations, rule, stride=stride)
-                results[key] = dict(size=S, model=model, eps_rule=rule, stride=stride,
-                                    kl={k: {int(n): v for n, v in row.items()} for k, row in kl.items()},
-                                    seconds=round(time.perf_counter() - t), threads=torch.get_num_threads(),
-                                    torch=torch.__version__)
-                tmp = path + '.tmp'
-                with open(tmp, 'w') as fh:
-                    json.dump(results, fh, indent=1)
-                os.replace(tmp, path)
-    for res in results.values():          # JSON keys are strings
-        res['kl'] = {k: {int(n): v for n, v in row.items()} for k, row in res['kl'].items()}
+                save_entry(results, path, key, kl, t, size=S, model=model, eps_rule=rule, stride=stride)
+    int_keys(results)
     order = sorted(results.values(), key=lambda r: (r['size'], r['model'], r['eps_rule']))
     results = {f'{r["size"]} {r["model"]} {r["eps_rule"]}': r for r in order}
     text = ('# Exact-score (Gaussian) VP samplers, vanilla and preconditioned, against resolution\n\n'

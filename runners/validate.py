@@ -73,6 +73,9 @@ def sampling_problems(config):
     speed_up = s.get('speed_up', 1.)
     speed_ok = need(_number(speed_up) and speed_up > 0, 'sampling.speed_up (--speed_up)', speed_up,
                     '> 0 (N = int(model.num_scales / speed_up) steps, eps = sampling.eps x speed_up)')
+    if method != 'pc' and s.get('last_step', 'predictor') != 'predictor':
+        problems.append(f"sampling.last_step = {s.last_step!r} is a setting of sampling.method = 'pc'; "
+                        f"{method!r} ends its own way (expected 'predictor', the default)")
     if method != 'ald':       # pc and the rival samplers (sampling/edm.py, ode.py, adaptive.py) on the VE SDE
         if method == 'pc':
             need(s.predictor in sampling.PREDICTORS, 'sampling.predictor', s.predictor,

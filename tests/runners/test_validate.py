@@ -108,6 +108,8 @@ def test_bad_counts_on_the_command_line(tmp_path, args, message):
     (dict(method='pc', speed_up=0.), 'sampling.speed_up (--speed_up) = 0.0: expected > 0'),
     (dict(method='pc', num_steps=-3), 'sampling.num_steps = -3: expected an integer >= 1, or 0'),
     (dict(method='pc', last_step='tweedie'), "sampling.last_step = 'tweedie': expected 'predictor'"),
+    (dict(method='edm', last_step='denoiser'), "sampling.last_step = 'denoiser' is a setting of sampling.method = 'pc'"),
+    (dict(method='ald', last_step='denoiser'), "'ald' ends its own way"),
     (dict(method='pc', speed_up=5000.), 'int(10 / 5000.0) = 0 steps; expected speed_up <= 10'),
     (dict(step_lr=0.), 'sampling.step_lr = 0.0: expected > 0'),
     (dict(num_levels=11), 'sampling.num_levels = 11: expected an integer in 1..model.num_scales = 10'),

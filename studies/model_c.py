@@ -27,12 +27,13 @@ import os
 from studies.model_b import _dpmpp_points
 from studies.spec import CURVE_ITERATIONS, Point, Study, model
 
-# size -> the model: config module, checkpoint (C32: shipped; C64 / C128: not trained yet, named after their configs
-# as C32's is), score_sde's default N (the config's model.num_scales) and the batch size of its sampling
+# size -> the model: config module, checkpoint (C32: shipped; C64: the CPU fallback of its config (nf 16), trained on
+# the CPU since no GPU was lent, issue 28; C128: not trained yet, named after its config as C32's is), score_sde's
+# default N (the config's model.num_scales) and the batch size of its sampling
 SIZES = {
     32: dict(config='ve/deadleaves32_ncsnpp_cpu', checkpoint=('ncsnpp_deadleaves32_cpu', 'checkpoint.pth'),
              num_scales=1000, batch_size=100),
-    64: dict(config='ve/deadleaves64_ncsnpp', checkpoint=('ncsnpp_deadleaves64', 'checkpoint.pth'),
+    64: dict(config='ve/deadleaves64_ncsnpp:cpu', checkpoint=('ncsnpp_deadleaves64_cpu', 'checkpoint.pth'),
              num_scales=1000, batch_size=250),
     128: dict(config='ve/deadleaves128_ncsnpp', checkpoint=('ncsnpp_deadleaves128', 'checkpoint.pth'),
               num_scales=2000, batch_size=250),

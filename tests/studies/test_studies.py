@@ -138,8 +138,8 @@ def test_model_c_studies_build_valid_configs_at_the_stated_budgets_and_counts(si
     monkeypatch.chdir(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
     quality, curves, rivals = (get(f'c{size}_{kind}') for kind in ('quality', 'curves', 'rivals'))
     n_default = {32: 1000, 64: 1000, 128: 2000}[size]
-    module = {32: 've/deadleaves32_ncsnpp_cpu', 64: 've/deadleaves64_ncsnpp', 128: 've/deadleaves128_ncsnpp'}[size]
-    ckpt = {32: 'ncsnpp_deadleaves32_cpu', 64: 'ncsnpp_deadleaves64', 128: 'ncsnpp_deadleaves128'}[size]
+    module = {32: 've/deadleaves32_ncsnpp_cpu', 64: 've/deadleaves64_ncsnpp:cpu', 128: 've/deadleaves128_ncsnpp'}[size]
+    ckpt = {32: 'ncsnpp_deadleaves32_cpu', 64: 'ncsnpp_deadleaves64_cpu', 128: 'ncsnpp_deadleaves128'}[size]
     cfg, nfe = {}, {}
     for s in (quality, curves, rivals):
         assert s.model == dict(config=module, checkpoint=os.path.join('checkpoints', ckpt, 'checkpoint.pth'),
@@ -151,7 +151,8 @@ def test_model_c_studies_build_valid_configs_at_the_stated_budgets_and_counts(si
             assert c.data.image_size == size and c.data.dataset == 'DeadLeaves' and c.model.num_scales == n_default
             assert validate.check_sampling(c, p.num_samples, min(s.batch_size, p.num_samples))
             cfg[(s.name, p.name)], nfe[(s.name, p.name)] = c, sampling.iterations(c)
-            assert spec.config_name(s, p).startswith(f'configs/{module}.py --pds=')
+            path, _, setting = module.partition(':')
+            assert spec.config_name(s, p).startswith(f'configs/{path}.py{":" + setting if setting else ""} --pds=')
             if c.sampling.method == 'pc':
                 its = nfe[(s.name, p.name)][0]
                 assert sde_lib.from_config(c).N == its and nfe[(s.name, p.name)] == (its, 2 * its)

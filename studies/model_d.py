@@ -184,7 +184,7 @@ def d_rivals(samples=None):
 FIRST_BUDGETS = (20, 50, 100)
 FIRST_POINTS = ('vanilla_{n}it', 'pds_a5_{n}it', 'pds_a5_marg_{n}it', 'ddpm_{n}it', 'ddim_{n}', 'dpmpp_2m_sde_{n}',
                 'edm_stochastic_{e}')
-# PC at eps 1e-3 only at NFE 20 here: vanilla there gave FID 331.6 (against 143.8 at the speed_up rule's eps): the
+# PC at eps 1e-3 only at NFE 20 here: vanilla there gave FID 331.5 (against 143.8 at the speed_up rule's eps): the
 # last Euler-Maruyama step from t = 1e-3 has gain beta(eps) / (N (1 - alpha_bar(eps))) = 55 on a score of curvature
 # ~1 / sigma^2 (Model D's, measured), where a step is stable below 2 (docs/vp.md); at N = 50 / 100 it is still 22 / 11,
 # so those points wait for d_rivals

@@ -60,7 +60,10 @@ def main():
         raise SystemExit(f'error: {latest} does not exist; expected a training workdir (main.py --mode train)')
     state = torch.load(latest, map_location='cpu', weights_only=True)
     if args.config:
-        config = load_file(args.config)
+        try:
+            config = load_file(args.config)
+        except ValueError as err:
+            raise SystemExit(f'error: {err}') from None
     elif state.get('config'):
         import ml_collections
         config = ml_collections.ConfigDict(json.loads(state['config']))

@@ -87,11 +87,6 @@ def errors(P, S, iterations, eps_rule, stride=1, log=print):
     return out
 
 
-def _reach(kl, target):
-    n = iterations_to_reach(kl, target)
-    return None if n is None else float(n)
-
-
 def _at_first(kl, target):
     """Whether ``kl`` is already at ``target`` at its smallest N (then its iterations are an upper bound)."""
     return kl[min(kl)] <= target
@@ -100,12 +95,12 @@ def _at_first(kl, target):
 def summary(results):
     """Per size, data model and eps rule: each sampler's iterations (= NFE) to reach each KL target, and the best
     PDS sampler's speed-up over vanilla PC and over the best vanilla sampler (PC, DDPM or DDIM)."""
-    head = ' | '.join(s for s in SAMPLERS)
+    head = ' | '.join(SAMPLERS)
     lines = [f'| size | data | eps | KL target | {head} | best PDS vs vanilla PC | best PDS vs best vanilla |',
              '|---|---|---|---|' + '---|' * len(SAMPLERS) + '---|---|']
     for res in results.values():
         for target in KL_TARGETS:
-            need = {s: _reach(res['kl'][s], target) for s in SAMPLERS}
+            need = {s: iterations_to_reach(res['kl'][s], target) for s in SAMPLERS}
             bound = {s: _at_first(res['kl'][s], target) for s in SAMPLERS}
             cells = ['never' if v is None else ('<= ' if bound[s] else '') + f'{v:.0f}' for s, v in need.items()]
             pds = {s: v for s, v in need.items() if s in PDS_SAMPLERS and v is not None}

@@ -6,8 +6,8 @@ def load_file(path):
     """``get_config()`` of the config file at ``path`` (a .py file defining it), or ``get_config(setting)`` for
     ``path.py:setting`` (as ``--config`` takes it).  A missing or unreadable file raises ValueError in one line."""
     import importlib.util
-    file, _, setting = path.partition('.py:')
-    file = file + '.py' if setting or path.endswith('.py:') else path
+    file, sep, setting = path.partition('.py:')
+    file = file + '.py' if sep else path
     if not os.path.isfile(file):
         raise ValueError(f'config file {file!r} does not exist; expected a configs/<...>.py file (optionally '
                          'followed by :<setting>)')

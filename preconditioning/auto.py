@@ -301,7 +301,6 @@ def ddpm_moments(spec, sde, tau, variance='beta', filters=None, predictor_drift=
     return m - spec.mu, V
 
 
-
 def ddim_moments(spec, sde, tau, eta=0.):
     """Final (mean error, V) per frequency of DDIM (sampling/ddpm.py ``sample_ddim``) on the chain indices ``tau``
     under (A5), from the prior N(0, I).  With a = alpha_bar of a step, a' of the next (1 after the last) and
@@ -317,6 +316,7 @@ def ddim_moments(spec, sde, tau, eta=0.):
         b = scale * (1 - a) - np.sqrt(max(1 - a_prev - var, 0.)) * np.sqrt(1 - a)
         m, V = _vp_step(m, V, c, T, scale, b, var)
     return m - spec.mu, V
+
 
 # ---------------------------------------------------------------------------------------------------------------
 # The automatic filters (A2-A4): per frequency, the gain that brings (m, V) closest (in KL) to the target N(0, T')

@@ -62,13 +62,12 @@ def _as_recorded(old, new):
     behaviour's value, for the comparison with a folder sampled before those keys existed."""
     if not isinstance(old, dict) or not isinstance(new, dict):
         return new
-    out = None
+    new = {k: (dict(v) if isinstance(v, dict) else v) for k, v in new.items()}
     for dotted, value in ADDED_KEYS.items():
         section, key = dotted.split('.')
-        if key in (new.get(section) or {}) and key not in (old.get(section) or {}) and new[section][key] == value:
-            out = out or {k: (dict(v) if isinstance(v, dict) else v) for k, v in new.items()}
-            del out[section][key]
-    return new if out is None else out
+        if key not in (old.get(section) or {}) and (new.get(section) or {}).get(key, value) == value:
+            (new.get(section) or {}).pop(key, None)
+    return new
 
 
 def batch_generator(seed, batch, device='cpu'):

@@ -73,8 +73,9 @@ def sampling_problems(config):
     speed_up = s.get('speed_up', 1.)
     speed_ok = need(_number(speed_up) and speed_up > 0, 'sampling.speed_up (--speed_up)', speed_up,
                     '> 0 (N = int(model.num_scales / speed_up) steps, eps = sampling.eps x speed_up)')
-    if method != 'pc' and s.get('last_step', 'predictor') != 'predictor':
-        problems.append(f"sampling.last_step = {s.last_step!r} is a setting of sampling.method = 'pc'; "
+    last_step = s.get('last_step', 'predictor')
+    if method != 'pc' and last_step != 'predictor':
+        problems.append(f"sampling.last_step = {last_step!r} is a setting of sampling.method = 'pc'; "
                         f"{method!r} ends its own way (expected 'predictor', the default)")
     if method != 'ald':       # pc and the rival samplers (sampling/edm.py, ode.py, adaptive.py) on the VE SDE
         if method == 'pc':
@@ -82,9 +83,8 @@ def sampling_problems(config):
                  f'one of {sorted(sampling.PREDICTORS)}')
             need(s.corrector in sampling.CORRECTORS, 'sampling.corrector', s.corrector,
                  f'one of {sorted(sampling.CORRECTORS)}')
-            need(s.get('last_step', 'predictor') in sampling.pc.LAST_STEPS, 'sampling.last_step',
-                 s.get('last_step', 'predictor'), "'predictor' (score_sde's last predictor step) or 'denoiser' "
-                 "(Tweedie's E[x_0 | x] at the last time)")
+            need(last_step in sampling.pc.LAST_STEPS, 'sampling.last_step', last_step,
+                 "'predictor' (score_sde's last predictor step) or 'denoiser' (Tweedie's E[x_0 | x] at the last time)")
             if s.predictor == 'none' and s.corrector == 'none':
                 problems.append("sampling.predictor = 'none' and sampling.corrector = 'none': nothing would update "
                                 'the prior noise; expected a predictor, a corrector or both')

@@ -116,13 +116,8 @@ def _pc_points(its_list, count, series=PC_SERIES):
 
 
 def _chain_points(its_list, count, series=DDPM_SERIES):
-    """The chain sampler ``series`` (ddpm) at each of ``its_list`` steps of the 1000-step chain."""
-    return [Point(f'{key}_{its}it', label, over + (('sampling.num_steps', its),), count(its))
-            for its in its_list for key, label, over in series]
-
-
-def _pc_fixed_eps_points(its_list, count, series=PC_FIXED_EPS_SERIES):
-    """The PC ``series`` at N = ``its`` steps with the config's eps = 1e-3 (``sampling.num_steps``, speed_up 1)."""
+    """``series`` at ``sampling.num_steps`` = each of ``its_list``: the chain samplers' (ddpm) steps of the 1000-step
+    chain, or PC's N predictor steps at the config's eps = 1e-3 (speed_up 1; PC_FIXED_EPS_SERIES)."""
     return [Point(f'{key}_{its}it', label, over + (('sampling.num_steps', its),), count(its))
             for its in its_list for key, label, over in series]
 
@@ -170,8 +165,7 @@ def d_rivals(samples=None):
         # the curves' points at this NFE (their rows): one evaluation per step (PC Euler-Maruyama, DDPM) at N = NFE,
         # PC + Langevin (NFE 2N) where its N is a curves point and the count agrees (NFE 40 and 100)
         points += _pc_points((nfe,), lambda its: n) + _chain_points((nfe,), lambda its: n)
-        points += _pc_fixed_eps_points((nfe,), lambda its: n)
-        points += _pc_fixed_eps_points((nfe,), lambda its: n, PC_DENOISER_SERIES)
+        points += _chain_points((nfe,), lambda its: n, PC_FIXED_EPS_SERIES + PC_DENOISER_SERIES)
         if nfe in CORRECTOR_AT_BUDGET:
             points += _pc_points((CORRECTOR_AT_BUDGET[nfe],), lambda its: n, CORRECTOR_SERIES)
     for tol, n in ((1e-2, 2000), (1e-3, 2000), (1e-5, 500)):

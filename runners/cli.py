@@ -1,9 +1,11 @@
 """What each ``main.py --mode`` does with the parsed flags (kept out of main.py so it stays thin).
 
-Bad input ends as one ``error: ...`` line (exit status 1), Ctrl-C as one ``interrupted: ...`` line saying how to
-resume (exit status 130): never a traceback.  ``sample``, ``eval`` and ``train`` hold their workdir's lock
-(``utils/lock.py``) for the whole run; under torchrun only rank 0 takes it.
+Bad input ends as one ``error: ...`` line (exit status 1), Ctrl-C or SIGTERM as one ``interrupted: ...`` line
+saying how to resume (exit status 130 / 143, ``utils/signals.py``; train saves first): never a traceback.
+``sample``, ``eval`` and ``train`` hold their workdir's lock (``utils/lock.py``) for the whole run; under torchrun
+only rank 0 takes it.
 """
+import contextlib
 import os
 import signal
 import sys
@@ -39,14 +41,18 @@ def run(mode, config, flags):
         config.sampling.speed_up = flags.speed_up
     if flags.pds is not None:
         config.pds.enabled = flags.pds
+    from utils.signals import exit_status, terminate_as_interrupt
+    # SIGTERM stops sample / eval / stats as Ctrl-C does (lock released, one line); train saves first (its own handler)
+    stop_as_interrupt = terminate_as_interrupt() if mode != 'train' else contextlib.nullcontext()
     try:
-        {'sample': _sample, 'eval': _eval, 'stats': _stats, 'train': _train}[mode](config, flags)
+        with stop_as_interrupt:
+            {'sample': _sample, 'eval': _eval, 'stats': _stats, 'train': _train}[mode](config, flags)
     except _user_errors() as err:    # bad input: one clear message, no traceback
         text = str(err).replace('pass skip_bad=True', 'pass --skip_bad')    # the reader's hint, as a flag
         raise SystemExit(f'error: {text}') from None
-    except KeyboardInterrupt:        # Ctrl-C: every output is written atomically, so the folder is clean
+    except KeyboardInterrupt as stop:    # Ctrl-C or SIGTERM: every output is written atomically, the folder is clean
         print(f'interrupted: {_how_to_resume(mode, flags)}', file=sys.stderr, flush=True)
-        raise SystemExit(130) from None
+        raise SystemExit(exit_status(stop)) from None
 
 
 def _how_to_resume(mode, flags):

@@ -276,6 +276,7 @@ def main(argv=None, prog='python -m evaluation.study'):
     from runners.sample import SamplingError
     args.csv = args.csv or default_csv(study, args.out)
     from utils.lock import WorkdirError
+    from utils.signals import exit_status, terminate_as_interrupt
     try:
         if args.summary or args.list or args.plot:
             from utils.provenance import file_record
@@ -304,21 +305,24 @@ def main(argv=None, prog='python -m evaluation.study'):
             return 0
         from runners.cli import resolve_device
         resolve_device(args.device)          # a CUDA device this machine lacks: one line, before any work
-        if args.sample_only:
-            sample_study(study, args.out, args.checkpoint, args.device, only, progress=not args.no_progress,
-                         compile=args.compile)
-            return 0
-        grids = args.grids if args.grids is not None else os.path.join(os.path.dirname(args.csv), 'grids', study.name)
-        run_study(study, args.csv, args.out, args.checkpoint, args.device, args.inception_path, args.fid_cache,
-                  args.fid_features, only, progress=not args.no_progress, grids=grids or None,
-                  compile=args.compile)
+        # SIGTERM (kill, a scheduler) stops the points as Ctrl-C does: lock files removed, one line, exit 143
+        with terminate_as_interrupt():
+            if args.sample_only:
+                sample_study(study, args.out, args.checkpoint, args.device, only, progress=not args.no_progress,
+                             compile=args.compile)
+                return 0
+            grids = (args.grids if args.grids is not None
+                     else os.path.join(os.path.dirname(args.csv), 'grids', study.name))
+            run_study(study, args.csv, args.out, args.checkpoint, args.device, args.inception_path, args.fid_cache,
+                      args.fid_features, only, progress=not args.no_progress, grids=grids or None,
+                      compile=args.compile)
     except (EvalError, ValueError, FileNotFoundError, SamplingError, WorkdirError) as e:
         print(f'error: {e}', file=sys.stderr)
         return 2
-    except KeyboardInterrupt:            # every output is written atomically: the rows and batches done are kept
+    except KeyboardInterrupt as stop:    # every output is written atomically: the rows and batches done are kept
         print(f'interrupted: the rows in {args.csv!r} and the finished batches under {args.out!r} are kept; rerun '
               'the same command to continue', file=sys.stderr, flush=True)
-        return 130
+        return exit_status(stop)
     return 0
 
 

@@ -95,3 +95,57 @@ class _nothing:
 
     def __exit__(self, *exc):
         return False
+
+
+@pytest.fixture
+def sigterm_recorded():
+    """SIGTERM recorded instead of ending pytest, for code that installs no handler of its own (the bug)."""
+    import signal
+    received = []
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: received.append(signum))
+    yield received
+    signal.signal(signal.SIGTERM, previous)
+
+
+def _terminated_while_holding(work):
+    """A run's body: it holds ``work``'s lock when SIGTERM arrives (as from ``kill`` or a session's end)."""
+    import signal
+    import time
+    from utils.lock import workdir_lock
+
+    def body(*args, **kwargs):
+        with workdir_lock(str(work)):
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(2)           # the handler interrupts this at once
+        raise AssertionError('SIGTERM did not stop the run')
+    return body
+
+
+def test_sigterm_stops_a_sample_run_as_ctrl_c_does(tmp_path, monkeypatch, capsys, sigterm_recorded):
+    """SIGTERM during ``--mode sample``: the lock file goes, one ``interrupted:`` line, exit status 143; before,
+    the process died at once and left run.lock for the next run to take over."""
+    import signal
+    import types
+    from runners import cli
+    work = tmp_path / 'run'
+    monkeypatch.setattr(cli, '_sample', _terminated_while_holding(work))
+    flags = types.SimpleNamespace(seed=None, speed_up=None, pds=None, workdir=str(work))
+    with pytest.raises(SystemExit) as stop:
+        cli.run('sample', empirical_config(), flags)
+    assert stop.value.code == 143 and not sigterm_recorded
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith('interrupted: ') and 'rerun the same command' in err[0]
+    assert not (work / LOCK).exists()
+    assert signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL       # the caller's handler is back
+
+
+def test_sigterm_stops_a_study_as_ctrl_c_does(tmp_path, monkeypatch, capsys, sigterm_recorded):
+    from runners import study
+    work = tmp_path / 'out' / 'point'
+    monkeypatch.setattr(study, 'run_study', _terminated_while_holding(work))
+    code = study.main(['c32_curves', '--csv', str(tmp_path / 'rows.csv'), '--out', str(tmp_path / 'out'),
+                       '--no_progress'])
+    assert code == 143 and not sigterm_recorded
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith('interrupted: ') and 'rerun the same command to continue' in err[0]
+    assert not (work / LOCK).exists()

@@ -259,5 +259,9 @@ TABLES = {'curves': summary, 'map': map_summary, 'rivals': rivals_summary}
 
 
 def report(study, rows):
-    """The markdown table of ``study`` (its ``Study.table``) made of ``rows`` (:func:`done_rows`' values)."""
+    """The markdown table of ``study`` (its ``Study.table``) made of ``rows`` (:func:`done_rows`' values); with no
+    rows, only the line saying so (not an empty table)."""
+    points = {(config_name(study, pt), pt.num_samples) for pt in study.points}
+    if not any(key in points for key in _by_point(rows)):
+        return _rows_line([]) + '\n'
     return TABLES[study.table](study, rows)

@@ -1,7 +1,8 @@
 """Models C32 / C64 / C128: the dead-leaves NCSN++ (issue 28) at 32, 64 and 128 px, the PC sampler on its VE SDE
 without and with PDS, and the rival samplers; FID / KID against the 10,000 held-out dead leaves of that size (the
 test split, seed 1, generated from the config's ``data.deadleaves``: ``data:deadleaves``).  Rows:
-``results/model_c<size>/study.csv`` (``bash results/model_c32/run_studies.sh``).
+``results/model_c<size>/study.csv`` (``bash results/model_c<size>/run_studies.sh``, i.e.
+``scripts/model_c_studies.sh <size>``).
 
 One builder per study, parametrised by the size (:data:`SIZES`: config, checkpoint, score_sde's default N, batch):
 

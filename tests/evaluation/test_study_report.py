@@ -139,3 +139,16 @@ def test_plot_series_never_mix_sample_counts_features_or_checkpoints(tmp_path):
                             'vanilla, 2000 samples, inception, checkpoint bbbbbbbb': [(10, 90., 0.)]}}
     one = plot_results(str(path), str(tmp_path / 'q.png'), only=('vanilla',), features='inception', checkpoint='aaaa')
     assert one == {'M': {'vanilla': [(10, 100., 0.), (20, 50., 0.)]}}
+
+
+def test_a_study_with_none_of_its_points_done_says_so_instead_of_an_empty_table():
+    """The rows of one model's CSV serve several studies: a study none of whose points is among them (C32's quality
+    point before it ran, beside the curves' rows) is one line, not a table with no columns."""
+    from studies import model_c
+    curves, quality = model_c.STUDIES['c32_curves'](None), model_c.STUDIES['c32_quality'](None)
+    pt = next(p for p in curves.points if p.name == 'vanilla_50it')
+    rows = [dict(config=spec.config_name(curves, pt), iterations='50', fid='249.9', kid='0.393', kid_std='0.003',
+                 num_samples=str(pt.num_samples), features='inception', fid_mode='clean', checkpoint_sha256='e9' * 32,
+                 reference='data:deadleaves')]
+    assert report.report(quality, rows) == 'Rows: none done yet.\n'
+    assert '| vanilla | 249.9<br>0.393 ± 0.003 |' in report.report(curves, rows)

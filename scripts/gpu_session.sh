@@ -16,8 +16,8 @@
 #
 # On the device machine (the `run` tool; commands run in the repository root), timeout_s 600:
 #   first session:  command  "bash scripts/gpu_session.sh"                carry [".whl"]
-#   later sessions: put the previous session's c64/ files into runs/model_c64/ (checkpoints-meta/latest.pth and
-#                   train_log.csv), then the same command with             carry [".whl", "runs/model_c64"]
+#   later sessions: put the previous session's c64/ files into runs/model_c64_gpu/ (checkpoints-meta/latest.pth and
+#                   train_log.csv), then the same command with             carry [".whl", "runs/model_c64_gpu"]
 #   fixture checks: copy ../shared/fixtures/* into runs/fixtures/ and add "runs/fixtures" to carry (14 MB; the tree
 #                   travels within 64 MiB: fixtures and a resume folder together do not fit, one at a time)
 # The machine has torch, absl-py, numpy, scipy, pillow, matplotlib, tqdm, pytest, but no ml_collections; fetch its
@@ -32,9 +32,9 @@
 #   PRECISION       [fp32]  training precision: fp32 | tf32 | bf16 (bf16 only once shown loss-neutral on C32: issue 28)
 #   COMPILE         [0]     1: torch.compile the training step (pays only if the compile, ~1 min, is short next to
 #                           TRAIN_MINUTES)
-#   CONFIG          [configs/ve/deadleaves64_ncsnpp.py]     WORKDIR [runs/model_c64]     DATA [deadleaves]
+#   CONFIG          [configs/ve/deadleaves64_ncsnpp.py]     WORKDIR [runs/model_c64_gpu]     DATA [deadleaves]
 #   SHIP            [c64]   the folder under $OUT (C128: CONFIG=configs/ve/deadleaves128_ncsnpp.py
-#                           WORKDIR=runs/model_c128 SHIP=c128)
+#                           WORKDIR=runs/model_c128 SHIP=c128; the CPU model C64 (:cpu) trains in runs/model_c64)
 #   OUT             [$OUT of the device machine, else runs/gpu_session]
 #   GPU_TESTS [1]   BENCH [1]   FIXTURES [runs/fixtures]   PYTHON [python3, else python]
 #   PDS_GPU_SESSION_TINY [0] 1: the CPU rehearsal: a tiny C64 (nf 8, 16 px, batch 4, 16 images) on the CPU for
@@ -50,7 +50,7 @@ TRAIN_MINUTES=${TRAIN_MINUTES:-$([ "$TINY" = 1 ] && echo 0.15 || echo auto)}
 PRECISION=${PRECISION:-fp32}
 COMPILE=${COMPILE:-0}
 CONFIG=${CONFIG:-configs/ve/deadleaves64_ncsnpp.py}
-WORKDIR=${WORKDIR:-runs/model_c64}
+WORKDIR=${WORKDIR:-runs/model_c64_gpu}
 DATA=${DATA:-deadleaves}
 SHIP=${SHIP:-c64}
 GPU_TESTS=${GPU_TESTS:-1}

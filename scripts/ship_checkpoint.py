@@ -1,7 +1,7 @@
 """Copy a training run's latest state into a shipped checkpoint folder (what the repository commits).
 
     python scripts/ship_checkpoint.py --workdir runs/model_a --out checkpoints/ncsn_mnist_cpu --config configs/ncsn/mnist_cpu.py
-    python scripts/ship_checkpoint.py --workdir runs/model_c64 --out $OUT/c64      # the config the run recorded
+    python scripts/ship_checkpoint.py --workdir runs/model_c64_gpu --out $OUT/c64      # the config the run recorded
 
 Writes ``<out>/checkpoint.pth`` (the official checkpoint object of the family with the network weights only: what
 ``--checkpoint`` samples from), ``<out>/checkpoints-meta/latest.pth`` (the trainer's resume file: weights, Adam,

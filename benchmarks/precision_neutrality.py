@@ -4,6 +4,7 @@ the 10,000 MNIST test images; resumable.
 
     python benchmarks/precision_neutrality.py                          # Models A and B on the CPU (hours: see below)
     python benchmarks/precision_neutrality.py --models b --variants fp32 bf16
+    python benchmarks/precision_neutrality.py --models b --points pc_100it         # one point of a model
     python benchmarks/precision_neutrality.py --models c32 --c32 runs/model_c32     # C32 once it is trained
     python benchmarks/precision_neutrality.py --summary                # the verdict table from what is done
     python benchmarks/precision_neutrality.py --per_sigma              # where bf16 departs: score error per level
@@ -245,6 +246,8 @@ def main(argv=None):
     p.add_argument('--models', nargs='+', default=['a', 'b'], help="'a', 'b', 'c32' (with --c32)")
     p.add_argument('--c32', default=None, help='Model C32 checkpoint file or run folder')
     p.add_argument('--variants', nargs='+', default=list(VARIANTS), choices=list(VARIANTS))
+    p.add_argument('--points', nargs='+', default=None, help="only these points of the models (e.g. pc_100it; "
+                   "default: every point)")
     p.add_argument('--num_samples', type=int, default=500)
     p.add_argument('--batch_size', type=int, default=100)
     p.add_argument('--device', default='cpu')
@@ -287,11 +290,18 @@ def main(argv=None):
         for key in wanted:
             per_sigma(available[key], args, say)
         return None
+    names = {pt.name for key in wanted for pt in available[key].points}
+    unknown = sorted(set(args.points or ()) - names)
+    if unknown:
+        raise SystemExit(f'error: --points {" ".join(unknown)}: the models {" ".join(wanted)} have the points '
+                         f'{", ".join(sorted(names))}')
     results = {}
     for key in wanted:
         model = available[key]
         ref = model.ref if args.tiny else os.path.expandvars(model.ref)
         for point in model.points:
+            if args.points and point.name not in args.points:
+                continue
             for variant in ['fp32'] + [v for v in args.variants if v != 'fp32']:      # the reference first
                 if args.summary:
                     rec = finished(os.path.join(args.out, key, point.name, variant), args.num_samples)

@@ -55,3 +55,11 @@ def test_the_mnist_models_need_pds_data(tmp_path, monkeypatch):
         pn.main(['--out', str(tmp_path)])
     with pytest.raises(SystemExit, match='c32 needs --c32'):
         pn.main(['--out', str(tmp_path), '--models', 'c32'])
+
+
+def test_points_runs_only_the_named_points_and_names_a_wrong_one(tmp_path):
+    results = pn.main(TINY + ['--out', str(tmp_path), '--models', 'tiny_pc', '--points', 'pc_4it',
+                              '--variants', 'fp32'])
+    assert set(results) == {('tiny_pc', 'pc_4it')}
+    with pytest.raises(SystemExit, match=r'--points pc_5it: the models tiny_pc have the points pc_4it, pc_8it'):
+        pn.main(TINY + ['--out', str(tmp_path), '--models', 'tiny_pc', '--points', 'pc_5it'])

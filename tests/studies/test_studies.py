@@ -416,41 +416,52 @@ def test_model_d_chain_points_stay_within_the_models_levels():
 
 
 # docs/vp.md's NFE-20 table: row label -> the d_first point it quotes
+# docs/vp.md's Model D tables, one per NFE budget: label -> d_first point; a 'the same, PDS (a) / (b)' row below
+# one of them is that point's PDS form (PARENTS)
 VP_DOC_ROWS = {
-    'VP PC (Euler-Maruyama), eps 0.05 (speed_up rule): vanilla': 'vanilla_20it',
-    'the same, PDS (a) official form, alpha 5': 'pds_a5_20it',
-    'the same, PDS (b) marginal form, alpha 5': 'pds_a5_marg_20it',
-    "VP PC, score_sde's eps 1e-3: vanilla": 'vanilla_eps3_20it',
-    'VP PC, eps 1e-3, denoiser as the last step (`sampling.last_step`): vanilla': 'vanilla_eps3_den_20it',
-    'DDPM ancestral, 20 steps of the chain': 'ddpm_20it',
-    'DDIM (eta 0), 20 steps': 'ddim_20',
-    'EDM stochastic, 10 steps (NFE 19)': 'edm_stochastic_10',
-    'DPM-Solver++ 2M SDE, 20 steps': 'dpmpp_2m_sde_20',
+    20: {'VP PC (Euler-Maruyama), eps 0.05 (speed_up rule): vanilla': 'vanilla_20it',
+         'the same, PDS (a) official form, alpha 5': 'pds_a5_20it',
+         'the same, PDS (b) marginal form, alpha 5': 'pds_a5_marg_20it',
+         "VP PC, score_sde's eps 1e-3: vanilla": 'vanilla_eps3_20it',
+         'VP PC, eps 1e-3, denoiser as the last step (`sampling.last_step`): vanilla': 'vanilla_eps3_den_20it',
+         'DDPM ancestral, 20 steps of the chain': 'ddpm_20it',
+         'DDIM (eta 0), 20 steps': 'ddim_20',
+         'EDM stochastic, 10 steps (NFE 19)': 'edm_stochastic_10',
+         'DPM-Solver++ 2M SDE, 20 steps': 'dpmpp_2m_sde_20'},
+    50: {'VP PC (Euler-Maruyama), eps 0.02 (speed_up rule): vanilla': 'vanilla_50it',
+         'the same, PDS (a) official form, alpha 5': 'pds_a5_50it',
+         'the same, PDS (b) marginal form, alpha 5': 'pds_a5_marg_50it',
+         'DDPM ancestral, 50 steps of the chain': 'ddpm_50it',
+         'DDIM (eta 0), 50 steps': 'ddim_50',
+         'EDM stochastic, 25 steps (NFE 49)': 'edm_stochastic_25',
+         'DPM-Solver++ 2M SDE, 50 steps': 'dpmpp_2m_sde_50'},
 }
+PARENTS = {'the same, PDS (b)': {'vanilla_eps3_20it': 'pds_a5_marg_eps3_20it',
+                                 'vanilla_eps3_den_20it': 'pds_a5_marg_eps3_den_20it'},
+           'the same, PDS (a)': {'vanilla_eps3_20it': 'pds_a5_eps3_20it'}}
 
 
-def test_vp_doc_table_quotes_the_model_d_rows():
-    """Every FID / KID of docs/vp.md's Model D table at NFE 20 is the committed 2,000-sample Inception row of the
+@pytest.mark.parametrize('nfe,count', [(20, 12), (50, 7)])
+def test_vp_doc_table_quotes_the_model_d_rows(nfe, count):
+    """Every FID / KID of docs/vp.md's Model D table at this NFE is the committed 2,000-sample Inception row of the
     point it names (rounded as quoted), of the shipped checkpoint; the (a) / (b) rows below a 'the same' row follow
     their parent's setting."""
     import csv
     import re
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     text = open(os.path.join(root, 'docs', 'vp.md'), encoding='utf-8').read()
-    table = text[text.index('| NFE 20 | FID | KID |'):].split('\n\n')[0].splitlines()[2:]
+    table = text[text.index(f'| NFE {nfe} | FID | KID |'):].split('\n\n')[0].splitlines()[2:]
     rows = list(csv.DictReader(open(os.path.join(root, 'results', 'model_d', 'study.csv'), encoding='utf-8')))
     first = get('d_first')
     points = {p.name: p for p in first.points}
-    parents = {'the same, PDS (b)': {'vanilla_eps3_20it': 'pds_a5_marg_eps3_20it',
-                                     'vanilla_eps3_den_20it': 'pds_a5_marg_eps3_den_20it'},
-               'the same, PDS (a)': {'vanilla_eps3_20it': 'pds_a5_eps3_20it'}}
     parent, checked = None, 0
     for line in table:
         label, fid, kid = (c.strip().strip('*') for c in line.strip('|').split('|'))
-        if label in VP_DOC_ROWS:
-            name = parent = VP_DOC_ROWS[label]
+        if label in VP_DOC_ROWS[nfe]:
+            name = VP_DOC_ROWS[nfe][label]
+            parent = name if not label.startswith('the same') else parent
         else:
-            name = parents[label][parent]
+            name = PARENTS[label][parent]
         cfg = spec.config_name(first, points[name])
         found = [r for r in rows if r['config'] == cfg and r['features'] == 'inception']
         assert len(found) == 1 and found[0]['num_samples'] == '2000', name
@@ -460,4 +471,4 @@ def test_vp_doc_table_quotes_the_model_d_rows():
         digits = len(mean.split('.')[1])
         assert f'{float(found[0]["kid"]):.{digits}f}' == mean and f'{float(found[0]["kid_std"]):.{digits}f}' == std
         checked += 1
-    assert checked == 12
+    assert checked == count

@@ -63,3 +63,32 @@ def test_points_runs_only_the_named_points_and_names_a_wrong_one(tmp_path):
     assert set(results) == {('tiny_pc', 'pc_4it')}
     with pytest.raises(SystemExit, match=r'--points pc_5it: the models tiny_pc have the points pc_4it, pc_8it'):
         pn.main(TINY + ['--out', str(tmp_path), '--models', 'tiny_pc', '--points', 'pc_5it'])
+
+
+def test_the_speed_doc_quotes_the_committed_neutrality_rows():
+    """docs/speed.md's neutrality table is results/neutrality/neutrality.csv, rounded as quoted (FID .2f, KID .4f),
+    every variant neutral by :func:`pn.verdict` as the table says."""
+    import csv
+    import os
+    import re
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    rows = {r['workdir'].split('neutrality/', 1)[1]: r
+            for r in csv.DictReader(open(os.path.join(root, 'results', 'neutrality', 'neutrality.csv')))}
+    assert {r['num_samples'] for r in rows.values()} == {'500'} and {r['device'] for r in rows.values()} == {'cpu'}
+    text = open(os.path.join(root, 'docs', 'speed.md'), encoding='utf-8').read()
+    table = text[text.index('| model, point | fp32 FID / KID |'):].split('\n\n')[0].splitlines()[2:]
+    points = {'A': ('a', {20: 'ald_20it', 100: 'ald_100it'}), 'B': ('b', {100: 'pc_100it'})}
+    checked = 0
+    for line in table:
+        cells = [c.strip() for c in line.strip('|').split('|')]
+        key, its = re.match(r'([AB])\b.*?(\d+) it\.', cells[0]).groups()
+        model, names = points[key]
+        for variant, cell in zip(('fp32', 'bf16', 'compile', 'bf16_min0.1'), cells[1:]):
+            fid, kid = re.match(r'([\d.]+) / ([\d.]+)', cell).groups()
+            row = rows[f'{model}/{names[int(its)]}/{variant}']
+            assert (f'{float(row["fid"]):.2f}', f'{float(row["kid"]):.4f}') == (fid, kid), (key, its, variant)
+            ref = rows[f'{model}/{names[int(its)]}/fp32']
+            rec = {k: float(row[k]) for k in ('kid', 'kid_std')}
+            assert pn.verdict(rec, {k: float(ref[k]) for k in ('kid', 'kid_std')})[2]
+            checked += 1
+    assert checked == 12

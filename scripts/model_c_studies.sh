@@ -23,9 +23,9 @@ case "$SIZE" in
   *) echo "error: no Model C of size '$SIZE' (expected 32, 64 or 128)" >&2; exit 2 ;;
 esac
 OUT=results/model_c$SIZE
-CKPT=$(python -c "import os, sys; from studies.model_c import SIZES; \
-print(os.path.join('checkpoints', *SIZES[int(sys.argv[1])]['checkpoint']))" "$SIZE")
-N=$(python -c "import sys; from studies.model_c import SIZES; print(SIZES[int(sys.argv[1])]['num_scales'])" "$SIZE")
+# the model's checkpoint and score_sde's N (studies/model_c.py SIZES)
+read -r CKPT N < <(python -c "import os, sys; from studies.model_c import SIZES; s = SIZES[int(sys.argv[1])]; \
+print(os.path.join('checkpoints', *s['checkpoint']), s['num_scales'])" "$SIZE")
 C=c$SIZE
 [ -f "$CKPT" ] || { echo "error: $CKPT not found" >&2; exit 2; }
 SHA=$(sha256sum "$CKPT" | cut -c1-8)

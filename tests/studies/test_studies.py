@@ -415,7 +415,6 @@ def test_model_d_chain_points_stay_within_the_models_levels():
     assert not bad, f'{len(bad)} points: {bad[:3]} ...'
 
 
-# docs/vp.md's NFE-20 table: row label -> the d_first point it quotes
 # docs/vp.md's Model D tables, one per NFE budget: label -> d_first point; a 'the same, PDS (a) / (b)' row below
 # one of them is that point's PDS form (PARENTS)
 VP_DOC_ROWS = {

@@ -51,21 +51,26 @@ def test_power_law_has_the_pixel_variance():
     assert P[0, 1] == pytest.approx(4 * P[0, 2])
 
 
-def _row(study, point, fid, nfe, sha, its):
+def _row(study, point, fid, nfe, sha, its, kid=None):
+    # KID defaults to FID / 1000: the two agree unless a test says otherwise
     return dict(config=config_name(study, point), num_samples=point.num_samples, checkpoint_sha256=sha, fid=fid,
-                kid=0.01, kid_std=0.001, features='inception', iterations=its, nfe=nfe, device='cpu',
-                label=point.label)
+                kid=fid / 1000 if kid is None else kid, kid_std=0.001, features='inception', iterations=its, nfe=nfe,
+                device='cpu', label=point.label)
+
+
+def _fake_model(root, curves):
+    """(sha256, study CSV path) of a stand-in checkpoint file where ``curves`` looks for its model under ``root``."""
+    import hashlib
+    ckpt = root / curves.model['checkpoint']
+    ckpt.parent.mkdir(parents=True)
+    ckpt.write_bytes(b'a checkpoint')
+    return hashlib.sha256(b'a checkpoint').hexdigest(), str(root / curves.model['results'] / 'study.csv')
 
 
 def test_learned_row_from_known_rows(tmp_path):
     curves, rivals = STUDIES['b_curves'](), STUDIES['b_rivals']()
     root = tmp_path
-    ckpt = root / curves.model['checkpoint']
-    ckpt.parent.mkdir(parents=True)
-    ckpt.write_bytes(b'a checkpoint')
-    import hashlib
-    sha = hashlib.sha256(b'a checkpoint').hexdigest()
-    csv_path = str(root / curves.model['results'] / 'study.csv')
+    sha, csv_path = _fake_model(root, curves)
     vanilla_fid = {10: 400., 20: 390., 50: 200., 100: 20., 200: 18., 500: 17., 1000: 16.}
     by_name = {p.name: p for p in curves.points}
     for its, fid in vanilla_fid.items():
@@ -87,6 +92,26 @@ def test_learned_row_from_known_rows(tmp_path):
     assert sha[:12] in row['source'] and 'cpu' in row['source']
     text = res.table([row])
     assert '| Model B | 28 | 1.4x (71 it) |' in text
+
+
+def test_learned_speed_up_is_read_in_kid_not_in_fid_across_sample_counts(tmp_path):
+    """Vanilla's points beyond 100 iterations have 500 samples, PDS's at 100 have 2,000: FID's bias (larger at 500)
+    would make vanilla look worse there and the speed-up larger.  The cell follows KID, unbiased at any count."""
+    curves = STUDIES['b_curves']()
+    root = tmp_path
+    sha, csv_path = _fake_model(root, curves)
+    by_name = {p.name: p for p in curves.points}
+    assert by_name['vanilla_200it'].num_samples < by_name['pds_a5_100it'].num_samples      # what this test is about
+    # (iterations, FID, KID): vanilla's 500-sample FID at 200 it reads no better than PDS's 2,000-sample 52, its KID
+    # reaches PDS's 0.069 half way in log N between 100 and 200 iterations
+    for its, fid, kid in ((50, 250., .39), (100, 56., .075), (200, 54., .063), (500, 53., .05)):
+        append_csv(csv_path, _row(curves, by_name[f'vanilla_{its}it'], fid, 2 * its, sha, its, kid=kid))
+    append_csv(csv_path, _row(curves, by_name['pds_a5_100it'], 52., 200, sha, 100, kid=.069))
+    row = res.learned_row('Model B', 28, 'b_curves', 'b_rivals', 'PDS stats α=5 (Table 2, 100 it)',
+                          'results/model_b/curvature.npz', root=str(root))
+    assert row['ratios'][('pds', 100)] == pytest.approx(math.sqrt(2.))            # FID would say > 5x (never reached)
+    assert row['cells'][('pds', 100)] == '1.4x (141 it)'
+    assert row['source'].startswith('KID (speed-up), FID (best)')
 
 
 def test_learned_row_pending_without_a_checkpoint(tmp_path):

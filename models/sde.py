@@ -79,8 +79,15 @@ class VPSDE:
         return torch.exp(2. * self.log_mean_coeff(t))
 
     def marginal_std(self, t):
-        """std(t) = sqrt(1 - exp(2 m(t))), as the official ``marginal_prob`` (no expm1)."""
-        return torch.sqrt(1. - torch.exp(2. * self.log_mean_coeff(t)))
+        """std(t) = sqrt(1 - exp(2 m(t))), as the official ``marginal_prob`` (no expm1, float32 for float32 t).
+
+        The one change: exp is taken in float64 and rounded to t's dtype, i.e. correctly rounded.  At small t,
+        1 - exp(2 m) cancels, so one ulp of exp moves std by ~2e-4 relative, and CPU vector exps differ by an ulp
+        on hard-to-round inputs (t = 0.0012: 0.99986565 here, 0.99986571 on the machine that made the official
+        fixtures).  Correct rounding gives one answer on every machine, the one the fixtures hold."""
+        t = torch.as_tensor(t)
+        e = torch.exp(2. * self.log_mean_coeff(t).double()).to(t.dtype)
+        return torch.sqrt(1. - e)
 
     def sigma(self, t):
         """The VE-equivalent noise level sigma(t) = sqrt(1 / alpha_bar(t) - 1) = std(t) / sqrt(alpha_bar(t))."""

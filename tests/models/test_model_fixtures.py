@@ -62,7 +62,8 @@ def test_official_vp_model_output(case):
     assert raw.dtype == torch.float32 and raw.shape == io['model_out'].shape
     std = sde.marginal_std(io['t'].cpu()) if config.training.continuous else \
         sde.sqrt_1m_alphas_cumprod[io['labels_long'].cpu()]
-    assert torch.equal(std, io['std'].cpu())
+    # the official float32 std to within an ulp or two (float64 std, or expm1, differ by ~1e-4 at t = 0.0012)
+    assert torch.allclose(std, io['std'].cpu(), rtol=2e-7, atol=0)
     print(f'{os.path.basename(case)} on {TEST_DEVICE}: max rel. error {rel_err(raw, io["model_out"]):.1e} (network), '
           f'{rel_err(score, io["out"]):.1e} (score)')
     assert rel_err(raw, io['model_out']) <= FIXTURE_TOL

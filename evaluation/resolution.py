@@ -31,6 +31,7 @@ import argparse
 import json
 import math
 import os
+import re
 import sys
 
 import numpy as np
@@ -154,6 +155,21 @@ def _best_cells(done, budgets=BUDGETS):
     return out
 
 
+def _open_bracket(vanilla, nv, n, planned):
+    """'' if vanilla's measured points around ``nv`` iterations are neighbours in its ``planned`` iterations; else the
+    bounds they give, naming the vanilla points between them that are not run yet (the interpolation across such a
+    gap is a guess: vanilla's quality can jump within it, as it does from 50 to 100 iterations on Model C32)."""
+    below = [m for m in vanilla if m <= nv]
+    above = [m for m in vanilla if m >= nv]
+    if not below or not above:
+        return ''
+    lo, hi = max(below), min(above)
+    missing = [m for m in planned if lo < m < hi]
+    if not missing:
+        return ''
+    return f' [{lo / n:.2g}-{hi / n:.2g}x until vanilla {"/".join(map(str, missing))} it is run]'
+
+
 def learned_row(name, side, curves_name, rivals_name, pds_label, curvature_path, root=ROOT):
     """One learned model's row (dict): its cells, the ratios for the plot, and where its numbers come from."""
     from evaluation.study_report import done_rows
@@ -175,6 +191,8 @@ def learned_row(name, side, curves_name, rivals_name, pds_label, curvature_path,
         if r is not None:
             series.setdefault(p.label, {})[int(r['iterations'])] = (float(r['kid']), int(r['num_samples']), r)
     vanilla = {n: v[0] for n, v in series.get('vanilla', {}).items()}
+    planned = sorted(int(m.group(1)) for p in curves.points if p.label == 'vanilla'
+                     for m in [re.fullmatch(r'vanilla_(\d+)it', p.name)] if m)   # the vanilla iterations planned
     for key, label in (('pds', pds_label), ('auto', AUTO_LABEL)):
         for n in AT:
             got = series.get(label, {}).get(n)
@@ -182,17 +200,16 @@ def learned_row(name, side, curves_name, rivals_name, pds_label, curvature_path,
                 row['cells'][(key, n)] = 'pending'
                 continue
             ratio, text = speedup(vanilla, got[0], n, log_metric=False)
-            row['cells'][(key, n)], row['ratios'][(key, n)] = text, ratio
+            row['cells'][(key, n)], row['ratios'][(key, n)] = text + _open_bracket(vanilla, ratio * n, n, planned), ratio
     done = []
     for p in rivals.points:
         r = rows.get((config_name(rivals, p), p.num_samples))
         if r is not None and r.get('nfe') not in ('', None):
             done.append((p.label, float(r['nfe']), float(r['fid']), int(r['num_samples'])))
-    pc_labels = {p.label for p in curves.points}
-    only_pc = bool(done) and all(d[0] in pc_labels for d in done)    # the rival samplers not measured yet
+    # a rivals study not run to its end names the best of what is measured, and says so
+    partial = f' ({len(done)} of {len(rivals.points)} points so far)' if len(done) < len(rivals.points) else ''
     for b, text in _best_cells(done).items():
-        row['cells'][('best', b)] = (text + (' (PC only so far)' if only_pc and text != '—' else '')) if done \
-            else 'pending'
+        row['cells'][('best', b)] = (text + (partial if text != '—' else '')) if done else 'pending'
     if os.path.isfile(os.path.join(root, curvature_path)):
         lo, g, sig, meta = curvature_spread(os.path.join(root, curvature_path))
         stale = meta.get('checkpoint_sha256') not in (None, sha)
@@ -301,12 +318,14 @@ def table(rows):
 NOTES = ('Speed-up at N: the iterations vanilla needs to reach the quality of PDS at N, over N (in brackets: those '
          'iterations), at equal KID for the learned rows (unbiased in the sample count, so the 500-sample vanilla points '
          'beyond 100 iterations compare with 2,000-sample ones; FID would not); < 1x: PDS is worse than vanilla at the '
-         'same N. † vanilla never reaches it within its measured '
+         'same N; [a-bx until vanilla N it is run]: vanilla\'s measured points around the reading are not neighbours in '
+         'its study, so the interpolation is a guess and a-b are the bounds they give. † vanilla never reaches it within its measured '
          'range (its best is worse): for the exact Gaussian this is its KL floor (~1e-4, from sigma_min), a bound and '
          'not a visible difference. ‡ the exact Gaussian rows give the speed-up at equal KL 0.01 / 0.001 instead (vanilla '
          'iterations / PDS iterations to reach it): from 50 iterations both samplers sit at KL floors of 1e-4 to 1e-9 '
          '(docs/resolution.md, 2a). Best sampler: the lowest FID (exact rows: KL or RMS) within the NFE budget, in '
-         'brackets its NFE. Curvature spread: largest / smallest radial-band median of c sigma^2 at the smallest '
+         'brackets its NFE; (k of M points so far): the model\'s rivals study is part way, so it is the best of those '
+         'measured. Curvature spread: largest / smallest radial-band median of c sigma^2 at the smallest '
          'sigma (learned / Gaussian model); ~1x: isotropic, nothing for a frequency filter to correct. '
          '`python -m evaluation.resolution` (evaluation/resolution.py says where each number comes from).')
 

@@ -87,7 +87,9 @@ def test_learned_row_from_known_rows(tmp_path):
     assert row['ratios'][('pds', 50)] == pytest.approx(math.sqrt(5000.) / 50)
     assert row['cells'][('pds', 100)].startswith('0.') and row['ratios'][('pds', 100)] < 1
     assert row['cells'][('auto', 50)] == 'pending'                  # only another checkpoint's row
-    assert row['cells'][('best', 50)] == 'EDM stochastic (49)'
+    # the shared PC points (vanilla 10 / 20 / 50, PDS alpha 5 at 50) and EDM stochastic: a rivals study part way
+    done = 5
+    assert row['cells'][('best', 50)] == f'EDM stochastic (49) ({done} of {len(rivals.points)} points so far)'
     assert row['cells']['curvature'] == 'pending'
     assert sha[:12] in row['source'] and 'cpu' in row['source']
     text = res.table([row])
@@ -112,6 +114,24 @@ def test_learned_speed_up_is_read_in_kid_not_in_fid_across_sample_counts(tmp_pat
     assert row['ratios'][('pds', 100)] == pytest.approx(math.sqrt(2.))            # FID would say > 5x (never reached)
     assert row['cells'][('pds', 100)] == '1.4x (141 it)'
     assert row['source'].startswith('KID (speed-up), FID (best)')
+
+
+def test_a_speed_up_across_an_unmeasured_vanilla_point_says_its_bounds(tmp_path):
+    """Vanilla measured at 50 and 200 iterations only (100 not run yet): PDS at 50 lands between, and the log-N
+    interpolation (here 3.2x) is a guess across the gap, since vanilla can jump from noise to clean within it.  The
+    cell says the bounds the measured points give (1-4x); once vanilla 100 is in, the plain reading returns."""
+    curves = STUDIES['b_curves']()
+    sha, csv_path = _fake_model(tmp_path, curves)
+    by_name = {p.name: p for p in curves.points}
+    for its, kid in ((50, .5), (200, .2)):
+        append_csv(csv_path, _row(curves, by_name[f'vanilla_{its}it'], 1000 * kid, 2 * its, sha, its, kid=kid))
+    append_csv(csv_path, _row(curves, by_name['pds_a5_50it'], 250., 100, sha, 50, kid=.25))
+    args = ('Model B', 28, 'b_curves', 'b_rivals', 'PDS stats α=5 (Table 2, 100 it)', 'results/model_b/curvature.npz')
+    row = res.learned_row(*args, root=str(tmp_path))
+    assert row['cells'][('pds', 50)] == '3.2x (159 it) [1-4x until vanilla 100 it is run]'
+    append_csv(csv_path, _row(curves, by_name['vanilla_100it'], 240., 200, sha, 100, kid=.24))
+    row = res.learned_row(*args, root=str(tmp_path))
+    assert row['cells'][('pds', 50)] == '1.9x (97 it)'             # vanilla at 100 is already as good: under 2x
 
 
 def test_learned_row_pending_without_a_checkpoint(tmp_path):

@@ -200,7 +200,8 @@ def learned_row(name, side, curves_name, rivals_name, pds_label, curvature_path,
                 row['cells'][(key, n)] = 'pending'
                 continue
             ratio, text = speedup(vanilla, got[0], n, log_metric=False)
-            row['cells'][(key, n)], row['ratios'][(key, n)] = text + _open_bracket(vanilla, ratio * n, n, planned), ratio
+            row['cells'][(key, n)] = text + _open_bracket(vanilla, ratio * n, n, planned)
+            row['ratios'][(key, n)] = ratio
     done = []
     for p in rivals.points:
         r = rows.get((config_name(rivals, p), p.num_samples))
@@ -219,7 +220,8 @@ def learned_row(name, side, curves_name, rivals_name, pds_label, curvature_path,
     used = [v[2] for s in series.values() for v in s.values()]
     counts = sorted({int(r['num_samples']) for r in used})
     devices = sorted({r.get('device') or '?' for r in used})
-    row['source'] = (f'KID (speed-up), FID (best) vs {rivals.model["ref"]}, {"/".join(map(str, counts)) or "no"} samples, '
+    row['source'] = (f'KID (speed-up), FID (best) vs {rivals.model["ref"]}, '
+                     f'{"/".join(map(str, counts)) or "no"} samples, '
                      f'{", ".join(devices) or "—"}, sha256 {sha[:12]}')
     if not used:
         row['pending'] = f'no study rows yet for checkpoint {sha[:12]} in {curves.model["results"]}/study.csv'
@@ -319,7 +321,8 @@ NOTES = ('Speed-up at N: the iterations vanilla needs to reach the quality of PD
          'iterations), at equal KID for the learned rows (unbiased in the sample count, so the 500-sample vanilla points '
          'beyond 100 iterations compare with 2,000-sample ones; FID would not); < 1x: PDS is worse than vanilla at the '
          'same N; [a-bx until vanilla N it is run]: vanilla\'s measured points around the reading are not neighbours in '
-         'its study, so the interpolation is a guess and a-b are the bounds they give. † vanilla never reaches it within its measured '
+         'its study, so the interpolation is a guess and a-b are the bounds they give. † vanilla never reaches it '
+         'within its measured '
          'range (its best is worse): for the exact Gaussian this is its KL floor (~1e-4, from sigma_min), a bound and '
          'not a visible difference. ‡ the exact Gaussian rows give the speed-up at equal KL 0.01 / 0.001 instead (vanilla '
          'iterations / PDS iterations to reach it): from 50 iterations both samplers sit at KL floors of 1e-4 to 1e-9 '

@@ -10,9 +10,18 @@
 #      carried $WORKDIR with checkpoints-meta/latest.pth is resumed exactly;
 #   4. ships the run into $OUT/$SHIP/ (c64/) with scripts/ship_checkpoint.py: checkpoint.pth (EMA weights, for
 #      sampling), checkpoints-meta/latest.pth (the exact resume file), train_log.csv and loss.png, each <= 16 MiB;
-#   5. BENCH=1: benchmarks/gpu_speed.py in the time left ($OUT/gpu_speed.log).
-# Everything printed also goes to $OUT/session.log (6 files in $OUT, 2 folders deep at most: what the device
+#   5. SAMPLES: sample-only study points (evaluation.study --sample_only on the GPU) for SAMPLE_MINUTES, then the
+#      finished points packed into $OUT/samples_<k>.zip with scripts/pack_samples.py, in the files and bytes that the
+#      device tool still brings back (8 files, 64 MiB; the costliest points first).  Here, afterwards:
+#        python scripts/pack_samples.py unpack <files_at> runs/study
+#        python -m evaluation.study c64_curves --csv results/model_c64/study.csv   # features only, on the CPU
+#   6. BENCH=1: benchmarks/gpu_speed.py in the time left ($OUT/gpu_speed.log).
+# Everything printed also goes to $OUT/session.log (at most 8 files in $OUT, 2 folders deep at most: what the device
 # tool brings back).  The exit status is 0 when every stage that ran passed.
+#
+# The tree that travels must be under 64 MiB; with the shipped resume files it is not.  Before the call, here:
+#   python scripts/device_tree.py --drop_resume --carry .whl [runs/model_c64_gpu]    (prints the size; exit 1: over)
+# and after it: git checkout -- checkpoints
 #
 # On the device machine (the `run` tool; commands run in the repository root), timeout_s 600:
 #   first session:  command  "bash scripts/gpu_session.sh"                carry [".whl"]
@@ -36,10 +45,15 @@
 #   SHIP            [c64]   the folder under $OUT (C128: CONFIG=configs/ve/deadleaves128_ncsnpp.py
 #                           WORKDIR=runs/model_c128 SHIP=c128; the CPU model C64 (:cpu) trains in runs/model_c64)
 #   OUT             [$OUT of the device machine, else runs/gpu_session]
+#   SAMPLES         [the ten 500- and 1000-iteration points of c64_curves]   space-separated STUDY[:POINT,POINT...]
+#                           (evaluation.study names); "" for none
+#   SAMPLE_MINUTES  [2]     the sample-only stage's wall time (its finished points are packed; a point cut short is
+#                           left for the CPU, whole)       SAMPLE_ROOT [runs/gpu_samples]  where the points are drawn
 #   GPU_TESTS [1]   BENCH [1]   FIXTURES [runs/fixtures]   PYTHON [python3, else python]
 #   PDS_GPU_SESSION_TINY [0] 1: the CPU rehearsal: a tiny C64 (nf 8, 16 px, batch 4, 16 images) on the CPU for
-#                           TRAIN_MINUTES [0.15], the CPU-runnable tests, benchmarks/gpu_speed.py --tiny; a rerun
-#                           resumes (tests/scripts/test_gpu_session.py runs it twice; about 45 s on 2 busy cores)
+#                           TRAIN_MINUTES [0.15], the CPU-runnable tests, 4 samples of c32_curves' vanilla_10it
+#                           (SAMPLE_MINUTES [0.5]), benchmarks/gpu_speed.py --tiny; a rerun resumes
+#                           (tests/scripts/test_gpu_session.py runs it twice; about 60 s on 2 busy cores)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -53,6 +67,10 @@ CONFIG=${CONFIG:-configs/ve/deadleaves64_ncsnpp.py}
 WORKDIR=${WORKDIR:-runs/model_c64_gpu}
 DATA=${DATA:-deadleaves}
 SHIP=${SHIP:-c64}
+C64_LONG=c64_curves:vanilla_500it,pds_a5_500it,pds_a10_500it,pds_auto_500it,pds_a10_marg_500it,vanilla_1000it,pds_a5_1000it,pds_a10_1000it,pds_auto_1000it,pds_a10_marg_1000it
+SAMPLES=${SAMPLES-$([ "$TINY" = 1 ] && echo c32_curves:vanilla_10it || echo "$C64_LONG")}
+SAMPLE_MINUTES=${SAMPLE_MINUTES:-$([ "$TINY" = 1 ] && echo 0.5 || echo 2)}
+SAMPLE_ROOT=${SAMPLE_ROOT:-runs/gpu_samples}
 GPU_TESTS=${GPU_TESTS:-1}
 BENCH=${BENCH:-1}
 FIXTURES=${FIXTURES:-runs/fixtures}
@@ -70,7 +88,8 @@ say() { echo "[gpu_session $(($(date +%s) - START)) s] $*" | tee -a "$LOG"; }
 left() { echo $((DEADLINE - $(date +%s))); }
 run() { "$@" 2>&1 | tee -a "$LOG"; return "${PIPESTATUS[0]}"; }
 
-say "start: SESSION_MINUTES=$SESSION_MINUTES TRAIN_MINUTES=$TRAIN_MINUTES BENCH_MINUTES=$BENCH_MINUTES PRECISION=$PRECISION COMPILE=$COMPILE CONFIG=$CONFIG WORKDIR=$WORKDIR OUT=$OUT TINY=$TINY"
+say "start: SESSION_MINUTES=$SESSION_MINUTES TRAIN_MINUTES=$TRAIN_MINUTES BENCH_MINUTES=$BENCH_MINUTES SAMPLE_MINUTES=$SAMPLE_MINUTES PRECISION=$PRECISION COMPILE=$COMPILE CONFIG=$CONFIG WORKDIR=$WORKDIR OUT=$OUT TINY=$TINY"
+[ -n "$SAMPLES" ] && say "samples: $SAMPLES into $SAMPLE_ROOT"
 
 # -- 1. the machine ----------------------------------------------------------------------------------------------
 if ! "$PY" -c 'import ml_collections' >/dev/null 2>&1; then
@@ -119,7 +138,9 @@ SHIP_RESERVE=60
 bench_reserve=0
 [ "$BENCH" = 1 ] && bench_reserve=$(awk -v m="$BENCH_MINUTES" 'BEGIN { printf "%d", m * 60 }')
 [ "$TINY" = 1 ] && SHIP_RESERVE=20
-avail=$(( $(left) - SHIP_RESERVE - bench_reserve ))
+sample_reserve=0
+[ -n "$SAMPLES" ] && sample_reserve=$(awk -v m="$SAMPLE_MINUTES" 'BEGIN { printf "%d", m * 60 + 10 }')
+avail=$(( $(left) - SHIP_RESERVE - bench_reserve - sample_reserve ))
 if [ "$TRAIN_MINUTES" = auto ]; then
   train_s=$avail
 else
@@ -159,7 +180,46 @@ else
   say "ship: nothing to ship ($WORKDIR/checkpoints-meta/latest.pth does not exist)"
 fi
 
-# -- 5. the benchmark --------------------------------------------------------------------------------------------
+# -- 5. sample-only study points, packed into what comes back --------------------------------------------------
+if [ -n "$SAMPLES" ]; then
+  sample_s=$(awk -v m="$SAMPLE_MINUTES" 'BEGIN { printf "%d", m * 60 }')
+  room=$(( $(left) - bench_reserve - 10 ))
+  [ "$room" -lt "$sample_s" ] && sample_s=$room
+  sample_end=$(( $(date +%s) + sample_s ))
+  for spec in $SAMPLES; do
+    study=${spec%%:*}
+    t=$(( sample_end - $(date +%s) ))
+    if [ "$t" -lt 10 ]; then
+      say "samples: no time left for $spec"
+      break
+    fi
+    SAMPLE_ARGS=("$study" --sample_only --device "$DEVICE" --out "$SAMPLE_ROOT" --no_progress)
+    [ "$spec" != "$study" ] && SAMPLE_ARGS+=(--only "${spec#*:}")
+    [ "$TINY" = 1 ] && SAMPLE_ARGS+=(--samples 4)
+    say "samples: $spec on $DEVICE, $t s at most"
+    timeout -s TERM "$t" "$PY" -m evaluation.study "${SAMPLE_ARGS[@]}" 2>&1 | tee -a "$LOG"
+    rc=${PIPESTATUS[0]}
+    case $rc in
+      0) ;;
+      124|143) say "samples: $spec stopped at the time limit; its finished points are packed, the others left whole" ;;
+      *) FAILED+=("samples $spec") ;;
+    esac
+  done
+  # what the device tool still brings back: 8 files and 64 MiB in all, less the benchmark log and 2 MiB for the logs
+  files_now=$(find "$OUT" -type f | wc -l)
+  bytes_now=$(du -sb "$OUT" | cut -f1)
+  max_files=$(( 8 - files_now - BENCH ))
+  max_bytes=$(( 64 * 1048576 - bytes_now - 2 * 1048576 ))
+  if [ -d "$SAMPLE_ROOT" ] && [ "$max_files" -ge 1 ] && [ "$max_bytes" -gt 1048576 ]; then
+    say "samples: packing the finished points of $SAMPLE_ROOT into $OUT ($max_files files, $max_bytes bytes at most)"
+    run "$PY" scripts/pack_samples.py pack "$SAMPLE_ROOT" "$OUT" --max_files "$max_files" --max_bytes "$max_bytes" \
+      || FAILED+=("pack samples")
+  else
+    say "samples: nothing packed ($max_files files and $max_bytes bytes left, or no points in $SAMPLE_ROOT)"
+  fi
+fi
+
+# -- 6. the benchmark --------------------------------------------------------------------------------------------
 if [ "$BENCH" = 1 ]; then
   budget=$(( $(left) - 15 ))
   if [ "$budget" -ge 30 ]; then

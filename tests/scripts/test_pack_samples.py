@@ -1,0 +1,157 @@
+"""scripts/pack_samples.py: a sample-only run's points travel back within the device tool's limits (files, bytes per
+file, bytes in all), whole or not at all, costliest first, and unpack into workdirs that the study then finds done;
+bad or conflicting input gets one line and writes nothing.  scripts/device_tree.py: what a device call carries."""
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _load(name):
+    spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, 'scripts', f'{name}.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+ps = _load('pack_samples')
+
+
+def _point(root, rel, num_samples, batch_size, nfe, side=16, finished=None, seed=0):
+    """A sampling workdir as runners/sample.py writes it: settings.json, batches/batch_<b>.npz (incompressible
+    random images, so sizes are predictable), samples/<i>.png stand-ins."""
+    d = os.path.join(root, *rel.split('/'))
+    os.makedirs(os.path.join(d, 'batches'))
+    os.makedirs(os.path.join(d, 'samples'))
+    with open(os.path.join(d, 'settings.json'), 'w') as f:
+        json.dump(dict(batch_size=batch_size, num_samples=num_samples, nfe=nfe, seed=seed), f)
+    rng = np.random.default_rng(seed)
+    n_batches = -(-num_samples // batch_size)
+    for b in range(n_batches if finished is None else finished):
+        k = min(batch_size, num_samples - b * batch_size)
+        np.savez(os.path.join(d, 'batches', f'batch_{b:06d}.npz'),
+                 images=rng.integers(0, 256, (k, side, side, 3), dtype=np.uint8),
+                 samples=rng.standard_normal((k, 3, side, side)).astype(np.float32),
+                 indices=np.arange(b * batch_size, b * batch_size + k), nfe=nfe, seconds=1.5 * (b + 1))
+    return d
+
+
+def _arrays(path):
+    with np.load(path) as z:
+        return {k: z[k] for k in z.files}
+
+
+def test_points_travel_whole_within_the_limits_costliest_first_and_unpack_to_the_same_batches(tmp_path):
+    src, out, dest = tmp_path / 'src', tmp_path / 'out', tmp_path / 'dest'
+    # 16 px RGB: 768 bytes an image, random so deflate cannot shrink it; a 40-image batch is ~31 kB
+    big = _point(src, 'st/abc/long', 120, 40, nfe=1000)                 # 3 batches, ~92 kB; cost 120,000
+    _point(src, 'st/abc/mid', 80, 40, nfe=100, seed=1)            # 2 batches, ~62 kB; cost 8,000
+    small = _point(src, 'st/abc/short', 40, 40, nfe=10, seed=2)         # 1 batch, ~31 kB; cost 400
+    _point(src, 'st/abc/half', 80, 40, nfe=2000, finished=1, seed=3)    # unfinished: never travels
+    log = []
+    # two files of 70 kB: 'long' spans both (2 + 1 batches), 'mid' no longer fits whole, 'short' does
+    packed, left = ps.pack(str(src), str(out), max_files=2, max_bytes=10 ** 6, file_bytes=70_000, log=log.append)
+    assert packed == ['st/abc/long', 'st/abc/short']
+    assert set(left) == {'st/abc/mid', 'st/abc/half'}
+    assert left['st/abc/half'].startswith('unfinished (1 of 2 batches)') and left['st/abc/mid'].startswith('no room')
+    zips = sorted(os.listdir(out))
+    assert zips == ['samples_0.zip', 'samples_1.zip']
+    assert all(os.path.getsize(out / z) <= 70_000 for z in zips)
+
+    # one zip alone holds only part of 'long': refused, nothing written
+    with pytest.raises(ps.PackError, match="point 'st/abc/long': 2 of 3 batches in the files given"):
+        ps.unpack([str(out / 'samples_0.zip')], str(dest))
+    assert not dest.exists()
+
+    assert ps.unpack([str(out)], str(dest), log=log.append) == ['st/abc/long', 'st/abc/short']
+    for rel, d in (('st/abc/long', big), ('st/abc/short', small)):
+        for name in sorted(os.listdir(os.path.join(d, 'batches'))):
+            before, after = _arrays(os.path.join(d, 'batches', name)), _arrays(dest / rel / 'batches' / name)
+            assert set(after) == {'images', 'indices', 'nfe', 'seconds'}       # the raw floats stay behind
+            assert all(np.array_equal(before[k], after[k]) for k in after)
+        assert (dest / rel / 'settings.json').read_bytes() == open(os.path.join(d, 'settings.json'), 'rb').read()
+    assert not (dest / 'st' / 'abc' / 'mid').exists()
+    # again: the same points are there already, and the source (with its raw samples) counts as the same too
+    assert ps.unpack([str(out)], str(dest)) == []
+    assert ps.unpack([str(out)], str(src)) == []
+
+
+def test_unpack_refuses_other_finished_batches_and_clears_stale_images_of_unfinished_ones(tmp_path):
+    src, out = tmp_path / 'src', tmp_path / 'out'
+    _point(src, 's/p', 80, 40, nfe=50)
+    ps.pack(str(src), str(out), log=lambda *_: None)
+    # a point here with other finished batches (same name, sampled on this machine with another seed): refused
+    other = tmp_path / 'other'
+    _point(other, 's/p', 80, 40, nfe=50, seed=7)
+    before = sorted((p, os.path.getmtime(p)) for p in map(str, (other / 's' / 'p' / 'batches').iterdir()))
+    with pytest.raises(ps.PackError, match='already holds 2 finished batches that differ'):
+        ps.unpack([str(out)], str(other))
+    assert sorted((p, os.path.getmtime(p)) for p in map(str, (other / 's' / 'p' / 'batches').iterdir())) == before
+    # a point here with no finished batch (a CPU run cut short): its images go, the packed point comes in
+    cut = tmp_path / 'cut'
+    d = _point(cut, 's/p', 80, 40, nfe=50, finished=0, seed=9)
+    open(os.path.join(d, 'samples', '0.png'), 'wb').write(b'an image of an unfinished batch of another run')
+    assert ps.unpack([str(out)], str(cut)) == ['s/p']
+    assert os.listdir(os.path.join(d, 'samples')) == []
+    assert len(os.listdir(os.path.join(d, 'batches'))) == 2
+    # a run working there: refused
+    busy = tmp_path / 'busy'
+    d = _point(busy, 's/p', 80, 40, nfe=50, finished=0)
+    open(os.path.join(d, 'run.lock'), 'w').write('{}')
+    with pytest.raises(ps.PackError, match='a run is working there'):
+        ps.unpack([str(out)], str(busy))
+
+
+def test_bad_input_gets_one_line(tmp_path):
+    def cli(*args):
+        r = subprocess.run([sys.executable, os.path.join(ROOT, 'scripts', 'pack_samples.py'), *args],
+                           capture_output=True, text=True, timeout=120)
+        return r.returncode, r.stderr.strip()
+    rc, err = cli('pack', str(tmp_path / 'none'), str(tmp_path / 'out'))
+    assert rc == 1 and err.startswith('error:') and 'is not a folder' in err and len(err.splitlines()) == 1
+    rc, err = cli('unpack', str(tmp_path / 'none.zip'), str(tmp_path / 'dest'))
+    assert rc == 1 and 'does not exist' in err and len(err.splitlines()) == 1
+    (tmp_path / 'samples_0.zip').write_bytes(b'not a zip')
+    rc, err = cli('unpack', str(tmp_path / 'samples_0.zip'), str(tmp_path / 'dest'))
+    assert rc == 1 and 'cannot be read' in err and len(err.splitlines()) == 1
+    import zipfile
+    with zipfile.ZipFile(tmp_path / 'samples_1.zip', 'w') as z:
+        z.writestr('../../etc/settings.json', '{}')
+    rc, err = cli('unpack', str(tmp_path / 'samples_1.zip'), str(tmp_path / 'dest'))
+    assert rc == 1 and 'outside its folder' in err and not (tmp_path / 'dest').exists()
+
+
+@pytest.mark.slow
+def test_a_study_point_sampled_elsewhere_is_found_done_here(tmp_path):
+    """End to end with the shipped C32 model: sample-only into one root, pack, unpack into another; a sampling run
+    there finds every batch done and draws nothing (its batch files keep no raw samples: not rewritten)."""
+    def study(out):
+        r = subprocess.run([sys.executable, '-m', 'evaluation.study', 'c32_curves', '--sample_only', '--samples', '4',
+                            '--only', 'vanilla_10it', '--out', str(out), '--no_progress'], cwd=ROOT,
+                           capture_output=True, text=True, timeout=300,
+                           env=dict(os.environ, OMP_NUM_THREADS='1'))
+        assert r.returncode == 0, r.stderr[-2000:]
+    study(tmp_path / 'gpu')
+    ps.pack(str(tmp_path / 'gpu'), str(tmp_path / 'back'), log=lambda *_: None)
+    assert ps.unpack([str(tmp_path / 'back')], str(tmp_path / 'here'), log=lambda *_: None)
+    batch = next((tmp_path / 'here').rglob('batch_000000.npz'))
+    stamp = os.path.getmtime(batch)
+    study(tmp_path / 'here')
+    assert os.path.getmtime(batch) == stamp and 'samples' not in _arrays(batch)
+    assert len(list(batch.parent.parent.joinpath('samples').glob('*.png'))) == 4     # the images are restored
+
+
+def test_device_tree_counts_what_travels(tmp_path):
+    dt = _load('device_tree')
+    files = dt.tree_files()
+    assert 'README.md' in files and not any(n.startswith('runs/') for n in files)   # ignored folders stay behind
+    resume = sum(s for n, s in files.items() if '/checkpoints-meta/' in n)
+    # without the shipped resume files (--drop_resume) the tree leaves room for a carried run folder (~20 MB) or the
+    # fixtures (14 MB): a larger tree would make the GPU session's calls fail before they start
+    assert sum(files.values()) - resume < 44 * 2 ** 20, 'the tree that travels to the GPU machine has grown'

@@ -98,6 +98,24 @@ def test_an_amplitude_of_0_9_fails_every_band_by_19_percent(leaves):
     np.testing.assert_allclose([b['ratio'] for b in same['bands']], 0.81, rtol=1e-12)
 
 
+def test_a_per_image_colour_shift_shows_in_the_mean_colour_term_and_in_no_band(leaves):
+    """A constant added to each image (its own colour) changes only the DFT's k = 0 term: every band is unchanged
+    to rounding, and the reported mean-colour variance grows by exactly the shifts' variance."""
+    ref, samples = leaves
+    x = 0.25 + 0.5 * (samples / 255.)                     # room for the shifts inside [0, 1]
+    shift = np.random.default_rng(3).uniform(-0.2, 0.2, (len(x), 1, 1, 3))
+    plain, cast = sp.compare(x, ref), sp.compare(x + shift, ref)
+    np.testing.assert_allclose([b['ratio'] for b in cast['bands']], [b['ratio'] for b in plain['bands']], rtol=1e-9)
+    means = x.mean(axis=(1, 2))
+    expected = np.mean(np.var(means + shift[:, 0, 0], axis=0, ddof=1))
+    assert cast['dc_samples'] == pytest.approx(expected, rel=1e-12)
+    assert plain['dc_samples'] == pytest.approx(np.mean(np.var(means, axis=0, ddof=1)), rel=1e-12)
+    assert cast['dc_ratio'] > 2 * plain['dc_ratio']
+    # another seed of the law: its mean colours spread as the reference's (within sampling noise)
+    assert 0.8 < sp.compare(samples, ref)['dc_ratio'] < 1.25
+    assert 'mean colour (k = 0, not in the check)' in sp.table(cast)
+
+
 def _workdir(path, images, data):
     os.makedirs(path / 'batches')
     np.savez(path / 'batches' / 'batch_000000.npz', images=images[:3], indices=np.arange(3))

@@ -49,3 +49,12 @@ def test_a_failing_stage_fails_the_session(tmp_path):
     assert run.returncode == 1
     log = (tmp_path / 'out' / 'session.log').read_text()
     assert 'FAILED: training' in log and "cannot load the config file 'configs/ve/no_such_config.py'" in log
+
+
+def test_the_default_sample_only_points_exist():
+    """The GPU session's default SAMPLES name points of the studies (a renamed point would fail only on the GPU)."""
+    import re
+    from runners.study import STUDIES
+    text = open(SCRIPT).read()
+    study, points = re.search(r'C64_LONG=(\w+):(\S+)', text).groups()
+    assert set(points.split(',')) <= {p.name for p in STUDIES[study](None).points} and len(points.split(',')) == 10

@@ -128,6 +128,10 @@ def pack(root, out, max_files=8, max_bytes=64 * MiB, file_bytes=16 * MiB, log=pr
         raise PackError(f'nothing can be packed with --max_files {max_files}, --max_bytes {max_bytes}, '
                         f'--file_bytes {file_bytes}; expected at least one file of a few kB')
     os.makedirs(out, exist_ok=True)
+    earlier = sorted(n for n in os.listdir(out) if re.match(r'samples_\d+\.zip$', n))
+    if earlier:                          # never beside the files of another pack: unpack reads the folder whole
+        raise PackError(f'{out!r} already holds {", ".join(earlier)} of an earlier pack; expected a folder without '
+                        'samples_<k>.zip files (remove them, or pack into another folder)')
     files = [[]]                         # entries per output file
     sizes = [FILE_OVERHEAD]
     packed, left = [], {}

@@ -80,6 +80,9 @@ def test_points_travel_whole_within_the_limits_costliest_first_and_unpack_to_the
     # again: the same points are there already, and the source (with its raw samples) counts as the same too
     assert ps.unpack([str(out)], str(dest)) == []
     assert ps.unpack([str(out)], str(src)) == []
+    # a second pack into the same folder would sit beside the first one's files: refused
+    with pytest.raises(ps.PackError, match='already holds samples_0.zip, samples_1.zip of an earlier pack'):
+        ps.pack(str(src), str(out), log=log.append)
 
 
 def test_unpack_refuses_other_finished_batches_and_clears_stale_images_of_unfinished_ones(tmp_path):

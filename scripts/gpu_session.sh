@@ -27,6 +27,12 @@
 #   first session:  command  "bash scripts/gpu_session.sh"                carry [".whl"]
 #   later sessions: put the previous session's c64/ files into runs/model_c64_gpu/ (checkpoints-meta/latest.pth and
 #                   train_log.csv), then the same command with             carry [".whl", "runs/model_c64_gpu"]
+#   the paper's NCSN (issue 33 part 4; ngf 64, 7.6 M parameters): copy ../shared/data/mnist/*.gz into runs/mnist/
+#                   (11 MB) and run  CONFIG=configs/ncsn/mnist.py DATA=runs/mnist WORKDIR=runs/ncsn64 SHIP=ncsn64
+#                   SHIP_ARGS="--half --no_resume" SAMPLES="" BENCH=0 GPU_TESTS=0 bash scripts/gpu_session.sh  with
+#                   carry [".whl", "runs/mnist"].  Its resume file (weights and both Adam moments, about 90 MB) cannot
+#                   come back (16 MiB a file, 64 MiB a reply): it trains within one machine's lease (a second call on
+#                   the warm machine resumes from that machine's disk), and ships its weights in float16 (15 MB)
 #   fixture checks: copy ../shared/fixtures/* into runs/fixtures/ and add "runs/fixtures" to carry (14 MB; the tree
 #                   travels within 64 MiB: fixtures and a resume folder together do not fit, one at a time)
 # The machine has torch, absl-py, numpy, scipy, pillow, matplotlib, tqdm, pytest, but no ml_collections; fetch its
@@ -42,6 +48,8 @@
 #   COMPILE         [0]     1: torch.compile the training step (pays only if the compile, ~1 min, is short next to
 #                           TRAIN_MINUTES)
 #   CONFIG          [configs/ve/deadleaves64_ncsnpp.py]     WORKDIR [runs/model_c64_gpu]     DATA [deadleaves]
+#   SHIP_ARGS       [""]    more scripts/ship_checkpoint.py flags: "--half --no_resume" for a network whose
+#                           weights or resume file exceed 16 MiB (the paper's NCSN, below)
 #   SHIP            [c64]   the folder under $OUT (C128: CONFIG=configs/ve/deadleaves128_ncsnpp.py
 #                           WORKDIR=runs/model_c128 SHIP=c128; the CPU model C64 (:cpu) trains in runs/model_c64)
 #   OUT             [$OUT of the device machine, else runs/gpu_session]
@@ -168,7 +176,8 @@ fi
 # -- 4. ship -----------------------------------------------------------------------------------------------------
 if [ -f "$WORKDIR/checkpoints-meta/latest.pth" ]; then
   say "ship: $WORKDIR -> $OUT/$SHIP"
-  run "$PY" scripts/ship_checkpoint.py --workdir "$WORKDIR" --out "$OUT/$SHIP" || FAILED+=("ship")
+  # shellcheck disable=SC2086  # SHIP_ARGS: words on purpose
+  run "$PY" scripts/ship_checkpoint.py --workdir "$WORKDIR" --out "$OUT/$SHIP" ${SHIP_ARGS:-} || FAILED+=("ship")
   run "$PY" - "$WORKDIR" <<'EOF' || true
 import csv, os, sys
 rows = list(csv.DictReader(open(os.path.join(sys.argv[1], 'train_log.csv'))))

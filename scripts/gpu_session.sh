@@ -54,7 +54,8 @@
 #                           WORKDIR=runs/model_c128 SHIP=c128; the CPU model C64 (:cpu) trains in runs/model_c64)
 #   OUT             [$OUT of the device machine, else runs/gpu_session]
 #   SAMPLES         [the ten 500- and 1000-iteration points of c64_curves]   space-separated STUDY[:POINT,POINT...]
-#                           (evaluation.study names); "" for none
+#                           (evaluation.study names); "" for none.  E.g. "d_curves d_rivals": Model D's points are
+#                           28 px grey (about 1 MB packed per 2,000 samples), so a reply carries nearly all of them
 #   SAMPLE_MINUTES  [2]     the sample-only stage's wall time (its finished points are packed; a point cut short is
 #                           left for the CPU, whole)       SAMPLE_ROOT [runs/gpu_samples]  where the points are drawn
 #   GPU_TESTS [1]   BENCH [1]   FIXTURES [runs/fixtures]   PYTHON [python3, else python]

@@ -55,7 +55,7 @@
 #   OUT             [$OUT of the device machine, else runs/gpu_session]
 #   SAMPLES         [the ten 500- and 1000-iteration points of c64_curves]   space-separated STUDY[:POINT,POINT...]
 #                           (evaluation.study names); "" for none.  E.g. "d_curves d_rivals": Model D's points are
-#                           28 px grey (about 1 MB packed per 2,000 samples), so a reply carries nearly all of them
+#                           28 px grey (0.8 MB packed per 2,000 samples), so a reply carries nearly all of them
 #   SAMPLE_MINUTES  [2]     the sample-only stage's wall time (its finished points are packed; a point cut short is
 #                           left for the CPU, whole)       SAMPLE_ROOT [runs/gpu_samples]  where the points are drawn
 #   GPU_TESTS [1]   BENCH [1]   FIXTURES [runs/fixtures]   PYTHON [python3, else python]

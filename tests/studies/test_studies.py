@@ -434,13 +434,17 @@ VP_DOC_ROWS = {
          'DDIM (eta 0), 50 steps': 'ddim_50',
          'EDM stochastic, 25 steps (NFE 49)': 'edm_stochastic_25',
          'DPM-Solver++ 2M SDE, 50 steps': 'dpmpp_2m_sde_50'},
+    100: {'VP PC (Euler-Maruyama), eps 0.01 (speed_up rule): vanilla': 'vanilla_100it',
+          'the same, PDS (a) official form, alpha 5': 'pds_a5_100it',
+          'the same, PDS (b) marginal form, alpha 5': 'pds_a5_marg_100it',
+          'DDPM ancestral, 100 steps of the chain': 'ddpm_100it'},
 }
 PARENTS = {'the same, PDS (b)': {'vanilla_eps3_20it': 'pds_a5_marg_eps3_20it',
                                  'vanilla_eps3_den_20it': 'pds_a5_marg_eps3_den_20it'},
            'the same, PDS (a)': {'vanilla_eps3_20it': 'pds_a5_eps3_20it'}}
 
 
-@pytest.mark.parametrize('nfe,count', [(20, 12), (50, 7)])
+@pytest.mark.parametrize('nfe,count', [(20, 12), (50, 7), (100, 4)])
 def test_vp_doc_table_quotes_the_model_d_rows(nfe, count):
     """Every FID / KID of docs/vp.md's Model D table at this NFE is the committed 2,000-sample Inception row of the
     point it names (rounded as quoted), of the shipped checkpoint; the (a) / (b) rows below a 'the same' row follow

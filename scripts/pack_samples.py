@@ -33,10 +33,10 @@ import zlib
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import numpy as np  # noqa: E402
 
+from runners.sample import SETTINGS, _finished_batches  # noqa: E402
 from utils.atomic import atomic_write_bytes  # noqa: E402
 
 MiB = 2 ** 20
-SETTINGS = 'settings.json'
 BATCH = re.compile(r'batch_(\d{6})\.npz$')
 KEPT = ('images', 'indices', 'nfe', 'seconds')     # what scoring reads of a batch (runners/sample.py, evaluate.py)
 ENTRY_OVERHEAD = 200                               # zip local header + central directory record per entry, generous
@@ -95,7 +95,7 @@ def point_entries(rel, path):
         return 'a run is working in it (run.lock)'
     want = _expected_batches(settings)
     folder = os.path.join(path, 'batches')
-    names = sorted(n for n in os.listdir(folder) if BATCH.match(n)) if os.path.isdir(folder) else []
+    names = [n for n in _finished_batches(path) if BATCH.match(n)]
     if want is None or [int(BATCH.match(n).group(1)) for n in names] != list(range(want)):
         return f'unfinished ({len(names)} of {want} batches)'
     entries = [(f'{rel}/{SETTINGS}', raw)]
@@ -249,8 +249,7 @@ def unpack(paths, dest, log=print):
         target = os.path.join(dest, *rel.split('/'))
         if os.path.exists(os.path.join(target, 'run.lock')):
             raise PackError(f'{target!r}: a run is working there (run.lock); unpack when it has stopped')
-        batches = os.path.join(target, 'batches')
-        finished = sorted(n for n in os.listdir(batches) if BATCH.match(n)) if os.path.isdir(batches) else []
+        finished = _finished_batches(target)
         if finished:
             same = all(_same(os.path.join(target, *n.split('/')), data, n == SETTINGS) for n, data in files.items())
             if not same:

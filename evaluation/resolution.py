@@ -31,7 +31,6 @@ import argparse
 import json
 import math
 import os
-import re
 import sys
 
 import numpy as np
@@ -191,8 +190,9 @@ def learned_row(name, side, curves_name, rivals_name, pds_label, curvature_path,
         if r is not None:
             series.setdefault(p.label, {})[int(r['iterations'])] = (float(r['kid']), int(r['num_samples']), r)
     vanilla = {n: v[0] for n, v in series.get('vanilla', {}).items()}
-    planned = sorted(int(m.group(1)) for p in curves.points if p.label == 'vanilla'
-                     for m in [re.fullmatch(r'vanilla_(\d+)it', p.name)] if m)   # the vanilla iterations planned
+    from sampling import iterations
+    from studies.spec import point_config
+    planned = sorted(iterations(point_config(curves, p))[0] for p in curves.points if p.label == 'vanilla')
     for key, label in (('pds', pds_label), ('auto', AUTO_LABEL)):
         for n in AT:
             got = series.get(label, {}).get(n)

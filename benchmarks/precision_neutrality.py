@@ -5,7 +5,7 @@ the 10,000 MNIST test images; resumable.
     python benchmarks/precision_neutrality.py                          # Models A and B on the CPU (hours: see below)
     python benchmarks/precision_neutrality.py --models b --variants fp32 bf16
     python benchmarks/precision_neutrality.py --models b --points pc_100it         # one point of a model
-    python benchmarks/precision_neutrality.py --models c32 --c32 runs/model_c32     # C32 once it is trained
+    python benchmarks/precision_neutrality.py --models c32                          # C32 (the shipped checkpoint)
     python benchmarks/precision_neutrality.py --summary                # the verdict table from what is done
     python benchmarks/precision_neutrality.py --per_sigma              # where bf16 departs: score error per level
     python benchmarks/precision_neutrality.py --tiny --out /tmp/n      # every path on tiny random models (tests)
@@ -16,8 +16,9 @@ Points (the studies' vanilla points, studies/model_a.py and studies/model_b.py):
   its 10 levels at 20 and 100 iterations (2 and 10 steps per level);
 * Model B (checkpoints/ncsnpp_mnist_cpu, ``configs/mnist_ncsnpp_cpu_pds.py`` with PDS off): PC at 100 and 1000
   iterations (``sampling.speed_up`` 10 and 1);
-* C32 (``--c32 <checkpoint or run folder>``, ``configs/ve/deadleaves32_ncsnpp_cpu.py``): PC at 100 and 1000
-  iterations, against the 10,000 dead-leaves test images.
+* C32 (checkpoints/ncsnpp_deadleaves32_cpu, or another with ``--c32 <checkpoint or run folder>``;
+  ``configs/ve/deadleaves32_ncsnpp_cpu.py`` with PDS off): PC at 100 and 1000 iterations, against the 10,000
+  held-out dead leaves.
 
 Variants: ``fp32`` (the reference), ``bf16`` (``--precision bf16``), ``compile`` (``--compile``) and ``bf16_min0.1``
 (``--precision bf16 --bf16_min_sigma 0.1``: fp32 below sigma 0.1, the fallback if bf16 fails), each sampled with
@@ -86,7 +87,10 @@ def _pc(its):
     return Point(f'pc_{its}it', (('pds.enabled', False), ('sampling.speed_up', 1000 / its)))
 
 
-def models(c32=None):
+C32_CHECKPOINT = os.path.join('checkpoints', 'ncsnpp_deadleaves32_cpu', 'checkpoint.pth')
+
+
+def models(c32=C32_CHECKPOINT):
     out = {
         'a': Model('a', 'mnist_cpu_pds:table1_20it', os.path.join('checkpoints', 'ncsn_mnist_cpu', 'checkpoint.pth'),
                    MNIST_REF, (_ald(20), _ald(100))),
@@ -243,8 +247,9 @@ def _reference_images(model, config, args, n=64):
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--out', default=os.path.join('runs', 'neutrality'))
-    p.add_argument('--models', nargs='+', default=['a', 'b'], help="'a', 'b', 'c32' (with --c32)")
-    p.add_argument('--c32', default=None, help='Model C32 checkpoint file or run folder')
+    p.add_argument('--models', nargs='+', default=['a', 'b'], help="'a', 'b', 'c32'")
+    p.add_argument('--c32', default=C32_CHECKPOINT, help='Model C32 checkpoint file or run folder (default: '
+                   'the shipped one)')
     p.add_argument('--variants', nargs='+', default=list(VARIANTS), choices=list(VARIANTS))
     p.add_argument('--points', nargs='+', default=None, help="only these points of the models (e.g. pc_100it; "
                    "default: every point)")
@@ -273,8 +278,7 @@ def main(argv=None):
         available = models(args.c32)
         unknown = [m for m in args.models if m not in available]
         if unknown:
-            raise SystemExit(f'error: --models {" ".join(unknown)}: expected a, b' +
-                             (', c32' if args.c32 else ' (c32 needs --c32 <checkpoint>)'))
+            raise SystemExit(f'error: --models {" ".join(unknown)}: expected a, b, c32')
         wanted = args.models
         if any(available[m].ref == MNIST_REF for m in wanted) and not os.environ.get('PDS_DATA'):
             raise SystemExit('error: the MNIST reference needs PDS_DATA=<folder holding mnist/ (IDX files)>')

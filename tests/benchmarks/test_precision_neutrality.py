@@ -53,8 +53,8 @@ def test_the_mnist_models_need_pds_data(tmp_path, monkeypatch):
     monkeypatch.delenv('PDS_DATA', raising=False)
     with pytest.raises(SystemExit, match='needs PDS_DATA'):
         pn.main(['--out', str(tmp_path)])
-    with pytest.raises(SystemExit, match='c32 needs --c32'):
-        pn.main(['--out', str(tmp_path), '--models', 'c32'])
+    with pytest.raises(SystemExit, match='--models c64: expected a, b, c32'):
+        pn.main(['--out', str(tmp_path), '--models', 'c64'])
 
 
 def test_points_runs_only_the_named_points_and_names_a_wrong_one(tmp_path):

@@ -260,6 +260,60 @@ def _batch_done(workdir, b, count, image_shape=None, batch_size=None):
     return len(indices) >= count
 
 
+def seed_workdir(workdir, source, config, seed, batch_size, num_samples, use_ema=True, noise_device='cpu'):
+    """Start the new ``workdir`` with the first ``num_samples`` images of ``source``, another sampling folder that
+    holds exactly the images a run with these arguments would draw: the same :data:`COMPARED` settings (config,
+    seed, batch size, EMA, noise device, precision) and its batches 0 .. ceil(num_samples / batch_size) - 1
+    finished (batch b depends only on config, checkpoint, seed and batch size).  The checkpoint and PDS files are
+    checked by the run that follows, as on any resume (the caller keeps checkpoints apart: one folder per sha256).
+
+    The batches and PNGs are hard links (copies across file systems); settings.json is ``source``'s with this
+    sample count and ``seeded_from`` naming ``source``.  Written into a temporary folder and renamed, so a killed
+    call leaves no half-seeded workdir.  Returns True when seeded, False (nothing written) when ``workdir`` exists
+    or ``source`` does not hold those images."""
+    import shutil
+    path = os.path.join(source, SETTINGS)
+    if os.path.exists(workdir) or not os.path.isfile(path) or num_samples < 1:
+        return False
+    try:
+        old = _read_settings(path)
+    except SamplingError:
+        return False
+    new = dict(config=json.loads(json.dumps(config.to_dict(), default=str)), seed=seed, batch_size=batch_size,
+               use_ema=use_ema, noise_device=str(torch.device(noise_device)))
+    new['config'] = _as_recorded(old.get('config'), new['config'])
+    if any(old.get(k) != new.get(k) for k in COMPARED) or int(old.get('num_samples') or 0) < num_samples:
+        return False
+    needed = range(math.ceil(num_samples / batch_size))
+    if not all(os.path.isfile(batch_path(source, b)) for b in needed):
+        return False
+    tmp = f'{workdir}.seeding'
+    shutil.rmtree(tmp, ignore_errors=True)            # a killed earlier call's
+    os.makedirs(os.path.join(tmp, 'batches'))
+    os.makedirs(os.path.join(tmp, 'samples'))
+
+    def link(src, dst):
+        try:
+            os.link(src, dst)
+        except OSError:
+            shutil.copy2(src, dst)
+    for b in needed:
+        link(batch_path(source, b), batch_path(tmp, b))
+    for i in range(num_samples):                      # missing ones are rewritten from the batches on resume
+        png = os.path.join(source, 'samples', f'{i}.png')
+        if os.path.isfile(png):
+            link(png, os.path.join(tmp, 'samples', f'{i}.png'))
+    atomic_write_text(os.path.join(tmp, SETTINGS), json.dumps(
+        dict(old, num_samples=num_samples, seeded_from=os.path.abspath(source)), indent=1, sort_keys=True))
+    os.makedirs(os.path.dirname(os.path.abspath(workdir)), exist_ok=True)
+    try:
+        os.rename(tmp, workdir)
+    except OSError:                                   # another run made workdir meanwhile: it is theirs
+        shutil.rmtree(tmp, ignore_errors=True)
+        return False
+    return True
+
+
 def run_inputs(config, score=None, checkpoint=''):
     """The provenance records (``utils/provenance.py``) of every file a sampling run reads: the checkpoint the
     model was loaded from (``score.source``, set by ``models.checkpoint.load_score_model``; else the

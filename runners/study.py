@@ -11,7 +11,9 @@ committed CSVs under ``results/`` are written only when named (``results/*/run_s
 Resumable: each point samples into its own workdir (``<out>/<study>/<checkpoint sha256[:8]>/<point>``, the resumable
 ``--mode sample`` layout, Inception features kept beside the images; locked while a run works in it) and a point that
 already has a row in the CSV (same config and overrides, sample count, checkpoint hash and feature extractor) is
-skipped, so killing and rerunning continues where it stopped and never duplicates a row.  Tables (``--summary``),
+skipped, so killing and rerunning continues where it stopped and never duplicates a row.  A point whose images
+another point of the same checkpoint has drawn already (same config, seed and batch size, at least as many samples,
+in any study under ``--out``) starts from that folder's first samples, hard-linked, and is only scored.  Tables (``--summary``),
 lists and plots (``evaluation/study_report.py``) use only the rows of the checkpoint and ``--fid_features`` asked for
 (default Inception), each point at its own sample count, and say which rows they used.  Points run in the listed
 order (cheapest and most informative first); progress and an ETA are printed after each one.
@@ -96,6 +98,27 @@ def _workdir(out, study, sha, point):
     return os.path.join(out, study.name, sha[:8], point.name)
 
 
+def _reuse_samples(out, study, sha, point, config, batch, log, number=''):
+    """Before a point samples into its new workdir: seed it with the first samples of another point's folder of the
+    same checkpoint (any study under ``out``) that drew exactly these images (same config, seed and batch size, at
+    least as many samples; ``runners.sample.seed_workdir``), e.g. a rivals study's 500-sample PC point from the
+    curves' 2,000-sample run of the same config.  Then only the features are computed.  Returns the source or None."""
+    import glob
+    from runners.sample import seed_workdir
+    workdir = _workdir(out, study, sha, point)
+    if os.path.exists(workdir):
+        return None
+    for source in sorted(glob.glob(os.path.join(out, '*', sha[:8], '*'))):
+        if os.path.basename(source).split('.')[-1].startswith(('stale', 'seeding')) or \
+                os.path.abspath(source) == os.path.abspath(workdir):
+            continue
+        if seed_workdir(workdir, source, config, config.seed, batch, point.num_samples):
+            log(f'{number}{point.name}: the first {point.num_samples} samples of {source} are the same draws '
+                '(same config, seed and batch size): reused, not sampled again')
+            return source
+    return None
+
+
 def default_csv(study, out):
     """Where a study's rows go without ``--csv``: ``<out>/<model's results folder name>/study.csv`` (e.g.
     ``runs/study/model_a/study.csv``), untracked; one file per model, as the studies of a model share points.  A
@@ -126,6 +149,7 @@ def sample_study(study, out, checkpoint=None, device='cpu', only=(), progress=Tr
         start = time.time()
         config, batch = point_config(study, point), min(study.batch_size, point.num_samples)
         validate.check_sampling(config, point.num_samples, batch)
+        _reuse_samples(out, study, record['sha256'], point, config, batch, log, f'[{i + 1}/{len(points)}] ')
         score = load_score_model(checkpoint, config, use_ema=True, device=device, compile=compile)
         try:
             run_sample(config, score, _workdir(out, study, record['sha256'], point), point.num_samples, batch,
@@ -164,6 +188,8 @@ def run_study(study, csv_path, out, checkpoint=None, device='cpu', inception_pat
     for i, point in enumerate(todo):
         start = time.time()
         workdir = _workdir(out, study, sha, point)
+        _reuse_samples(out, study, sha, point, point_config(study, point), min(study.batch_size, point.num_samples),
+                       log, f'[{i + 1}/{len(todo)}] ')
 
         def evaluate():
             return run_eval(point_config(study, point), workdir, checkpoint=checkpoint, num_samples=point.num_samples,

@@ -336,3 +336,67 @@ def test_an_unset_reference_variable_is_named(tmp_path, monkeypatch):
     with pytest.raises(Exception) as err:
         engine.run_study(engine.STUDIES['b_curves'](), str(tmp_path / 'x.csv'), str(tmp_path / 'out'))
     assert 'needs the environment variable PDS_DATA' in str(err.value) and '\n' not in str(err.value)
+
+
+@pytest.mark.slow
+def test_a_point_reuses_the_first_samples_of_the_same_draws_in_another_study(fake_data, monkeypatch):
+    """A point whose images another study of the same checkpoint has drawn already (same config, seed and batch
+    size, more samples: a rivals study's 500-sample PC point beside the curves' 2,000-sample run) is seeded from that
+    folder and only scored: no sampler call, the same row as a run that sampled its own 4 samples.  A point of
+    another config, or the same one at another batch size, samples afresh."""
+    import runners.sample as sample_lib
+    root = fake_data
+    vanilla = (('pds.enabled', False),)
+    kw = dict(features='standin', fid_cache=str(root / 'cache'), progress=False)
+    big = spec.Study('curves', model_a.MODEL_A, (spec.Point('v', 'vanilla', vanilla, 6),), batch_size=2)
+    small = spec.Study('rivals', model_a.MODEL_A, (spec.Point('v_small', 'vanilla', vanilla, 4),), batch_size=2)
+    engine.run_study(big, str(root / 'a.csv'), str(root / 'out'), **kw)
+    calls, sample = [], sample_lib.sampling.sample
+    monkeypatch.setattr(sample_lib.sampling, 'sample', lambda *a, **k: calls.append(1) or sample(*a, **k))
+    logs = []
+    reused = engine.run_study(small, str(root / 'a.csv'), str(root / 'out'), log=logs.append, **kw)
+    assert calls == [] and any('are the same draws' in line for line in logs), logs
+    work = next((root / 'out' / 'rivals').glob('*/v_small'))
+    assert sorted(os.listdir(work / 'batches')) == ['batch_000000.npz', 'batch_000001.npz']
+    assert len(os.listdir(work / 'samples')) == 4
+    fresh = engine.run_study(small, str(root / 'b.csv'), str(root / 'fresh'), **kw)
+    assert len(calls) == 2                                    # two batches of 2, sampled
+    assert reused[0]['num_samples'] == '4' and (reused[0]['fid'], reused[0]['kid']) == (fresh[0]['fid'], fresh[0]['kid'])
+    # other draws: another config (PDS on), or another batch size, are not seeded
+    calls.clear()
+    other = spec.Study('other', model_a.MODEL_A, (spec.Point('p', 'pds', (('pds.enabled', True),), 4),), batch_size=2)
+    engine.run_study(other, str(root / 'a.csv'), str(root / 'out'), **kw)
+    batch4 = spec.Study('batch4', model_a.MODEL_A, (spec.Point('v4', 'vanilla', vanilla, 4),), batch_size=4)
+    engine.run_study(batch4, str(root / 'c.csv'), str(root / 'out'), **kw)      # its own CSV: a.csv has the row
+    assert len(calls) == 3
+
+
+def test_seed_workdir_refuses_other_settings_and_missing_batches(tmp_path):
+    """runners.sample.seed_workdir: nothing is written unless the source holds the very batches these settings draw."""
+    import json
+    from runners.sample import seed_workdir
+    import ml_collections
+    config = ml_collections.ConfigDict(dict(sampling=dict(method='ald', step_lr=2e-5), seed=7))
+    src = tmp_path / 'src'
+    (src / 'batches').mkdir(parents=True)
+    (src / 'samples').mkdir()
+    settings = dict(config=config.to_dict(), seed=7, batch_size=2, num_samples=6, use_ema=True, noise_device='cpu',
+                    inputs={})
+    (src / 'settings.json').write_text(json.dumps(settings))
+    for b in range(3):
+        (src / 'batches' / f'batch_{b:06d}.npz').write_bytes(b'x')
+    for i in range(6):
+        (src / 'samples' / f'{i}.png').write_bytes(b'p')
+    assert not seed_workdir(str(tmp_path / 'w1'), str(src), config, 8, 2, 4)              # another seed
+    assert not seed_workdir(str(tmp_path / 'w2'), str(src), config, 7, 3, 4)              # another batch size
+    assert not seed_workdir(str(tmp_path / 'w3'), str(src), config, 7, 2, 8)              # more than it holds
+    changed = ml_collections.ConfigDict(dict(sampling=dict(method='ald', step_lr=1e-5), seed=7))
+    assert not seed_workdir(str(tmp_path / 'w4'), str(src), changed, 7, 2, 4)             # another config
+    os.remove(src / 'batches' / 'batch_000001.npz')
+    assert not seed_workdir(str(tmp_path / 'w5'), str(src), config, 7, 2, 4)              # a batch missing
+    assert not any((tmp_path / f'w{k}').exists() or (tmp_path / f'w{k}.seeding').exists() for k in range(1, 6))
+    assert seed_workdir(str(tmp_path / 'w6'), str(src), config, 7, 2, 2)                  # batch 0 is enough for 2
+    written = json.loads((tmp_path / 'w6' / 'settings.json').read_text())
+    assert written['num_samples'] == 2 and written['seeded_from'] == str(src)
+    assert sorted(os.listdir(tmp_path / 'w6' / 'samples')) == ['0.png', '1.png']
+    assert not seed_workdir(str(tmp_path / 'w6'), str(src), config, 7, 2, 2)              # exists: left alone

@@ -31,6 +31,7 @@ import argparse
 import json
 import math
 import os
+import re
 import sys
 
 import numpy as np
@@ -154,6 +155,16 @@ def _best_cells(done, budgets=BUDGETS):
     return out
 
 
+def _sampler_name(label, sampler, its):
+    """A rival table's point as the best-sampler cells name it: its label without the paper row it borrows the
+    filter from ('PDS stats α=5 (Table 2, 100 it)' -> 'PDS stats α=5'), and the iterations of the iterative samplers
+    (PC, annealed Langevin, DDPM), whose NFE alone does not say them: 'PDS stats α=5, 50 it'."""
+    name = re.sub(r' \(Table \d+[^)]*\)', '', label)
+    if str(sampler).split(':')[0] in ('pc', 'ald', 'ddpm') and str(its).isdigit():
+        name += f', {its} it'
+    return name
+
+
 def _open_bracket(vanilla, nv, n, planned):
     """'' if vanilla's measured points around ``nv`` iterations are neighbours in its ``planned`` iterations; else the
     bounds they give, naming the vanilla points between them that are not run yet (the interpolation across such a
@@ -206,7 +217,8 @@ def learned_row(name, side, curves_name, rivals_name, pds_label, curvature_path,
     for p in rivals.points:
         r = rows.get((config_name(rivals, p), p.num_samples))
         if r is not None and r.get('nfe') not in ('', None):
-            done.append((p.label, float(r['nfe']), float(r['fid']), int(r['num_samples'])))
+            done.append((_sampler_name(p.label, r.get('sampler'), r.get('iterations')), float(r['nfe']),
+                         float(r['fid']), int(r['num_samples'])))
     # a rivals study not run to its end names the best of what is measured, and says so
     partial = f' ({len(done)} of {len(rivals.points)} points so far)' if len(done) < len(rivals.points) else ''
     for b, text in _best_cells(done).items():

@@ -174,3 +174,12 @@ def test_committed_table_is_the_committed_results():
         docs = f.read()
     table_lines = [line for line in committed.splitlines() if line.startswith('|')]
     assert table_lines and '\n'.join(table_lines) in docs
+
+
+def test_best_sampler_cells_name_the_iterations_not_the_paper_row_a_filter_comes_from():
+    from evaluation.resolution import _sampler_name
+    assert _sampler_name('PDS stats α=5 (Table 2, 100 it)', 'pc:reverse_diffusion+langevin', '50') == \
+        'PDS stats α=5, 50 it'
+    assert _sampler_name('PDS auto', 'ald:ncsnv1', '100') == 'PDS auto, 100 it'
+    assert _sampler_name('EDM stochastic', 'edm_stochastic:karras', '25') == 'EDM stochastic'
+    assert _sampler_name('DPM-Solver++ 2M SDE', 'dpmpp_2m_sde', '20') == 'DPM-Solver++ 2M SDE'

@@ -1,14 +1,15 @@
 """What a call of the GPU machine (the device tool's `run`) would carry, against its 64 MiB limit, at no device time.
 
     python scripts/device_tree.py --carry .whl runs/model_c64_gpu      # the size, the largest files; exit 1 if over
-    python scripts/device_tree.py --drop_resume --carry .whl           # first set aside the shipped resume files
-    git checkout -- checkpoints                                        # after the call: put them back
+    python scripts/device_tree.py --drop_resume --carry .whl           # first set aside what no GPU stage reads
+    git checkout -- checkpoints results                                # after the call: put them back
 
 The tool copies the working tree (tracked files and untracked files that git does not ignore) plus the `carry` paths,
 64 MiB in all.  The shipped checkpoints' trainer resume files (checkpoints/*/checkpoints-meta/latest.pth, about 54 MB
-together) are what pushes the tree over; no GPU stage needs them (sampling reads checkpoint.pth, training resumes a
-carried run folder), so --drop_resume deletes the committed, unchanged ones from the working tree for the call; git
-restores them.  A modified or uncommitted one is never deleted.
+together) and the committed result images (results/**/*.png: sample grids and plots, about 14 MB) are what pushes the
+tree over; no GPU stage reads them (sampling reads checkpoint.pth, training resumes a carried run folder, the
+benchmarks write their own results), so --drop_resume deletes the committed, unchanged ones from the working tree for
+the call; git restores them.  A modified or uncommitted one is never deleted.
 """
 import argparse
 import os
@@ -18,6 +19,8 @@ import sys
 LIMIT = 64 * 2 ** 20
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESUME = 'checkpoints/*/checkpoints-meta/*'
+# what --drop_resume sets aside (git pathspecs): the resume files and the committed result images
+SET_ASIDE = (RESUME, ':(glob)results/**/*.png')
 
 
 def _git(*args):
@@ -46,10 +49,16 @@ def carried_files(paths):
     return out
 
 
+def set_aside_names():
+    """The committed files that --drop_resume would delete (:data:`SET_ASIDE`), whether present or not."""
+    return [n for n in _git('ls-files', '-z', '--', *SET_ASIDE).split('\0') if n]
+
+
 def drop_resume(log=print):
-    """Delete the committed, unchanged resume files from the working tree; returns their paths."""
-    tracked = [n for n in _git('ls-files', '-z', '--', RESUME).split('\0') if n]
-    changed = set(_git('diff', '--name-only', 'HEAD', '--', RESUME).split())
+    """Delete the committed, unchanged files of :data:`SET_ASIDE` (resume files, result images) from the working
+    tree; returns their paths."""
+    tracked = set_aside_names()
+    changed = set(_git('diff', '--name-only', '-z', 'HEAD', '--', *SET_ASIDE).split('\0'))
     dropped = []
     for n in tracked:
         if n in changed or not os.path.isfile(os.path.join(ROOT, n)):
@@ -57,7 +66,8 @@ def drop_resume(log=print):
         os.remove(os.path.join(ROOT, n))
         dropped.append(n)
     if dropped:
-        log(f'set aside {len(dropped)} resume files (restore them after the call: git checkout -- checkpoints)')
+        log(f'set aside {len(dropped)} resume files and result images (restore them after the call: git checkout -- '
+            'checkpoints results)')
     return dropped
 
 
@@ -65,8 +75,8 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     p.add_argument('--carry', nargs='*', default=[], help='the paths the call will name in carry')
-    p.add_argument('--drop_resume', action='store_true', help='delete the committed resume files from the working '
-                   'tree first (git checkout -- checkpoints restores them)')
+    p.add_argument('--drop_resume', action='store_true', help='delete the committed resume files and result images '
+                   'from the working tree first (git checkout -- checkpoints results restores them)')
     p.add_argument('--top', type=int, default=8, help='list this many of the largest files')
     args = p.parse_args(argv)
     try:
@@ -88,7 +98,7 @@ def main(argv=None):
     verdict = 'fits' if total <= LIMIT else 'does NOT fit'
     print(f'{total / 2 ** 20:.1f} MiB would travel ({len(files)} files, {sum(carried.values()) / 2 ** 20:.1f} MiB of '
           f'them carried): {verdict} in the 64 MiB limit' +
-          ('' if total <= LIMIT or args.drop_resume else '; --drop_resume sets the shipped resume files aside'))
+          ('' if total <= LIMIT or args.drop_resume else '; --drop_resume sets the shipped resume files and result images aside'))
     return 0 if total <= LIMIT else 1
 
 

@@ -21,7 +21,7 @@
 #
 # The tree that travels must be under 64 MiB; with the shipped resume files it is not.  Before the call, here:
 #   python scripts/device_tree.py --drop_resume --carry .whl [runs/model_c64_gpu]    (prints the size; exit 1: over)
-# and after it: git checkout -- checkpoints
+# and after it: git checkout -- checkpoints results
 #
 # On the device machine (the `run` tool; commands run in the repository root), timeout_s 600:
 #   first session:  command  "bash scripts/gpu_session.sh"                carry [".whl"]

@@ -154,7 +154,10 @@ def test_device_tree_counts_what_travels(tmp_path):
     dt = _load('device_tree')
     files = dt.tree_files()
     assert 'README.md' in files and not any(n.startswith('runs/') for n in files)   # ignored folders stay behind
-    resume = sum(s for n, s in files.items() if '/checkpoints-meta/' in n)
-    # without the shipped resume files (--drop_resume) the tree leaves room for a carried run folder (~20 MB) or the
-    # fixtures (14 MB): a larger tree would make the GPU session's calls fail before they start
-    assert sum(files.values()) - resume < 44 * 2 ** 20, 'the tree that travels to the GPU machine has grown'
+    aside = set(dt.set_aside_names())
+    assert any('/checkpoints-meta/' in n for n in aside) and any(n.endswith('.png') for n in aside)
+    assert not any(n.endswith(('.py', '.csv', 'checkpoint.pth')) for n in aside)    # code, rows, weights travel
+    # without the shipped resume files and result images (--drop_resume) the tree leaves room for a carried run
+    # folder (~20 MB) or the fixtures (14 MB): a larger tree would make the GPU session's calls fail before they start
+    kept = sum(s for n, s in files.items() if n not in aside)
+    assert kept < 44 * 2 ** 20, 'the tree that travels to the GPU machine has grown'

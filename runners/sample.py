@@ -120,6 +120,13 @@ def _read_settings(path):
                             '(delete it only if batches/ holds no finished batch)') from None
 
 
+def _compare(old, settings):
+    """``(settings, changed)``: ``settings`` with its config as ``old`` recorded it (:func:`_as_recorded`), and the
+    :data:`COMPARED` keys (the settings that change the images) whose values differ from ``old``'s."""
+    settings = dict(settings, config=_as_recorded(old.get('config'), settings.get('config')))
+    return settings, [k for k in COMPARED if old.get(k) != settings.get(k)]
+
+
 def _check_settings(workdir, settings):
     """Accept ``workdir`` for ``settings`` and write its settings.json, or refuse with a SamplingError.
 
@@ -130,8 +137,7 @@ def _check_settings(workdir, settings):
     finished = _finished_batches(workdir)
     if os.path.exists(path):
         old = _read_settings(path)
-        settings = dict(settings, config=_as_recorded(old.get('config'), settings.get('config')))
-        changed = [k for k in COMPARED if old.get(k) != settings.get(k)]
+        settings, changed = _compare(old, settings)
         if not finished:
             if changed or old.get('inputs') != settings.get('inputs'):
                 _remove_unfinished_images(workdir)
@@ -281,8 +287,7 @@ def seed_workdir(workdir, source, config, seed, batch_size, num_samples, use_ema
         return False
     new = dict(config=json.loads(json.dumps(config.to_dict(), default=str)), seed=seed, batch_size=batch_size,
                use_ema=use_ema, noise_device=str(torch.device(noise_device)))
-    new['config'] = _as_recorded(old.get('config'), new['config'])
-    if any(old.get(k) != new.get(k) for k in COMPARED) or int(old.get('num_samples') or 0) < num_samples:
+    if _compare(old, new)[1] or int(old.get('num_samples') or 0) < num_samples:
         return False
     needed = range(math.ceil(num_samples / batch_size))
     if not all(os.path.isfile(batch_path(source, b)) for b in needed):

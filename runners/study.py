@@ -188,12 +188,12 @@ def run_study(study, csv_path, out, checkpoint=None, device='cpu', inception_pat
     for i, point in enumerate(todo):
         start = time.time()
         workdir = _workdir(out, study, sha, point)
-        _reuse_samples(out, study, sha, point, point_config(study, point), min(study.batch_size, point.num_samples),
-                       log, f'[{i + 1}/{len(todo)}] ')
+        config, batch = point_config(study, point), min(study.batch_size, point.num_samples)
+        _reuse_samples(out, study, sha, point, config, batch, log, f'[{i + 1}/{len(todo)}] ')
 
         def evaluate():
-            return run_eval(point_config(study, point), workdir, checkpoint=checkpoint, num_samples=point.num_samples,
-                            batch_size=min(study.batch_size, point.num_samples), device=device, ref=ref,
+            return run_eval(config, workdir, checkpoint=checkpoint, num_samples=point.num_samples,
+                            batch_size=batch, device=device, ref=ref,
                             ref_split=study.model['ref_split'], features=features, inception_path=inception_path,
                             results_csv=csv_path, fid_cache=fid_cache, config_name=config_name(study, point),
                             progress=progress, label=point.label, compile=compile)

@@ -395,6 +395,7 @@ def run_sample(config, score, workdir, num_samples, batch_size, seed, device='cp
     inputs = run_inputs(config, score, checkpoint)
     before = {n: provenance.stamp(r['path']) for n, r in inputs.items() if n != 'checkpoint'}
     P = validate.build_preconditioner(config, shape[1:], device=device)
+    sampling.check_pds(config, P)        # a sampler that cannot apply P refuses before the workdir is touched
     moved = [n for n, st in before.items() if provenance.stamp(inputs[n]['path']) != st]
     if moved:
         raise SamplingError(f'{", ".join(moved)} changed while being read; rerun once the file is complete')

@@ -83,17 +83,12 @@ def _chain_tau(config):
 
 
 def _run_ddpm(config, score, shape, randn, rand, P, device, callback):
-    if not getattr(P, 'is_identity', False) and getattr(P.at_step(0, 'predictor'), 'is_identity', False):
-        raise ValueError("sampling.method = 'ddpm' has no corrector steps, so pds.apply_to = 'corrector' would change "
-                         "nothing; use pds.apply_to = 'all' (with pds.predictor_drift 'marginal' or 'official')")
     x = P.at_step(0, 'prior').noise(randn())                   # N(0, I) (official PDS form: M z)
     return sample_ddpm(score, x, ddpm_chain(config), _chain_tau(config), randn,
                        config.sampling.get('ddpm_variance', 'beta'), P=P, callback=callback)
 
 
 def _run_ddim(config, score, shape, randn, rand, P, device, callback):
-    _no_pds(P, 'ddim', "DDIM is a discretised probability-flow ODE (eta = 0) or its SDE family, with no corrector; "
-                       "use sampling.method 'ddpm' or 'pc' for PDS, or turn PDS off (--pds=false)")
     return sample_ddim(score, randn(), ddpm_chain(config), _chain_tau(config), randn,
                        config.sampling.get('ddim_eta', 0.), callback=callback)
 
@@ -152,18 +147,37 @@ def fixed_steps(config):
     return sde_lib.from_config(config).N
 
 
-def _no_pds(P, method, hint):
-    if not getattr(P, 'is_identity', False):
-        raise ValueError(f"sampling.method = {method!r} applies PDS only through a Langevin corrector after each "
-                         f"step (supp. Theorem 1 covers the corrector, not a preconditioned ODE / SDE drift, which "
-                         f"would change the marginals): {hint}")
+def check_pds(config, P):
+    """Raise the ValueError of a sampler that cannot apply the PDS operator ``P`` as ``config`` asks; nothing when
+    ``P`` is the identity.  :func:`sample` calls it, and ``runners.sample`` before its first file: the rival
+    samplers take PDS only through a Langevin corrector after each step (supp. Theorem 1 covers the corrector, not a
+    preconditioned ODE / SDE drift, which would change the marginals), DDPM ancestral sampling only in its steps."""
+    if getattr(P, 'is_identity', False):
+        return
+    s = config.sampling
+    method, corrector = s.method, s.get('step_corrector', 'none')
+    if method == 'ddpm':
+        if getattr(P.at_step(0, 'predictor'), 'is_identity', False):
+            raise ValueError("sampling.method = 'ddpm' has no corrector steps, so pds.apply_to = 'corrector' would "
+                             "change nothing; use pds.apply_to = 'all' (with pds.predictor_drift 'marginal' or "
+                             "'official')")
+        return
+    hints = {'ddim': "DDIM is a discretised probability-flow ODE (eta = 0) or its SDE family, with no corrector; "
+                     "use sampling.method 'ddpm' or 'pc' for PDS, or turn PDS off (--pds=false)",
+             **{m: "it has no corrector; use sampling.method = 'edm' or 'ode_euler' with sampling.step_corrector = "
+                   "'langevin', or turn PDS off (--pds=false)" for m in ADAPTIVE}}
+    if method not in hints and not (method in ('edm', 'edm_stochastic', 'ode_euler') + DPMPP and corrector == 'none'):
+        return
+    hint = hints.get(method, "set sampling.step_corrector = 'langevin' (or 'ald'), or turn PDS off (--pds=false)")
+    raise ValueError(f"sampling.method = {method!r} applies PDS only through a Langevin corrector after each step "
+                     f"(supp. Theorem 1 covers the corrector, not a preconditioned ODE / SDE drift, which would "
+                     f"change the marginals): {hint}")
 
 
 def _step_corrector(config, score, randn, P):
     s = config.sampling
     name = s.get('step_corrector', 'none')
     if name == 'none':
-        _no_pds(P, s.method, "set sampling.step_corrector = 'langevin' (or 'ald'), or turn PDS off (--pds=false)")
         return None
     return level_corrector(name, score, P, s.snr, s.n_steps_each, randn)
 
@@ -198,8 +212,6 @@ def _run_dpmpp(config, score, shape, randn, rand, P, device, callback, solver):
 
 def _run_ode(config, score, shape, randn, rand, P, device, callback):
     s, m = config.sampling, config.model
-    _no_pds(P, s.method, "it has no corrector; use sampling.method = 'edm' or 'ode_euler' with "
-                         "sampling.step_corrector = 'langevin', or turn PDS off (--pds=false)")
     if is_vp(config):
         sde = sde_lib.from_config(config)
         return sample_vp_ode(score, sde.prior(randn()), sde, eps=sde_lib.sampling_eps(config), rtol=s.ode_rtol,
@@ -210,8 +222,6 @@ def _run_ode(config, score, shape, randn, rand, P, device, callback):
 
 def _run_adaptive_sde(config, score, shape, randn, rand, P, device, callback):
     s, m = config.sampling, config.model
-    _no_pds(P, s.method, "it has no corrector; use sampling.method = 'edm' or 'ode_euler' with "
-                         "sampling.step_corrector = 'langevin', or turn PDS off (--pds=false)")
     return sample_adaptive_sde(score, randn() * m.sigma_max, m.sigma_min, m.sigma_max, randn, eps=s.eps,
                                abstol=s.adaptive_abstol, reltol=s.adaptive_reltol, h_init=s.adaptive_h_init,
                                safety=s.adaptive_safety, exponent=s.adaptive_exp, denoise=s.noise_removal,
@@ -321,6 +331,7 @@ def sample(config, score, shape, generator=None, device='cpu', P=None, callback=
     check_process(config)
     if P is None:
         P = preconditioner(config, shape[1:], device)
+    check_pds(config, P)
     randn, rand = noise_source(generator, shape, device)
     with torch.inference_mode():
         if graphs:

@@ -132,3 +132,17 @@ def test_cuda_without_a_gpu_is_one_clear_error(monkeypatch):
     with pytest.raises(ConfigError, match=r"--device 'cuda': no CUDA GPU"):
         cli._train(config, types.SimpleNamespace(mode='train', workdir='w', data='d', device='auto', workers=0,
                                                  skip_bad=False, force_resume=False))
+
+
+@pytest.mark.parametrize('method', ['edm', 'ode'])
+def test_a_sampler_that_cannot_apply_pds_refuses_before_the_workdir_exists(model, tmp_path, method):
+    """PDS on a rival sampler without a step corrector is refused before anything is written (not after the
+    folder and its settings.json were made), in the one line sampling.sample gives."""
+    config = empirical_config(method=method, num_steps=3)
+    assert config.pds.enabled and config.pds.freq == 'radial'
+    work = tmp_path / 'run'
+    with pytest.raises(ValueError, match=f"sampling.method = '{method}' applies PDS only through a Langevin "
+                                         "corrector") as err:
+        run_sample(config, model, str(work), 4, 2, seed=0, progress=False)
+    assert '\n' not in str(err.value)
+    assert not work.exists()

@@ -141,17 +141,23 @@ def spread_text(learned, gauss):
 
 # ------------------------------------------------------------------------------------------------ rows
 def _best_cells(done, budgets=BUDGETS):
-    """{budget: text}: the point with the lowest metric among ``done`` [(label, nfe, value, count)] within each NFE
-    budget, at the sample count of the points nearest the budget (FID is biased by the count)."""
+    """{budget: text}: the point with the lowest metric among ``done`` [(label, nfe, value, std)] within each NFE
+    budget, across sample counts (the learned rows rank by KID, which is unbiased in the sample count: FID would set
+    a 500-sample point against 2,000-sample ones), then ' ≈ ' the other samplers within one combined standard
+    deviation of it (std 0: none), the closest first, at most two."""
     out = {}
     for b in budgets:
         within = [d for d in done if d[1] <= b and math.isfinite(d[2])]
         if not within:
             out[b] = '—'
             continue
-        count = max(within, key=lambda d: d[1])[3]
-        best = min((d for d in within if d[3] == count), key=lambda d: d[2])
-        out[b] = f'{best[0]} ({best[1]:g})'
+        best = min(within, key=lambda d: (d[2], d[1]))
+        ties, named = [], {best[0]}
+        for d in sorted(within, key=lambda d: (d[2], d[1])):
+            if d[0] not in named and d[3] and best[3] and d[2] - best[2] <= math.hypot(d[3], best[3]):
+                ties.append(d)
+                named.add(d[0])
+        out[b] = ' ≈ '.join(f'{d[0]} ({d[1]:g})' for d in [best] + ties[:2])
     return out
 
 
@@ -218,7 +224,7 @@ def learned_row(name, side, curves_name, rivals_name, pds_label, curvature_path,
         r = rows.get((config_name(rivals, p), p.num_samples))
         if r is not None and r.get('nfe') not in ('', None):
             done.append((_sampler_name(p.label, r.get('sampler'), r.get('iterations')), float(r['nfe']),
-                         float(r['fid']), int(r['num_samples'])))
+                         float(r.get('kid') or 'nan'), float(r.get('kid_std') or 0)))
     # a rivals study not run to its end names the best of what is measured, and says so
     partial = f' ({len(done)} of {len(rivals.points)} points so far)' if len(done) < len(rivals.points) else ''
     for b, text in _best_cells(done).items():
@@ -232,7 +238,7 @@ def learned_row(name, side, curves_name, rivals_name, pds_label, curvature_path,
     used = [v[2] for s in series.values() for v in s.values()]
     counts = sorted({int(r['num_samples']) for r in used})
     devices = sorted({r.get('device') or '?' for r in used})
-    row['source'] = (f'KID (speed-up), FID (best) vs {rivals.model["ref"]}, '
+    row['source'] = (f'KID vs {rivals.model["ref"]}, '
                      f'{"/".join(map(str, counts)) or "no"} samples, '
                      f'{", ".join(devices) or "—"}, sha256 {sha[:12]}')
     if not used:
@@ -293,7 +299,7 @@ def empirical_rows(path):
                     continue
                 ratio, text = speedup(val['vanilla'], val[label][n], n)
                 row['cells'][(key, n)], row['ratios'][(key, n)] = text, ratio
-        done = [(s, float(r['nfe']), float(r['nearest_rms']), int(r['num'])) for s, d in samplers.items()
+        done = [(s, float(r['nfe']), float(r['nearest_rms']), 0.) for s, d in samplers.items()
                 for r in d.values()]
         row['cells'].update({('best', b): t for b, t in _best_cells(done).items()})
         row['cells']['curvature'] = '—'
@@ -338,8 +344,9 @@ NOTES = ('Speed-up at N: the iterations vanilla needs to reach the quality of PD
          'range (its best is worse): for the exact Gaussian this is its KL floor (~1e-4, from sigma_min), a bound and '
          'not a visible difference. ‡ the exact Gaussian rows give the speed-up at equal KL 0.01 / 0.001 instead (vanilla '
          'iterations / PDS iterations to reach it): from 50 iterations both samplers sit at KL floors of 1e-4 to 1e-9 '
-         '(docs/resolution.md, 2a). Best sampler: the lowest FID (exact rows: KL or RMS) within the NFE budget, in '
-         'brackets its NFE; (k of M points so far): the model\'s rivals study is part way, so it is the best of those '
+         '(docs/resolution.md, 2a). Best sampler: the lowest KID (exact rows: KL or RMS) within the NFE budget, '
+         'across sample counts, in brackets its NFE, then (≈) the other samplers within one combined standard '
+         'deviation of its KID; (k of M points so far): the model\'s rivals study is part way, so it is the best of those '
          'measured. Curvature spread: largest / smallest radial-band median of c sigma^2 at the smallest '
          'sigma (learned / Gaussian model); ~1x: isotropic, nothing for a frequency filter to correct. '
          '`python -m evaluation.resolution` (evaluation/resolution.py says where each number comes from).')

@@ -113,7 +113,7 @@ def test_learned_speed_up_is_read_in_kid_not_in_fid_across_sample_counts(tmp_pat
                           'results/model_b/curvature.npz', root=str(root))
     assert row['ratios'][('pds', 100)] == pytest.approx(math.sqrt(2.))            # FID would say > 5x (never reached)
     assert row['cells'][('pds', 100)] == '1.4x (141 it)'
-    assert row['source'].startswith('KID (speed-up), FID (best)')
+    assert row['source'].startswith('KID vs')
 
 
 def test_a_speed_up_across_an_unmeasured_vanilla_point_says_its_bounds(tmp_path):
@@ -183,3 +183,17 @@ def test_best_sampler_cells_name_the_iterations_not_the_paper_row_a_filter_comes
     assert _sampler_name('PDS auto', 'ald:ncsnv1', '100') == 'PDS auto, 100 it'
     assert _sampler_name('EDM stochastic', 'edm_stochastic:karras', '25') == 'EDM stochastic'
     assert _sampler_name('DPM-Solver++ 2M SDE', 'dpmpp_2m_sde', '20') == 'DPM-Solver++ 2M SDE'
+
+
+def test_best_sampler_is_ranked_in_kid_across_sample_counts_and_names_the_ties():
+    """A 2,000-sample point at NFE 50 against a 500-sample one at NFE 200: ranked by KID (unbiased in the count),
+    whatever the count; samplers within one combined standard deviation are named after the best, the closest first;
+    the same sampler at another NFE is not a tie; exact rows (std 0) have none."""
+    from evaluation.resolution import _best_cells
+    done = [('DPM-Solver++ 2M SDE', 50, .265, .003), ('vanilla, 100 it', 200, .268, .003),
+            ('EDM stochastic', 49, .287, .003), ('DPM-Solver++ 2M SDE', 100, .266, .003),
+            ('PDS auto, 50 it', 100, .280, .003), ('vanilla, 20 it', 40, float('nan'), .003)]
+    cells = _best_cells(done, budgets=(40, 50, 100, 200))
+    assert cells == {40: '—', 50: 'DPM-Solver++ 2M SDE (50)', 100: 'DPM-Solver++ 2M SDE (50)',
+                     200: 'DPM-Solver++ 2M SDE (50) ≈ vanilla, 100 it (200)'}
+    assert _best_cells([('a', 10, .1, 0.), ('b', 10, .1, 0.)], budgets=(10,)) == {10: 'a (10)'}

@@ -18,7 +18,8 @@ One row per model and size.  Columns:
   for the exact Gaussian, a floor set by its smallest time, not a meaningful gap at KL ~1e-4).  Official PDS: the
   statistics filter at alpha 5 (Model A, NCSN: Table 1's radial filter); automatic PDS: ``pds.freq = 'auto'``.
 * **best sampler within NFE 50 / 100 / 200** among the points measured (the rivals studies; the exact empirical
-  score: PC variants and EDM stochastic), compared at one sample count (that of the points at the budget's NFE).
+  score: PC variants and EDM stochastic): the lowest KID across sample counts (the exact rows: RMS), then the other
+  samplers within one combined standard deviation of it (``≈``): a near-tie is named, not decided by noise.
 * **curvature spread**: at the smallest noise level measured, the largest over the smallest radial-band median of the
   score's curvature c sigma^2 (``evaluation.curvature``: 1 is pure noise); the learned score's and, after the slash,
   the Gaussian model's (1 / (P + sigma^2) from the data's spectrum).  A frequency filter has something to correct

@@ -485,26 +485,38 @@ D_CURVES_DOC_ROWS = {
     'automatic PDS (form (a), the filter per step from the data spectrum), 20 it': 'pds_auto_20it',
     'vanilla, 50 it': 'vanilla_50it',
     'automatic PDS, 50 it': 'pds_auto_50it',
+    'vanilla, 100 it': 'vanilla_100it',
+    'automatic PDS, 100 it': 'pds_auto_100it',
     'vanilla + Langevin corrector (snr 0.16), 20 it': 'langevin_20it',
     'the same, PDS alpha 5 in the corrector only (form (c))': 'pds_a5_corr_20it',
 }
+D_DDPM_DOC_ROWS = {
+    'vanilla, 50 steps': 'ddpm_50it',
+    'PDS (b) marginal form, alpha 5, 50 steps': 'ddpm_pds_a5_marg_50it',
+    'vanilla, 100 steps': 'ddpm_100it',
+    'PDS (a) official form, alpha 5, 100 steps': 'ddpm_pds_a5_100it',
+    'PDS (b) marginal form, alpha 5, 100 steps': 'ddpm_pds_a5_marg_100it',
+}
 
 
-def test_vp_doc_d_curves_table_quotes_the_model_d_rows():
-    """docs/vp.md's d_curves table: every NFE, FID and KID is the committed 2,000-sample Inception row of the
+@pytest.mark.parametrize('header, doc_rows', [('| VP PC, speed_up rule | NFE | FID | KID |', D_CURVES_DOC_ROWS),
+                                              ('| DDPM ancestral, steps of the 1000-step chain | NFE | FID | KID |',
+                                               D_DDPM_DOC_ROWS)])
+def test_vp_doc_d_curves_tables_quote_the_model_d_rows(header, doc_rows):
+    """docs/vp.md's d_curves tables: every NFE, FID and KID is the committed 2,000-sample Inception row of the
     d_curves point it names, of the shipped checkpoint."""
     import csv
     import re
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     text = open(os.path.join(root, 'docs', 'vp.md'), encoding='utf-8').read()
-    table = text[text.index('| VP PC, speed_up rule | NFE | FID | KID |'):].split('\n\n')[0].splitlines()[2:]
+    table = text[text.index(header):].split('\n\n')[0].splitlines()[2:]
     rows = list(csv.DictReader(open(os.path.join(root, 'results', 'model_d', 'study.csv'), encoding='utf-8')))
     curves = get('d_curves')
     points = {p.name: p for p in curves.points}
-    assert [line.split('|')[1].strip() for line in table] == list(D_CURVES_DOC_ROWS)
+    assert [line.split('|')[1].strip() for line in table] == list(doc_rows)
     for line in table:
         label, nfe, fid, kid = (c.strip().strip('*') for c in line.strip('|').split('|'))
-        cfg = spec.config_name(curves, points[D_CURVES_DOC_ROWS[label]])
+        cfg = spec.config_name(curves, points[doc_rows[label]])
         found = [r for r in rows if r['config'] == cfg and r['features'] == 'inception' and r['num_samples'] == '2000']
         assert len(found) == 1 and found[0]['checkpoint_sha256'].startswith('618693ca5cc3'), label
         assert found[0]['nfe'] == nfe and f'{float(found[0]["fid"]):.1f}' == fid, (label, nfe, fid)

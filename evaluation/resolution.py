@@ -152,9 +152,9 @@ def _best_cells(done, budgets=BUDGETS):
         if not within:
             out[b] = '—'
             continue
-        best = min(within, key=lambda d: (d[2], d[1]))
+        best, *rest = sorted(within, key=lambda d: (d[2], d[1]))
         ties, named = [], {best[0]}
-        for d in sorted(within, key=lambda d: (d[2], d[1])):
+        for d in rest:
             if d[0] not in named and d[3] and best[3] and d[2] - best[2] <= math.hypot(d[3], best[3]):
                 ties.append(d)
                 named.add(d[0])

@@ -166,9 +166,12 @@ def check_pds(config, P):
                      "use sampling.method 'ddpm' or 'pc' for PDS, or turn PDS off (--pds=false)",
              **{m: "it has no corrector; use sampling.method = 'edm' or 'ode_euler' with sampling.step_corrector = "
                    "'langevin', or turn PDS off (--pds=false)" for m in ADAPTIVE}}
-    if method not in hints and not (method in ('edm', 'edm_stochastic', 'ode_euler') + DPMPP and corrector == 'none'):
+    if method in hints:
+        hint = hints[method]
+    elif method in STEP_CORRECTED and corrector == 'none':
+        hint = "set sampling.step_corrector = 'langevin' (or 'ald'), or turn PDS off (--pds=false)"
+    else:
         return
-    hint = hints.get(method, "set sampling.step_corrector = 'langevin' (or 'ald'), or turn PDS off (--pds=false)")
     raise ValueError(f"sampling.method = {method!r} applies PDS only through a Langevin corrector after each step "
                      f"(supp. Theorem 1 covers the corrector, not a preconditioned ODE / SDE drift, which would "
                      f"change the marginals): {hint}")
@@ -249,6 +252,7 @@ VP_METHODS = ('pc', 'ddpm', 'ddim', 'ode', 'edm', 'edm_stochastic', 'ode_euler',
 VP_ONLY = ('ddpm', 'ddim')
 ADAPTIVE = ('ode', 'adaptive_sde')      # NFE known only after running: iterations() returns (None, None)
 DPMPP = ('dpmpp_2m', 'dpmpp_2m_sde', 'dpmpp_3m_sde')
+STEP_CORRECTED = ('edm', 'edm_stochastic', 'ode_euler') + DPMPP   # PDS only through sampling.step_corrector
 
 
 def spectrum_path(config):
@@ -349,7 +353,7 @@ def iterations(config):
     s = config.sampling
     if s.method in ADAPTIVE:
         return None, None
-    if s.method in ('edm', 'edm_stochastic', 'ode_euler') + DPMPP:
+    if s.method in STEP_CORRECTED:
         n = fixed_steps(config)
         per_level = s.n_steps_each if s.get('step_corrector', 'none') != 'none' else 0
         return n, (n if s.method in ('ode_euler',) + DPMPP else 2 * n - 1) + (n - 1) * per_level

@@ -37,18 +37,9 @@ Cost on this 2-core CPU (batch 100, 500 samples per run): Model B at 1000 PC ite
 about 1.5-2 CPU-hours per run (3 runs); at 100 iterations a tenth of that; Model A's ALD runs take minutes.  Run it
 when no training holds the CPU (``nice -n 19``).
 
-The study engine (``python -m evaluation.study``) does not take the speed switches yet (models/speed.py says what it
-needs); this script calls ``runners.evaluate.run_eval(speed=...)`` directly.
-"""
-import argparse
-import dataclasses
-import importlib
-import json
-import math
-import os
-import sys
-import time
-import warnings
+The study engine takes the same switches (``python -m evaluation.study <study> --precision bf16``: rows and folders
+of its own, models/speed.py); this script calls ``runners.evaluate.run_eval(speed=...)`` directly, with the fp32
+reference beside each variant in one folder per point.
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:

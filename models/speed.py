@@ -1,9 +1,11 @@
 """Speed switches (issue 33), in one place: ``--mode sample``, ``--mode eval`` and ``--mode train`` apply them through
-this module (``benchmarks/gpu_speed.py`` and ``benchmarks/precision_neutrality.py`` too).  Every switch is off by
+this module, and so does the study engine (``python -m evaluation.study``, ``runners/study.py``), with the same
+flags (``benchmarks/gpu_speed.py`` and ``benchmarks/precision_neutrality.py`` too).  Every switch is off by
 default, and on the CPU the default path is the code without this module, bit for bit (the fixture tests run it).
 On CUDA the default fp32 now turns cuDNN's TF32 convolutions off (PyTorch's default has them on), as the CUDA
-fixture tests always did: a run that wants the old speed says ``--precision tf32``.  (Callers that pass no
-``speed`` -- the study engine -- leave the flags as they find them.)
+fixture tests always did: a run that wants the old speed says ``--precision tf32``.  (Callers of
+``runners.evaluate.run_eval`` / ``runners.sample.run_sample`` that pass no ``speed`` leave the flags as they find
+them.)
 
 =========================  ==========================================================================================
 switch                     what it does
@@ -40,12 +42,12 @@ A run records its switches (``settings.json``: ``speed``); a workdir sampled at 
 another (``runners/sample.py``: ``precision`` is a compared setting; tf32 and bf16 change the images, compile and
 graphs only by float rounding).
 
-Study engine (``evaluation.study``, being moved to ``runners/study.py`` + ``studies/``): not wired yet.  It needs a
-``speed`` argument in ``sample_study`` / ``run_study`` (``--precision``, ``--compile_mode``, ``--cuda_graphs``,
-``--channels_last`` flags building one :class:`Speed` with :func:`from_flags`), passed on to ``run_eval(speed=...)``
-and ``run_sample(speed=...)`` and applied with :func:`prepare` (``recorded=runners.sample._recorded_batch(workdir)``
-for ``--batch_size auto``) after ``load_score_model(..., compile=False)``; the
-point's config name should carry the precision when it is not fp32 so that rows of different precisions never merge.
+Study engine (``python -m evaluation.study``): the same flags (no ``--batch_size auto``: a study's batch size is part
+of its points' draws).  tf32 and bf16 change the images, so a study at another precision is another set of points
+(``studies.spec.at_precision``): their rows' config ends in ``--precision=bf16`` and they sample into
+``<point>.bf16``, beside the fp32 points, never reusing nor setting aside the fp32 folders; ``--summary``, ``--list``
+and ``--plot`` with ``--precision bf16`` show those rows.  Compile, channels-last and CUDA graphs change the images
+only by float rounding and share the fp32 points' rows and folders.
 """
 import contextlib
 import dataclasses

@@ -78,9 +78,10 @@ def batch_generator(seed, batch, device='cpu'):
 
 SETTINGS = 'settings.json'
 # Settings that change the images: a workdir holding finished batches refuses a rerun that differs in one of them.
-COMPARED = ('config', 'seed', 'batch_size', 'use_ema', 'noise_device', 'precision')
-# ``precision`` (models/speed.py) is recorded only when it is not fp32, so that folders made before it existed compare
-# equal to fp32 runs; tf32 / bf16 change the images, the other speed switches (recorded under ``speed``) do not.
+COMPARED = ('config', 'seed', 'batch_size', 'use_ema', 'noise_device', 'precision', 'bf16_min_sigma')
+# ``precision`` and ``bf16_min_sigma`` (models/speed.py) are recorded only when not fp32 / not 0, so that folders made
+# before they existed compare equal to fp32 runs; tf32 / bf16 (and where bf16 stops) change the images, the other
+# speed switches (recorded under ``speed``) do not.
 # Config keys added after folders were sampled, with the value that reproduces the images made before them: a folder
 # whose recorded config lacks such a key resumes under a config that holds it at that value.
 ADDED_KEYS = {'sampling.last_step': 'predictor'}
@@ -155,7 +156,7 @@ def _check_settings(workdir, settings):
                     parts.append('config: ' + '; '.join(fields[:4]) + more if fields else 'config')
                 said = ', '.join(parts)
                 flags = {'batch_size': '--batch_size', 'seed': '--seed', 'noise_device': '--noise_device',
-                         'precision': '--precision'}
+                         'precision': '--precision', 'bf16_min_sigma': '--bf16_min_sigma'}
                 same = ' '.join(f'{flags[c]} {old[c]}' for c in changed if c in flags and c in old)
                 raise SettingsMismatch(f'{workdir!r} already holds samples made with other settings ({said} '
                                        f'differ); use a new --workdir or the same settings to resume' +
@@ -266,10 +267,11 @@ def _batch_done(workdir, b, count, image_shape=None, batch_size=None):
     return len(indices) >= count
 
 
-def seed_workdir(workdir, source, config, seed, batch_size, num_samples, use_ema=True, noise_device='cpu'):
+def seed_workdir(workdir, source, config, seed, batch_size, num_samples, use_ema=True, noise_device='cpu',
+                 precision='fp32', bf16_min_sigma=0.):
     """Start the new ``workdir`` with the first ``num_samples`` images of ``source``, another sampling folder that
     holds exactly the images a run with these arguments would draw: the same :data:`COMPARED` settings (config,
-    seed, batch size, EMA, noise device, precision) and its batches 0 .. ceil(num_samples / batch_size) - 1
+    seed, batch size, EMA, noise device, precision and bf16_min_sigma) and its batches 0 .. ceil(num_samples / batch_size) - 1
     finished (batch b depends only on config, checkpoint, seed and batch size).  The checkpoint and PDS files are
     checked by the run that follows, as on any resume (the caller keeps checkpoints apart: one folder per sha256).
 
@@ -287,6 +289,10 @@ def seed_workdir(workdir, source, config, seed, batch_size, num_samples, use_ema
         return False
     new = dict(config=json.loads(json.dumps(config.to_dict(), default=str)), seed=seed, batch_size=batch_size,
                use_ema=use_ema, noise_device=str(torch.device(noise_device)))
+    if precision != 'fp32':                           # recorded only when not fp32 / not 0 (as run_sample does)
+        new['precision'] = precision
+    if bf16_min_sigma:
+        new['bf16_min_sigma'] = float(bf16_min_sigma)
     if _compare(old, new)[1] or int(old.get('num_samples') or 0) < num_samples:
         return False
     needed = range(math.ceil(num_samples / batch_size))
@@ -407,6 +413,8 @@ def run_sample(config, score, workdir, num_samples, batch_size, seed, device='cp
         settings['speed'] = speed.record()
         if speed.precision != 'fp32':
             settings['precision'] = speed.precision
+        if speed.bf16_min_sigma:
+            settings['bf16_min_sigma'] = float(speed.bf16_min_sigma)
         from models.speed import graphs_wanted
         graphs = graphs_wanted(speed, device, say=rank == 0)
         if graphs:

@@ -36,7 +36,7 @@ if ROOT not in sys.path:
 
 from evaluation.study_report import done_rows, plot_map, report  # noqa: E402
 from studies import STUDIES, describe as describe_studies  # noqa: E402
-from studies.spec import config_name, point_config  # noqa: E402
+from studies.spec import at_precision, config_name, point_config, precision_tag  # noqa: E402
 
 # results/<former name> -> results/<name>: the results folders were renamed by model (issue 32)
 RENAMED_RESULTS = {'mnist_cpu': 'model_a', 'h200': 'gpu'}
@@ -94,8 +94,10 @@ def _checkpoint(study, checkpoint):
 
 
 def _workdir(out, study, sha, point):
-    """Where a point's samples are drawn (and found by a later run): <out>/<study>/<checkpoint sha[:8]>/<point>."""
-    return os.path.join(out, study.name, sha[:8], point.name)
+    """Where a point's samples are drawn (and found by a later run): <out>/<study>/<checkpoint sha[:8]>/<point>, or
+    <point>.bf16 (.tf32, .bf16-min0.1) for a study sampled at another precision (``studies.spec.at_precision``)."""
+    tag = precision_tag(study)
+    return os.path.join(out, study.name, sha[:8], point.name + (f'.{tag}' if tag else ''))
 
 
 def _reuse_samples(out, study, sha, point, config, batch, log, number=''):
@@ -112,7 +114,8 @@ def _reuse_samples(out, study, sha, point, config, batch, log, number=''):
         if os.path.basename(source).split('.')[-1].startswith(('stale', 'seeding')) or \
                 os.path.abspath(source) == os.path.abspath(workdir):
             continue
-        if seed_workdir(workdir, source, config, config.seed, batch, point.num_samples):
+        if seed_workdir(workdir, source, config, config.seed, batch, point.num_samples, precision=study.precision,
+                        bf16_min_sigma=study.bf16_min_sigma):
             log(f'{number}{point.name}: the first {point.num_samples} samples of {source} are the same draws '
                 '(same config, seed and batch size): reused, not sampled again')
             return source
@@ -135,14 +138,32 @@ def default_csv(study, out):
     return path
 
 
-def sample_study(study, out, checkpoint=None, device='cpu', only=(), progress=True, log=print, compile=False):
+def _speed(study, speed, compile):
+    """The run's ``models.speed.Speed`` (``--compile`` folded in); its precision must be the study's
+    (``studies.spec.at_precision``), which names the points' rows and workdirs."""
+    from models import speed as speed_lib
+    speed = speed or speed_lib.Speed(precision=study.precision, bf16_min_sigma=study.bf16_min_sigma)
+    if compile and not speed.compile:
+        speed = speed_lib.dataclasses.replace(speed, compile=True)
+    if (speed.precision, speed.bf16_min_sigma) != (study.precision, study.bf16_min_sigma):
+        raise ValueError(f'study {study.name} is at {study.precision} but the speed switches ask for '
+                         f'{speed.precision}; expected the study made by studies.spec.at_precision(study, '
+                         f'{speed.precision!r})')
+    return speed
+
+
+def sample_study(study, out, checkpoint=None, device='cpu', only=(), progress=True, log=print, compile=False,
+                 speed=None):
     """Draw the samples of every point of ``study`` (or of ``only``) into the workdirs that :func:`run_study` scores,
     and score nothing (``--sample_only``): sample on a GPU machine, then run the study where the Inception network
     and the reference are, which finds the batches done and computes only the features.  The same seeds, batch
-    size and noise (drawn on the CPU) as a study run that samples itself; finished batches are kept (resumable)."""
+    size and noise (drawn on the CPU) as a study run that samples itself; finished batches are kept (resumable).
+    ``speed``: the speed switches (``models.speed.Speed``; the study's precision, see :func:`run_study`)."""
+    from models import speed as speed_lib
     from models.checkpoint import load_score_model
     from runners import validate
     from runners.sample import SamplingError, run_sample
+    speed = _speed(study, speed, compile)
     checkpoint, record = _checkpoint(study, checkpoint)
     points = [p for p in study.points if not only or p.name in only]
     for i, point in enumerate(points):
@@ -150,10 +171,12 @@ def sample_study(study, out, checkpoint=None, device='cpu', only=(), progress=Tr
         config, batch = point_config(study, point), min(study.batch_size, point.num_samples)
         validate.check_sampling(config, point.num_samples, batch)
         _reuse_samples(out, study, record['sha256'], point, config, batch, log, f'[{i + 1}/{len(points)}] ')
-        score = load_score_model(checkpoint, config, use_ema=True, device=device, compile=compile)
+        score = load_score_model(checkpoint, config, use_ema=True, device=device, compile=False)
+        score, _ = speed_lib.prepare(score, speed, config, device, point.num_samples, batch, say=False)
         try:
             run_sample(config, score, _workdir(out, study, record['sha256'], point), point.num_samples, batch,
-                       config.seed, device=device, checkpoint=os.path.abspath(checkpoint), progress=progress)
+                       config.seed, device=device, checkpoint=os.path.abspath(checkpoint), progress=progress,
+                       speed=speed)
         except SamplingError as e:
             if 'diverged' not in str(e):
                 raise
@@ -164,14 +187,19 @@ def sample_study(study, out, checkpoint=None, device='cpu', only=(), progress=Tr
 
 
 def run_study(study, csv_path, out, checkpoint=None, device='cpu', inception_path=None, fid_cache=None,
-              features='inception', only=(), progress=True, log=print, grids=None, compile=False):
+              features='inception', only=(), progress=True, log=print, grids=None, compile=False, speed=None):
     """Score every point of ``study`` not yet in ``csv_path``; returns the rows of the study's points.  With
     ``grids`` (a folder), each point's grid of its first 64 samples (the same seeds for every point) is copied
     there as ``<point>.png``.  ``compile``: torch.compile the network (``--compile``; faster for Model A on the
-    CPU, outputs within about 1e-6 of the eager network's)."""
+    CPU, outputs within about 1e-6 of the eager network's).  ``speed``: the speed switches of ``--mode sample``
+    (``models.speed.Speed``: precision, channels-last, compile and its mode, CUDA graphs; default: fp32, as the
+    official code).  Its precision must be the study's (``studies.spec.at_precision``): tf32 and bf16 change the
+    images, so their points have rows and workdirs of their own; the other switches change them only by float
+    rounding and share the fp32 points'."""
     from evaluation.features import EvalError
     from runners.evaluate import run_eval
     from runners.sample import SamplingError, SettingsMismatch
+    speed = _speed(study, speed, compile)
     checkpoint, record = _checkpoint(study, checkpoint)
     ref = os.path.expandvars(study.model['ref'])
     if '$' in ref:
@@ -196,7 +224,7 @@ def run_study(study, csv_path, out, checkpoint=None, device='cpu', inception_pat
                             batch_size=batch, device=device, ref=ref,
                             ref_split=study.model['ref_split'], features=features, inception_path=inception_path,
                             results_csv=csv_path, fid_cache=fid_cache, config_name=config_name(study, point),
-                            progress=progress, label=point.label, compile=compile)
+                            progress=progress, label=point.label, speed=speed)
         try:
             try:
                 rec = evaluate()
@@ -216,7 +244,8 @@ def run_study(study, csv_path, out, checkpoint=None, device='cpu', inception_pat
         if grids and os.path.isfile(os.path.join(workdir, 'grid.png')):
             import shutil
             os.makedirs(grids, exist_ok=True)
-            shutil.copyfile(os.path.join(workdir, 'grid.png'), os.path.join(grids, f'{point.name}.png'))
+            shutil.copyfile(os.path.join(workdir, 'grid.png'),
+                            os.path.join(grids, f'{os.path.basename(workdir)}.png'))    # <point>[.bf16].png
         spent += time.time() - start - float(rec.get('reference_seconds') or 0)   # the reference is once
         cost_done += _cost(study, point)
         eta = spent / cost_done * (total - cost_done)
@@ -282,6 +311,16 @@ def main(argv=None, prog='python -m evaluation.study'):
     p.add_argument('--device', default='cpu')
     p.add_argument('--compile', action='store_true', help='torch.compile the network (Model A: about 1.4x on the CPU '
                    'after a compile of about a minute; Model B: no faster)')
+    p.add_argument('--precision', default='fp32', help="fp32 (default, as the official code) | tf32 | bf16 "
+                   "(models/speed.py): tf32 and bf16 change the images, so their points get rows (config ending in "
+                   "--precision=...) and workdirs (<point>.bf16) of their own; --summary / --list / --plot with it "
+                   "show those rows")
+    p.add_argument('--bf16_min_sigma', type=float, default=0., help='with --precision bf16: network calls below this '
+                   'noise level in float32 (its own rows and workdirs too)')
+    p.add_argument('--channels_last', default='auto', help='auto | on | off (models/speed.py)')
+    p.add_argument('--compile_mode', default='default', help='default | max-autotune (with --compile)')
+    p.add_argument('--cuda_graphs', action='store_true', help='capture each fixed-shape sampler step in a CUDA graph '
+                   '(the same draws as eager; on the CPU: one line, eager)')
     p.add_argument('--inception_path', default=None)
     p.add_argument('--fid_cache', default=None)
     p.add_argument('--fid_features', default='inception', choices=('inception', 'standin'),
@@ -291,7 +330,13 @@ def main(argv=None, prog='python -m evaluation.study'):
                    '--out and score nothing: e.g. on a GPU machine, then run the study without it where the Inception '
                    'network is (it finds the batches done)')
     args = p.parse_args(argv)
-    study = STUDIES[args.study](args.samples)
+    from models import speed as speed_lib
+    try:
+        speed = speed_lib.from_flags(args)
+    except speed_lib.SpeedError as e:
+        print(f'error: {e}', file=sys.stderr)
+        return 2
+    study = at_precision(STUDIES[args.study](args.samples), speed.precision, speed.bf16_min_sigma)
     args.csv, args.plot, args.grids = current_path(args.csv), current_path(args.plot), current_path(args.grids)
     only = tuple(x.strip() for x in args.only.split(',') if x.strip())
     unknown = [x for x in only if x not in {pt.name for pt in study.points}]
@@ -335,13 +380,13 @@ def main(argv=None, prog='python -m evaluation.study'):
         with terminate_as_interrupt():
             if args.sample_only:
                 sample_study(study, args.out, args.checkpoint, args.device, only, progress=not args.no_progress,
-                             compile=args.compile)
+                             speed=speed)
                 return 0
             grids = (args.grids if args.grids is not None
                      else os.path.join(os.path.dirname(args.csv), 'grids', study.name))
             run_study(study, args.csv, args.out, args.checkpoint, args.device, args.inception_path, args.fid_cache,
                       args.fid_features, only, progress=not args.no_progress, grids=grids or None,
-                      compile=args.compile)
+                      speed=speed)
     except (EvalError, ValueError, FileNotFoundError, SamplingError, WorkdirError) as e:
         print(f'error: {e}', file=sys.stderr)
         return 2

@@ -31,6 +31,9 @@ class Study:
     batch_size: int = 100
     table: str = 'curves'     # its --summary table: 'curves' (series x iterations), 'map' (gain x step), 'rivals'
     budgets: tuple = (10, 20, 50, 100)    # 'rivals' tables: the NFE budgets of the "best sampler within" lines
+    # the speed switches that change the images (models/speed.py), set by at_precision: part of every point's identity
+    precision: str = 'fp32'
+    bf16_min_sigma: float = 0.
 
 
 def model(config, checkpoint, results, ref='data:$PDS_DATA/mnist', ref_split='test'):
@@ -72,11 +75,33 @@ def point_config(study, point):
     return config
 
 
+def at_precision(study, precision='fp32', bf16_min_sigma=0.):
+    """``study`` sampled at ``precision`` ('fp32', 'tf32', 'bf16'; with bf16, float32 below ``bf16_min_sigma``):
+    tf32 and bf16 change the images, so every point of it is another point, with its own rows (:func:`config_name`
+    ends in ``--precision=...``) and its own workdir (:func:`precision_tag`).  fp32 is ``study`` itself."""
+    from dataclasses import replace
+    return replace(study, precision=precision, bf16_min_sigma=float(bf16_min_sigma or 0.))
+
+
+def precision_tag(study):
+    """'' at fp32, else 'bf16', 'tf32', 'bf16-min0.1' (bf16 with float32 below sigma 0.1): the suffix of the
+    workdirs of a study sampled at another precision."""
+    if study.precision == 'fp32' and not study.bf16_min_sigma:
+        return ''
+    return study.precision + (f'-min{study.bf16_min_sigma:g}' if study.bf16_min_sigma else '')
+
+
 def config_name(study, point):
-    """How the point's config is named on the command line (the CSV's ``config`` column, the resume key)."""
+    """How the point's config is named on the command line (the CSV's ``config`` column, the resume key), with the
+    precision flags when the study is sampled at another precision than fp32 (:func:`at_precision`)."""
     def flag(key, value):
         if key == 'pds.enabled':
             return f'--pds={str(value).lower()}'
         return f'--config.{key}={value}'
     module, colon, setting = study.model['config'].partition(':')
-    return f'configs/{module}.py{colon}{setting} ' + ' '.join(flag(k, v) for k, v in point.overrides)
+    name = f'configs/{module}.py{colon}{setting} ' + ' '.join(flag(k, v) for k, v in point.overrides)
+    if precision_tag(study):
+        name += f' --precision={study.precision}'
+        if study.bf16_min_sigma:
+            name += f' --bf16_min_sigma={study.bf16_min_sigma:g}'
+    return name

@@ -89,3 +89,20 @@ def test_train_max_minutes_must_be_positive(tmp_path):
     with pytest.raises(SystemExit) as e:
         cli.run('train', tiny_ncsn(), flags)
     assert str(e.value.code) == 'error: --max_minutes 0: expected a number of minutes > 0'
+
+
+def test_where_bf16_stops_is_a_compared_setting(tmp_path, checkpoint):
+    """--bf16_min_sigma changes the images (float32 below that level): a bf16 folder refuses to be resumed with it,
+    and a folder made with it refuses plain bf16, naming the flag."""
+    from runners import cli
+    work = tmp_path / 'run'
+    cli.run('sample', ncsn_config(), _flags(work, checkpoint, precision='bf16'))
+    with pytest.raises(SystemExit) as e:
+        cli.run('sample', ncsn_config(), _flags(work, checkpoint, precision='bf16', bf16_min_sigma=0.1, num_samples=4))
+    assert 'bf16_min_sigma differ' in str(e.value.code)
+    other = tmp_path / 'min'
+    cli.run('sample', ncsn_config(), _flags(other, checkpoint, precision='bf16', bf16_min_sigma=0.1))
+    assert json.load(open(other / 'settings.json'))['bf16_min_sigma'] == 0.1
+    with pytest.raises(SystemExit) as e:
+        cli.run('sample', ncsn_config(), _flags(other, checkpoint, precision='bf16', num_samples=4))
+    assert 'bf16_min_sigma differ' in str(e.value.code) and '(--bf16_min_sigma 0.1)' in str(e.value.code)

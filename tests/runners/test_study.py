@@ -4,6 +4,7 @@ samples set aside, --sample_only then scoring, the default CSV under --out (neve
 lock; and on the committed results: every point of every existing study is still done (its name, config, sample count
 and rows unchanged), under the results folders' new names and the former ones."""
 import csv
+import json
 import os
 
 import pytest
@@ -400,3 +401,62 @@ def test_seed_workdir_refuses_other_settings_and_missing_batches(tmp_path):
     assert written['num_samples'] == 2 and written['seeded_from'] == str(src)
     assert sorted(os.listdir(tmp_path / 'w6' / 'samples')) == ['0.png', '1.png']
     assert not seed_workdir(str(tmp_path / 'w6'), str(src), config, 7, 2, 2)              # exists: left alone
+
+
+@pytest.mark.slow
+def test_a_study_at_bf16_has_its_own_rows_and_workdirs_beside_fp32(fake_data, capsys):
+    """--precision bf16 (models/speed.py) through the study engine: the point's row names the precision in its config
+    (so fp32 and bf16 rows never merge, and --summary / --list at one precision show only its rows), it samples into
+    <point>.bf16 (the fp32 folder is neither reused nor set aside), its images are the fp32 ones up to bf16
+    rounding, and a rerun finds it done.  A bad precision is one line."""
+    import numpy as np
+    root = fake_data
+    point = 'g1.000_lr2e-05'
+    assert engine.main(_args(root, '--only', point)) == 0
+    assert engine.main(_args(root, '--only', point, '--precision', 'bf16')) == 0
+    rows = list(csv.DictReader(open(root / 'study.csv')))
+    fp32_name = 'configs/mnist_cpu_pds.py:table1_20it --pds=false --config.sampling.step_lr=2e-05'
+    assert [r['config'] for r in rows] == [fp32_name, fp32_name + ' --precision=bf16']
+    work = next((root / 'out' / 'a_map').glob('*/'))
+    assert sorted(os.listdir(work)) == [point, point + '.bf16']
+    settings = json.load(open(work / (point + '.bf16') / 'settings.json'))
+    assert settings['precision'] == 'bf16' and 'seeded_from' not in settings
+    a = np.load(work / point / 'batches' / 'batch_000000.npz')
+    b = np.load(work / (point + '.bf16') / 'batches' / 'batch_000000.npz')
+    key = a.files[0]                                          # uint8 images
+    diff = np.abs(a[key].astype(int) - b[key].astype(int))
+    assert not np.array_equal(a[key], b[key]) and diff.mean() < 2, diff.mean()
+    assert sorted(os.listdir(root / 'grids' / 'a_map')) == [point + '.bf16.png', point + '.png']
+    capsys.readouterr()
+    assert engine.main(_args(root, '--only', point, '--precision', 'bf16')) == 0
+    assert '1 of 1 points done; 0 to run' in capsys.readouterr().out
+    for precision, done in (('fp32', fp32_name), ('bf16', fp32_name + ' --precision=bf16')):
+        assert engine.main(_args(root, '--list', '--precision', precision)) == 0
+        listed = [line for line in capsys.readouterr().out.splitlines() if 'FID' in line]
+        assert len(listed) == 1 and listed[0].startswith(point)
+    assert engine.main(_args(root, '--list', '--precision', 'bf16', '--bf16_min_sigma', '0.1')) == 0
+    assert 'FID' not in capsys.readouterr().out
+    assert engine.main(_args(root, '--precision', 'fp16')) == 2
+    assert capsys.readouterr().err.strip() == "error: --precision 'fp16': expected one of fp32, tf32, bf16"
+
+
+def test_seed_workdir_keeps_precisions_apart(tmp_path):
+    """A folder drawn at bf16 never seeds an fp32 workdir, nor an fp32 one a bf16 workdir; the same precision does."""
+    import json
+    import ml_collections
+    from runners.sample import SETTINGS, batch_path, seed_workdir
+    config = ml_collections.ConfigDict(dict(sampling=dict(method='ald', step_lr=2e-5), seed=7))
+    for precision in ('fp32', 'bf16'):
+        src = tmp_path / f'src_{precision}'
+        os.makedirs(src / 'batches')
+        settings = dict(config=config.to_dict(), seed=7, batch_size=2, use_ema=True, noise_device='cpu',
+                        num_samples=2)
+        if precision != 'fp32':
+            settings['precision'] = precision
+        (src / SETTINGS).write_text(json.dumps(settings))
+        open(batch_path(str(src), 0), 'wb').write(b'x')
+    for run in ('fp32', 'bf16'):
+        for source in ('fp32', 'bf16'):
+            work = str(tmp_path / f'{run}_from_{source}')
+            seeded = seed_workdir(work, str(tmp_path / f'src_{source}'), config, 7, 2, 2, precision=run)
+            assert seeded == (run == source) and os.path.isdir(work) == seeded, (run, source)

@@ -106,6 +106,7 @@ def sampling_problems(config):
         if need(_number(eps) and eps > 0, 'sampling.eps', eps, '> 0') and speed_ok:
             need(eps * speed_up < 1, 'sampling.eps', eps,
                  f'eps x speed_up < 1 (the smallest sampling time; here {eps} x {speed_up})')
+        problems += _solver_problems(s, method)
         sde = config.training.get('sde', 'vesde')
         if sde not in ('vesde', 'vpsde'):
             problems.append(f"training.sde = {sde!r}: expected 'vesde' or 'vpsde' (the SDEs sampled)")
@@ -125,6 +126,59 @@ def sampling_problems(config):
             need(isinstance(levels, int) and 0 <= levels <= m.num_scales, 'sampling.num_levels', levels,
                  f'an integer in 1..model.num_scales = {m.num_scales}, or 0 for all')
     return problems + _pds_problems(config)
+
+
+def _solver_problems(s, method):
+    """The problems of the settings that only the rival and VP samplers read (EDM's grid and churn, DPM-Solver++,
+    the ODE and Gotta Go Fast tolerances, DDPM / DDIM): out of range they would end the run late with a traceback,
+    or sample nonsense with exit 0 (a negative tolerance, rho or churn)."""
+    from sampling.ddpm import VARIANCES
+    from sampling.dpm_solver import SOLVER_TYPES
+    from sampling.edm import SCHEDULES
+    from sampling.ode import ODE_METHODS
+    problems = []
+
+    def need(ok, field, allowed):
+        if not ok:
+            problems.append(f'sampling.{field} = {s.get(field)!r}: expected {allowed}')
+
+    def positive(field, allowed='> 0'):
+        need(_number(s.get(field)) and s.get(field) > 0, field, allowed)
+
+    if method in sampling.STEP_CORRECTED:                 # the EDM grid (sampling.rival_sigmas)
+        need(s.get('schedule', 'karras') in SCHEDULES, 'schedule', f'one of {SCHEDULES}')
+        if s.get('schedule', 'karras') == 'karras':
+            positive('rho', '> 0 (EDM Eq. 5; 7 in EDM)')
+    if method == 'edm_stochastic':
+        churn, tmin, tmax = s.get('s_churn'), s.get('s_tmin'), s.get('s_tmax')
+        need(_number(churn) and churn >= 0, 's_churn', '>= 0 (EDM Alg. 2; 0 is the deterministic Heun sampler)')
+        need(_number(tmin) and tmin >= 0, 's_tmin', '>= 0')
+        need(_number(tmax) and (not _number(tmin) or tmax >= tmin), 's_tmax', f'>= sampling.s_tmin = {tmin!r}')
+        positive('s_noise', '> 0 (EDM Alg. 2; 1.007 in EDM Table 5)')
+    if method in ('dpmpp_2m_sde', 'dpmpp_3m_sde'):
+        eta = s.get('dpmpp_eta', 1.)
+        need(_number(eta) and eta >= 0, 'dpmpp_eta', '>= 0 (0: the ODE, 1: the reverse diffusion SDE)')
+    if method == 'dpmpp_2m_sde':
+        need(s.get('dpmpp_solver_type', 'midpoint') in SOLVER_TYPES, 'dpmpp_solver_type', f'one of {SOLVER_TYPES}')
+    if method == 'ode':
+        need(s.get('ode_method', 'RK45') in ODE_METHODS, 'ode_method',
+             f'one of {ODE_METHODS} (scipy.integrate.solve_ivp)')
+        positive('ode_rtol')
+        positive('ode_atol')
+    if method == 'adaptive_sde':
+        for field in ('adaptive_abstol', 'adaptive_reltol', 'adaptive_exp'):
+            positive(field)
+        h = s.get('adaptive_h_init')
+        need(_number(h) and 0 < h < 1, 'adaptive_h_init', 'in (0, 1) (the first step in t, which runs 1 -> eps)')
+        theta = s.get('adaptive_safety')
+        need(_number(theta) and 0 < theta <= 1, 'adaptive_safety', 'in (0, 1] (Gotta Go Fast\'s theta)')
+    if method == 'ddim':
+        eta = s.get('ddim_eta', 0.)
+        need(_number(eta) and 0 <= eta <= 1, 'ddim_eta', 'in [0, 1] (0: DDIM, 1: DDPM with the posterior variance; '
+             "above 1 Eq. 12's noise can exceed 1 - alpha_bar and the step leaves the marginals)")
+    if method == 'ddpm':
+        need(s.get('ddpm_variance', 'beta') in VARIANCES, 'ddpm_variance', f'one of {VARIANCES}')
+    return problems
 
 
 def _pds_problems(config):

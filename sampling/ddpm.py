@@ -59,6 +59,9 @@ def _vp_score(score, x, ab):
     return score(x / scale, sigma.to(x.dtype)) / scale
 
 
+VARIANCES = ('beta', 'beta_tilde')      # sampling.ddpm_variance: sigma^2 of the ancestral step
+
+
 def sample_ddpm(score, x, sde, tau, draw, variance='beta', P=Identity(), callback=None):
     """DDPM ancestral sampling (Ho et al. Algorithm 2) on the chain indices ``tau`` (ascending; the respaced chain
     of Nichol & Dhariwal when ``tau`` skips steps: beta_i = 1 - alpha_bar_{tau_i} / alpha_bar_{tau_{i-1}}).
@@ -67,8 +70,8 @@ def sample_ddpm(score, x, sde, tau, draw, variance='beta', P=Identity(), callbac
     x = x_mean + sigma M z with sigma^2 = beta (``variance='beta'``) or the posterior variance
     beta (1 - alpha_bar_prev) / (1 - alpha_bar) (``'beta_tilde'``); the last step adds no noise (line 4: z = 0
     at t = 1) and draws nothing.  Returns ``(x, nfe)``."""
-    if variance not in ('beta', 'beta_tilde'):
-        raise ValueError(f"sampling.ddpm_variance must be 'beta' or 'beta_tilde', got {variance!r}")
+    if variance not in VARIANCES:
+        raise ValueError(f"sampling.ddpm_variance must be one of {VARIANCES}, got {variance!r}")
     abar = _levels(sde, tau)
     for i in range(len(tau)):
         ab, ab_prev = abar[i], abar[i + 1]
@@ -94,8 +97,8 @@ def sample_ddim(score, x, sde, tau, draw, eta=0., callback=None):
     (a = alpha_bar of this step, a' of the next, 1 after the last).  eta = 0 is deterministic (no draws after the
     prior); eta = 1 is DDPM's ancestral sampler with the posterior variance (draws wherever sigma > 0, i.e. every
     step but the last).  Returns ``(x, nfe)``."""
-    if eta < 0:
-        raise ValueError(f'sampling.ddim_eta must be >= 0 (0: DDIM, 1: DDPM), got {eta}')
+    if not 0 <= eta <= 1:
+        raise ValueError(f'sampling.ddim_eta must be in [0, 1] (0: DDIM, 1: DDPM), got {eta}')
     abar = _levels(sde, tau)
     for i in range(len(tau)):
         a, a_prev = abar[i], abar[i + 1]

@@ -36,6 +36,9 @@ def karras_sigmas(sigma_min, sigma_max, n, rho=7.):
     return np.append(t, 0.)
 
 
+SCHEDULES = ('karras', 'geometric')
+
+
 def sigma_schedule(name, sigma_min, sigma_max, n, rho=7.):
     """The N + 1 levels t_0 = sigma_max > ... > t_{N-1} = sigma_min > t_N = 0: ``'karras'`` (EDM Eq. 5) or
     ``'geometric'`` (the model's log-uniform spacing, as the VE SDE's sigma(t))."""
@@ -45,7 +48,7 @@ def sigma_schedule(name, sigma_min, sigma_max, n, rho=7.):
         return karras_sigmas(sigma_min, sigma_max, n, rho)
     if name == 'geometric':
         return np.append(geometric_sigmas(sigma_max, sigma_min, n) if n > 1 else [sigma_max], 0.)
-    raise ValueError(f"sampling.schedule must be 'karras' or 'geometric', got {name!r}")
+    raise ValueError(f"sampling.schedule must be one of {SCHEDULES}, got {name!r}")
 
 
 def sample_edm(score, x, sigmas, draw, heun=True, s_churn=0., s_tmin=0., s_tmax=float('inf'), s_noise=1.,

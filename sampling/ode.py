@@ -28,6 +28,9 @@ import numpy as np
 import torch
 from scipy import integrate
 
+# the methods of scipy.integrate.solve_ivp (sampling.ode_method; score_sde uses RK45)
+ODE_METHODS = ('RK45', 'RK23', 'DOP853', 'Radau', 'BDF', 'LSODA')
+
 
 def _solve(drift, x, t0, t1, rtol, atol, method):
     """scipy's ``solve_ivp`` of dx/dt = drift(t, x) from t0 to t1 with the whole batch as one flat float64 state."""

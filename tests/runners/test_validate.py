@@ -122,6 +122,45 @@ def test_sampler_settings_that_would_return_noise_or_crash(tmp_path, model, chan
     assert snapshot(work) == {}
 
 
+@pytest.mark.parametrize('method,change,message', [
+    ('edm', dict(schedule='cosine'), "sampling.schedule = 'cosine': expected one of ('karras', 'geometric')"),
+    ('dpmpp_2m', dict(rho=-1.), 'sampling.rho = -1.0: expected > 0'),
+    ('edm_stochastic', dict(s_churn=-1.), 'sampling.s_churn = -1.0: expected >= 0'),
+    ('edm_stochastic', dict(s_noise=0.), 'sampling.s_noise = 0.0: expected > 0'),
+    ('edm_stochastic', dict(s_tmin=2., s_tmax=1.), 'sampling.s_tmax = 1.0: expected >= sampling.s_tmin = 2.0'),
+    ('dpmpp_2m_sde', dict(dpmpp_solver_type='rk4'), "sampling.dpmpp_solver_type = 'rk4': expected one of"),
+    ('dpmpp_3m_sde', dict(dpmpp_eta=-0.5), 'sampling.dpmpp_eta = -0.5: expected >= 0'),
+    ('ode', dict(ode_method='Euler'), "sampling.ode_method = 'Euler': expected one of ('RK45'"),
+    ('ode', dict(ode_rtol=-1e-5), 'sampling.ode_rtol = -1e-05: expected > 0'),
+    ('adaptive_sde', dict(adaptive_abstol=-1.), 'sampling.adaptive_abstol = -1.0: expected > 0'),
+    ('adaptive_sde', dict(adaptive_safety=1.5), 'sampling.adaptive_safety = 1.5: expected in (0, 1]'),
+    ('ddim', dict(ddim_eta=-1.), 'sampling.ddim_eta = -1.0: expected in [0, 1]'),
+    ('ddim', dict(ddim_eta=2.), 'sampling.ddim_eta = 2.0: expected in [0, 1]'),
+    ('ddpm', dict(ddpm_variance='fixed'), "sampling.ddpm_variance = 'fixed': expected one of ('beta', 'beta_tilde')"),
+])
+def test_rival_and_vp_settings_are_refused_before_a_file_is_written(tmp_path, model, method, change, message):
+    """The settings only the rival and VP samplers read: out of range they ended the run after its workdir was made
+    (a traceback or a late error) or sampled nonsense with exit 0 (a negative rho, churn or tolerance)."""
+    if method in ('ddim', 'ddpm'):                # VP only: the config check (no VP model here)
+        from configs import mnist_ddpmpp_cpu_pds
+        config = mnist_ddpmpp_cpu_pds.get_config()
+        config.pds.enabled = False
+        config.sampling.method, config.sampling.num_steps = method, 3
+        for k, v in change.items():
+            config.sampling[k] = v
+        with pytest.raises(validate.ConfigError) as err:
+            validate.check_sampling(config, 2, 2)
+        assert message in str(err.value) and '\n' not in str(err.value)
+        return
+    config = empirical_config(method=method, num_steps=3, **change)
+    config.pds.enabled = False
+    work = str(tmp_path / 'run')
+    with pytest.raises(validate.ConfigError) as err:
+        run_sample(config, model, work, 2, 2, seed=0, progress=False)
+    assert message in str(err.value) and '\n' not in str(err.value)
+    assert snapshot(work) == {}
+
+
 @pytest.mark.parametrize('pds,message', [
     (dict(lam=0.), 'pds.lam = 0.0: expected > 0'),
     (dict(lam=-1.6), 'pds.lam = -1.6: expected > 0'),

@@ -40,6 +40,16 @@ when no training holds the CPU (``nice -n 19``).
 The study engine takes the same switches (``python -m evaluation.study <study> --precision bf16``: rows and folders
 of its own, models/speed.py); this script calls ``runners.evaluate.run_eval(speed=...)`` directly, with the fp32
 reference beside each variant in one folder per point.
+"""
+import argparse
+import dataclasses
+import importlib
+import json
+import math
+import os
+import sys
+import time
+import warnings
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:

@@ -93,6 +93,32 @@ def write_json(path, record):
     atomic_write_text(path, json.dumps(record, indent=1, sort_keys=True, default=str))
 
 
+def check_csv(path, flag='--results_csv'):
+    """Raise ValueError (one line) unless a row can be appended to ``path``: not a folder, its folder creatable, and
+    an existing file holding this module's columns (or an older list of them).  Called before any work, so that a
+    bad path fails in a second, not after hours of sampling at the first append."""
+    if os.path.isdir(path):
+        raise ValueError(f'{flag} {path!r} is a folder; expected a CSV file (e.g. {os.path.join(path, "results.csv")!r})')
+    folder = os.path.dirname(os.path.abspath(path))
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as e:
+        why = 'a part of it is a file' if isinstance(e, (FileExistsError, NotADirectoryError)) else e.strerror
+        raise ValueError(f'{flag} {path!r}: cannot create its folder ({why}); expected a writable path') from None
+    if not os.access(folder, os.W_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
+        raise ValueError(f'{flag} {path!r} cannot be written; expected a writable path')
+    if os.path.isfile(path) and os.path.getsize(path):
+        try:
+            with open(path, newline='') as f:
+                header = next(csv.reader(f), [])
+        except (OSError, UnicodeDecodeError, csv.Error) as e:
+            raise ValueError(f'{flag} {path!r} cannot be read as a CSV ({e}); expected a results file or a new '
+                             'path') from None
+        if tuple(header) != CSV_COLUMNS and not _is_older_header(header):
+            raise ValueError(f'{flag} {path!r} has other columns ({header[:4]}...); expected a results file of '
+                             'this project or a new path')
+
+
 def append_csv(path, record):
     """Append one row (the :data:`CSV_COLUMNS` of ``record``, paths made :func:`portable`) to ``path``, writing the
     header first if the file is new.  A file with another header is an error (start a new file); one with an older

@@ -182,6 +182,11 @@ def run_eval(config, workdir=None, checkpoint=None, sample_dir=None, num_samples
         raise EvalError(f'--workdir {workdir!r} lies in the --sample_dir {sample_dir!r} of images to score: eval.json '
                         'would be written among them; expected a --workdir outside that folder')
     validate.check_counts(num_samples, None if batch_size == 'auto' else batch_size)
+    if results_csv and rank == 0:
+        try:
+            results.check_csv(results_csv)
+        except ValueError as e:
+            raise EvalError(str(e)) from None
     args = dict(locals())
     del args['start']
     with workdir_lock(workdir, enabled=rank == 0):

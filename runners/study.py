@@ -330,6 +330,10 @@ def main(argv=None, prog='python -m evaluation.study'):
                    '--out and score nothing: e.g. on a GPU machine, then run the study without it where the Inception '
                    'network is (it finds the batches done)')
     args = p.parse_args(argv)
+    if args.samples is not None and args.samples < 1:
+        print(f"error: --samples {args.samples}: expected an integer >= 1 (samples per point; leave it out for the "
+              "study's own counts)", file=sys.stderr)
+        return 2
     from models import speed as speed_lib
     try:
         speed = speed_lib.from_flags(args)
@@ -376,6 +380,9 @@ def main(argv=None, prog='python -m evaluation.study'):
             return 0
         from runners.cli import resolve_device
         resolve_device(args.device)          # a CUDA device this machine lacks: one line, before any work
+        if not args.sample_only:
+            from evaluation.results import check_csv
+            check_csv(args.csv, '--csv')     # a folder or an unwritable path: one line, before any sampling
         # SIGTERM (kill, a scheduler) stops the points as Ctrl-C does: lock files removed, one line, exit 143
         with terminate_as_interrupt():
             if args.sample_only:

@@ -460,3 +460,23 @@ def test_seed_workdir_keeps_precisions_apart(tmp_path):
             work = str(tmp_path / f'{run}_from_{source}')
             seeded = seed_workdir(work, str(tmp_path / f'src_{source}'), config, 7, 2, 2, precision=run)
             assert seeded == (run == source) and os.path.isdir(work) == seeded, (run, source)
+
+
+@pytest.mark.parametrize('extra,message', [
+    (['--samples', '0'], "error: --samples 0: expected an integer >= 1 (samples per point; leave it out for the "
+                         "study's own counts)"),
+    (['--csv', '{root}'], "error: --csv '{root}' is a folder; expected a CSV file (e.g. '{root}/results.csv')"),
+    (['--csv', '{root}/other.csv'], "error: --csv '{root}/other.csv' has other columns (['a', 'b']...); expected a "
+                                    "results file of this project or a new path"),
+    (['--csv', '{root}/other.csv/x.csv'], "error: --csv '{root}/other.csv/x.csv': cannot create its folder (a part "
+                                          "of it is a file); expected a writable path"),
+])
+def test_bad_counts_and_results_paths_are_one_line_before_any_sampling(fake_data, capsys, extra, message):
+    """--samples 0 ran the study's own counts (1,000 samples a point) instead; a --csv that is a folder, another
+    file or below a file ended in a traceback at the first row, after the point's sampling."""
+    root = fake_data
+    (root / 'other.csv').write_text('a,b\n1,2\n')
+    args = _args(root, '--only', 'g1.000_lr2e-05', *[e.format(root=root) for e in extra])   # the last flag wins
+    assert engine.main(args) == 2
+    assert capsys.readouterr().err.strip() == message.format(root=root)
+    assert not (root / 'out').exists()

@@ -154,11 +154,12 @@ def load_into(net, obj, config, use_ema=True, source='checkpoint'):
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]
     if missing or unexpected:
-        fail(f'{holds}{len(missing)} missing keys {missing[:10]}, {len(unexpected)} unexpected keys {unexpected[:10]}')
+        fail(f'{holds}{len(missing)} missing keys {missing[:10]}, {len(unexpected)} unexpected keys {unexpected[:10]}'
+             f'{_size_hint(config)}')
     for k, v in own.items():
         if state[k].shape != v.shape:
             fail(f'{holds}shape mismatch for {k!r}: model expects {tuple(v.shape)}, checkpoint has '
-                 f'{tuple(state[k].shape)}')
+                 f'{tuple(state[k].shape)}{_size_hint(config)}')
     # Keep our float32 noise-level buffer: the official float64 one makes discrete NCSN++ return float64.
     net.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()})
 
@@ -180,6 +181,17 @@ def load_into(net, obj, config, use_ema=True, source='checkpoint'):
                  '(the official loader would silently truncate)')
         _copy_ema(fail, trainable, shadow)
     return fmt
+
+
+def _size_hint(config):
+    """The config's size fields, for a checkpoint of the same kind of network whose keys or shapes differ: the
+    usual cause is a config of another resolution or width than the checkpoint was trained with."""
+    m = config.model
+    fields = [('data.image_size', config.data.get('image_size')), ('data.num_channels', config.data.get('num_channels'))]
+    fields += [(f'model.{k}', m.get(k)) for k in ('ngf', 'nf', 'ch_mult', 'num_res_blocks', 'attn_resolutions')
+               if m.get(k) is not None]
+    return ('; expected the config the checkpoint was trained with (this one has '
+            + ', '.join(f'{k} = {v!r}' for k, v in fields) + ')')
 
 
 def _copy_ema(fail, trainable, tensors):

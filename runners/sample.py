@@ -390,7 +390,7 @@ def run_sample(config, score, workdir, num_samples, batch_size, seed, device='cp
     leave :func:`divergence_bound` stops with a SamplingError naming batch, step and sigma; nothing of that batch
     is written.  ``speed``: the run's ``models.speed.Speed`` (recorded in settings.json; the score model already
     carries its precision, layout and compile; ``cuda_graphs`` captures the sampler steps on a CUDA device)."""
-    its, nfe_per_sample = validate.check_sampling(config, num_samples, batch_size)
+    its, nfe_per_sample = validate.check_sampling(config, num_samples, batch_size, seed=seed)
     recorded = _recorded_batch(workdir)
     if recorded is not None and num_samples <= recorded <= batch_size:
         batch_size = recorded        # a folder sampled with a larger batch (before clamping): resume it as it was made

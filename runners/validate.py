@@ -60,6 +60,8 @@ def sampling_problems(config):
             problems.append(f'{field} = {value!r}: expected {allowed}')
         return ok
 
+    seed = config.get('seed', 0)
+    need(_seed_ok(seed), 'seed (--seed)', seed, SEED_RANGE)
     sigma_ok = (need(_number(m.sigma_min) and m.sigma_min > 0, 'model.sigma_min', m.sigma_min, '> 0')
                 & need(_number(m.sigma_max) and m.sigma_max > 0, 'model.sigma_max', m.sigma_max, '> 0'))
     if sigma_ok:
@@ -217,9 +219,19 @@ def _pds_problems(config):
     return problems
 
 
-def check_sampling(config, num_samples=None, batch_size=None):
-    """Raise one ConfigError naming every bad field of the sampling run (and the counts, when given)."""
+SEED_RANGE = 'an integer >= 0 (the noise of batch b is seeded by (seed, b))'
+
+
+def _seed_ok(seed):
+    return isinstance(seed, int) and not isinstance(seed, bool) and seed >= 0
+
+
+def check_sampling(config, num_samples=None, batch_size=None, seed=None):
+    """Raise one ConfigError naming every bad field of the sampling run (and the counts and the run's seed, when
+    given: a run may draw with another seed than ``config.seed``)."""
     problems = sampling_problems(config)
+    if seed is not None and seed != config.get('seed', 0) and not _seed_ok(seed):
+        problems.append(f'seed = {seed!r}: expected {SEED_RANGE}')
     try:
         check_counts(num_samples, batch_size, names=('num_samples', 'batch_size'))
     except ConfigError as err:

@@ -111,6 +111,14 @@ def test_shape_mismatch(tmp_path):
     path = save(official_object('score_sde', randomized(big, 0)), tmp_path / 'c.pth')
     with pytest.raises(CheckpointError, match=r"shape mismatch for '.*': model expects \(.*\), checkpoint has \(.*\)"):
         load_score_model(path, small)
+    # the message names the config's size, the usual cause (a config of another width or resolution)
+    with pytest.raises(CheckpointError) as err:
+        load_score_model(path, small)
+    assert str(err.value).endswith(f'; expected the config the checkpoint was trained with (this one has '
+                                   f'data.image_size = {small.data.image_size}, data.num_channels = '
+                                   f'{small.data.num_channels}, model.nf = {small.model.nf}, model.ch_mult = '
+                                   f'{small.model.ch_mult!r}, model.num_res_blocks = {small.model.num_res_blocks}, '
+                                   f'model.attn_resolutions = {small.model.attn_resolutions!r})')
 
 
 def test_ema_list_length_mismatch(tmp_path):

@@ -179,6 +179,20 @@ def test_pds_values_outside_their_range(tmp_path, model, pds, message):
     assert snapshot(str(tmp_path / 'run')) == {}
 
 
+@pytest.mark.parametrize('where', ['config', 'argument'])
+def test_a_negative_seed_is_refused_before_a_file_is_written(tmp_path, model, where):
+    """numpy's SeedSequence takes no negative seed: the run made its workdir, then failed with 'expected
+    non-negative integer'."""
+    config, work = empirical_config(), str(tmp_path / 'run')
+    if where == 'config':
+        config.seed = -1
+    with pytest.raises(validate.ConfigError) as err:
+        run_sample(config, model, work, 2, 2, seed=-1, progress=False)
+    assert str(err.value) == ('seed (--seed) = -1' if where == 'config' else 'seed = -1') + \
+        ': expected an integer >= 0 (the noise of batch b is seeded by (seed, b))'
+    assert snapshot(work) == {}
+
+
 def test_one_message_names_every_bad_field():
     with pytest.raises(validate.ConfigError) as err:
         validate.check_sampling(empirical_config(n_steps_each=0, step_lr=-1.), num_samples=0)

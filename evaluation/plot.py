@@ -118,8 +118,14 @@ def plot_results(csv_path, out_png, metric='fid', title=None, x='iterations', on
                                 num_samples=num_samples)
     series = {m: {name: pts for name, (_, _, pts) in kinds.items()} for m, kinds in info.items()}
     if not series:
+        rows = read_csv(csv_path)
+        present = sorted({series_label(r) for r in rows})
+        if only and rows and not set(only) & set(present):
+            shown = '; '.join(present[:8]) + (f'; ... ({len(present)} in all)' if len(present) > 8 else '')
+            raise ValueError(f'{csv_path!r} has no rows labelled {"; ".join(only)!r} (--only takes \';\'-separated '
+                             f'labels); its labels: {shown or "none"}')
         raise ValueError(f'{csv_path!r} has no rows with a {metric} value' +
-                         (' among those asked for' if features or checkpoint or num_samples else ''))
+                         (' among those asked for' if only or features or checkpoint or num_samples else ''))
     n = len(series)
     cols = min(n, 3)
     rows = math.ceil(n / cols)

@@ -105,6 +105,20 @@ def test_plot_fid_against_iterations(tmp_path):
     assert plot.main([str(tmp_path / 'nope.csv'), str(tmp_path / 'x.png')]) == 2
 
 
+def test_plot_names_the_labels_when_none_asked_for_is_there(tmp_path, capsys):
+    """--only with a mistyped label said 'has no rows with a fid value', as if the CSV were empty."""
+    from evaluation import plot
+    from evaluation.results import append_csv
+    table = str(tmp_path / 'r.csv')
+    append_csv(table, dict(model='m', iterations=20, pds=False, fid=80.))
+    append_csv(table, dict(model='m', iterations=20, pds=True, fid=30., label='PDS auto'))
+    assert plot.main([table, str(tmp_path / 'x.png'), '--only', 'PDS  auto;vanila']) == 2
+    assert capsys.readouterr().err.strip() == (f"error: {table!r} has no rows labelled 'PDS  auto; vanila' (--only "
+                                               "takes ';'-separated labels); its labels: PDS auto; vanilla")
+    assert not (tmp_path / 'x.png').exists()
+    assert plot.main([table, str(tmp_path / 'x.png'), '--only', 'vanilla;not yet run']) == 0   # one is there
+
+
 def test_plot_gives_every_series_its_own_style_and_draws_a_log_y_axis(tmp_path):
     """A rivals plot has a dozen series: none may share a colour with another (or with vanilla / PDS)."""
     import matplotlib.colors

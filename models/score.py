@@ -125,8 +125,8 @@ class ScoreModel(nn.Module):
                              f'largest level; beta_min {self.vp.beta_0:g}, beta_max {self.vp.beta_1:g})')
         if self.vp_continuous:
             return 999. * self.vp.t_of_sigma(sigma).clamp(max=1.)
-        index = np.interp(np.log(sigma.cpu().numpy()), np.log(self.vp_sigmas), np.arange(len(self.vp_sigmas)))
-        return torch.as_tensor(index, device=sigma.device)
+        from models.adapters import chain_label
+        return chain_label(sigma, self.vp_sigmas)
 
     def _vp_as_ve(self, y, sigma, labels):
         """A VP model as a VE-form score (EDM's VP): y = x / sqrt(alpha_bar), sigma^2 = 1 / alpha_bar - 1, so

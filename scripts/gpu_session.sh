@@ -28,7 +28,7 @@
 #   later sessions: put the previous session's c64/ files into runs/model_c64_gpu/ (checkpoints-meta/latest.pth and
 #                   train_log.csv), then the same command with             carry [".whl", "runs/model_c64_gpu"]
 #   the paper's NCSN (issue 33 part 4; ngf 64, 7.6 M parameters): copy ../shared/data/mnist/*.gz into runs/mnist/
-#                   (11 MB) and run  CONFIG=configs/ncsn/mnist.py DATA=runs/mnist WORKDIR=runs/ncsn64 SHIP=ncsn64
+#                   (11 MB) and run  CONFIG=configs/ncsn/mnist.py DATA=runs/mnist WORKDIR=runs/ncsn64 SHIP=ncsn64 PRECISION=fp32
 #                   SHIP_ARGS="--half --no_resume" SAMPLES="" BENCH=0 GPU_TESTS=0 bash scripts/gpu_session.sh  with
 #                   carry [".whl", "runs/mnist"].  Its resume file (weights and both Adam moments, about 90 MB) cannot
 #                   come back (16 MiB a file, 64 MiB a reply): it trains within one machine's lease (a second call on
@@ -44,7 +44,8 @@
 #   TRAIN_MINUTES   [auto]  training wall time; auto: the time left after the tests, minus 1 min for shipping and the
 #                           margin, minus BENCH_MINUTES; a given value is capped at that too
 #   BENCH_MINUTES   [1.5]   kept for benchmarks/gpu_speed.py (its --budget_s: whatever is left then)
-#   PRECISION       [fp32]  training precision: fp32 | tf32 | bf16 (bf16 only once shown loss-neutral on C32: issue 28)
+#   PRECISION       [bf16]  training precision: fp32 | tf32 | bf16 (bf16 shown loss-neutral on C32: results/bf16_training/,
+#                           benchmarks/bf16_training.py; the paper's NCSN below keeps its official fp32)
 #   COMPILE         [0]     1: torch.compile the training step (pays only if the compile, ~1 min, is short next to
 #                           TRAIN_MINUTES)
 #   CONFIG          [configs/ve/deadleaves64_ncsnpp.py]     WORKDIR [runs/model_c64_gpu]     DATA [deadleaves]
@@ -70,7 +71,7 @@ TINY=${PDS_GPU_SESSION_TINY:-0}
 SESSION_MINUTES=${SESSION_MINUTES:-$([ "$TINY" = 1 ] && echo 4 || echo 9)}
 BENCH_MINUTES=${BENCH_MINUTES:-$([ "$TINY" = 1 ] && echo 0.5 || echo 1.5)}
 TRAIN_MINUTES=${TRAIN_MINUTES:-$([ "$TINY" = 1 ] && echo 0.15 || echo auto)}
-PRECISION=${PRECISION:-fp32}
+PRECISION=${PRECISION:-bf16}
 COMPILE=${COMPILE:-0}
 CONFIG=${CONFIG:-configs/ve/deadleaves64_ncsnpp.py}
 WORKDIR=${WORKDIR:-runs/model_c64_gpu}

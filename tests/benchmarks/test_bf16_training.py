@@ -25,3 +25,18 @@ def test_tiny_runs_the_three_arms_and_states_the_rule(tmp_path, capsys):
     again = bt.main(['--tiny', '--out', out, '--steps', '20', '--heldout', '16', '--quiet'])   # done: no new steps
     assert {arm: (tmp_path / 'b' / arm / 'train_log.csv').read_bytes() for arm in bt.ARMS} == logs
     assert again['verdict'] == record['verdict']
+
+
+def test_the_training_doc_quotes_the_committed_result():
+    """docs/training.md's bf16 table is results/bf16_training/bf16_training.json, as rounded there."""
+    import os
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    record = json.load(open(os.path.join(root, 'results', 'bf16_training', 'bf16_training.json')))
+    text = open(os.path.join(root, 'docs', 'training.md'), encoding='utf-8').read()
+    assert record['start_step'] == 6595 and record['steps'] == 200 and record['heldout'] == 512
+    for which in ('raw', 'ema'):
+        v = record['verdict'][which]
+        cells = (f"{v['fp32']:.3f} | {v['bf16_delta']:+.4f} ± {v['bf16_se']:.4f} | "
+                 f"{v['reseeded_delta']:+.4f} ± {v['reseeded_se']:.4f} | {v['fp32_moved']:+.3f} | "
+                 + ('yes' if v['neutral'] else '**no**'))
+        assert cells in text, cells

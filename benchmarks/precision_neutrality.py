@@ -7,6 +7,7 @@ the 10,000 MNIST test images; resumable.
     python benchmarks/precision_neutrality.py --models b --points pc_100it         # one point of a model
     python benchmarks/precision_neutrality.py --models c32                          # C32 (the shipped checkpoint)
     python benchmarks/precision_neutrality.py --summary                # the verdict table from what is done
+    python benchmarks/precision_neutrality.py --models a b c32 --summary --out results/neutrality   # the committed
     python benchmarks/precision_neutrality.py --per_sigma              # where bf16 departs: score error per level
     python benchmarks/precision_neutrality.py --tiny --out /tmp/n      # every path on tiny random models (tests)
 
@@ -160,6 +161,21 @@ def finished(workdir, n):
     return rec if int(rec.get('num_samples') or 0) == n else None
 
 
+def _csv_records(out):
+    """{(model, point, variant, num_samples): record} of the latest rows of ``<out>/neutrality.csv`` (each row's
+    workdir ends in ``<model>/<point>/<variant>``): the committed results, whose sample folders are not kept."""
+    import csv
+    path = os.path.join(out, 'neutrality.csv')
+    records = {}
+    if os.path.isfile(path):
+        for row in csv.DictReader(open(path)):
+            parts = row['workdir'].replace('\\', '/').rstrip('/').split('/')
+            if len(parts) >= 3 and row.get('kid') and row.get('kid_std'):
+                records[(*parts[-3:], int(row['num_samples']))] = {
+                    'fid': float(row['fid']), 'kid': float(row['kid']), 'kid_std': float(row['kid_std'])}
+    return records
+
+
 def run_point(model, point, variant, args, ref, say):
     from runners.evaluate import run_eval
     workdir = os.path.join(args.out, model.key, point.name, variant)
@@ -281,7 +297,7 @@ def main(argv=None):
         if unknown:
             raise SystemExit(f'error: --models {" ".join(unknown)}: expected a, b, c32')
         wanted = args.models
-        if any(available[m].ref == MNIST_REF for m in wanted) and not os.environ.get('PDS_DATA'):
+        if not args.summary and any(available[m].ref == MNIST_REF for m in wanted) and not os.environ.get('PDS_DATA'):
             raise SystemExit('error: the MNIST reference needs PDS_DATA=<folder holding mnist/ (IDX files)>')
     log = open(os.path.join(args.out, 'neutrality.log'), 'a')
 
@@ -301,6 +317,7 @@ def main(argv=None):
         raise SystemExit(f'error: --points {" ".join(unknown)}: the models {" ".join(wanted)} have the points '
                          f'{", ".join(sorted(names))}')
     results = {}
+    logged = _csv_records(args.out) if args.summary else {}
     for key in wanted:
         model = available[key]
         ref = model.ref if args.tiny else os.path.expandvars(model.ref)
@@ -308,8 +325,9 @@ def main(argv=None):
             if args.points and point.name not in args.points:
                 continue
             for variant in ['fp32'] + [v for v in args.variants if v != 'fp32']:      # the reference first
-                if args.summary:
-                    rec = finished(os.path.join(args.out, key, point.name, variant), args.num_samples)
+                if args.summary:        # the run's eval.json, else its row (folders are not committed)
+                    rec = finished(os.path.join(args.out, key, point.name, variant), args.num_samples) or \
+                        logged.get((key, point.name, variant, args.num_samples))
                     if rec is None:
                         continue
                 else:

@@ -286,6 +286,11 @@ def _run_eval(config, workdir, checkpoint, sample_dir, num_samples, batch_size, 
     files, skipped = metrics.check_image_files(files, fdir, skip_bad)
     cache = _feature_cache(workdir, settings, files, mode, features_info) if settings and not skipped else None
     feats = _cached_features(cache)
+    if feats is None and cache:             # in parts kept on disk: a killed run loses one part at most
+        feats = _features_in_parts(cache, files, model, mode, fid_batch_size, num_workers, device, fdir, progress)
+        if feats is not None:
+            _save_features(cache, feats)
+            _remove_parts(cache)
     if feats is None:
         feats, more = _features(files, model, mode, fid_batch_size, num_workers, device, fdir, progress, skip_bad)
         skipped += more
@@ -407,6 +412,45 @@ def _save_features(cache, feats):
     from utils.atomic import atomic_write
     os.makedirs(os.path.dirname(cache['path']), exist_ok=True)
     atomic_write(cache['path'], lambda tmp: np.savez(tmp, feats=feats.astype(np.float32), digest=cache['digest']))
+
+
+# features of a sampling workdir are computed in parts of this many feature batches, each kept on disk until the whole
+# set is saved: a run killed during the features (an Inception pass is ~45 NFE an image on the CPU) resumes at the
+# part it was in.  Parts are whole feature batches, so the batches -- and the features, bit for bit -- are a single
+# pass's.
+PART_BATCHES = 8
+
+
+def _part_path(cache, k):
+    return cache['path'][:-len('.npz')] + f'.part{k:04d}.npz'
+
+
+def _features_in_parts(cache, files, model, mode, batch_size, num_workers, device, fdir, progress):
+    """The features of ``files`` part by part (:data:`PART_BATCHES` feature batches each), reusing the parts a
+    killed earlier run saved (same digest).  None when a part holds an unreadable image (the caller's whole-set path
+    names or skips it)."""
+    size = batch_size * PART_BATCHES
+    parts = []
+    for k, start in enumerate(range(0, len(files), size)):
+        path = _part_path(cache, k)
+        feats = _cached_features(dict(cache, path=path))
+        if feats is None:
+            try:
+                feats = metrics.files_features(files[start:start + size], model, mode, batch_size=batch_size,
+                                               num_workers=num_workers, device=device, fdir=fdir, progress=progress,
+                                               description=f'sample features {start + 1}-'
+                                                           f'{min(start + size, len(files))} of {len(files)}')
+            except Exception:  # noqa: BLE001 -- a bad image: the whole-set path finds and names it
+                return None
+            _save_features(dict(cache, path=path), feats)
+        parts.append(feats)
+    return np.concatenate(parts) if parts else None
+
+
+def _remove_parts(cache):
+    import glob
+    for path in glob.glob(cache['path'][:-len('.npz')] + '.part*.npz'):
+        os.remove(path)
 
 
 def _inside(path, folder):

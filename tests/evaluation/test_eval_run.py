@@ -175,6 +175,41 @@ def test_eval_keeps_features_and_reuses_them(tiny_checkpoint, fake_mnist, tmp_pa
     assert run_eval(config, str(tmp_path / 'w'), **kw)['fid'] == first['fid']
 
 
+def test_features_killed_midway_resume_at_their_part(tiny_checkpoint, fake_mnist, tmp_path, monkeypatch):
+    """The features of a sampling workdir are computed in parts kept on disk (runners.evaluate.PART_BATCHES feature
+    batches each): a run killed in its second part keeps the first, the rerun computes only the rest, and the
+    result is the uninterrupted run's to the bit; the parts are removed once the whole set is saved."""
+    import glob
+    from evaluation import metrics
+    from runners import evaluate
+    from runners.evaluate import run_eval
+    monkeypatch.setattr(evaluate, 'PART_BATCHES', 2)          # parts of 2 x 2 images: 3 parts for 10 samples
+    config = mnist_config(n_steps_each=1)
+    kw = dict(checkpoint=tiny_checkpoint, num_samples=10, batch_size=5, ref=fake_mnist, features='standin',
+              fid_cache=str(tmp_path / 'cache'), progress=False, fid_batch_size=2)
+    whole = run_eval(config, str(tmp_path / 'whole'), **kw)
+    calls, real = [], metrics.files_features
+
+    class Killed(BaseException):                                 # as a Ctrl-C / SIGTERM: not an Exception
+        pass
+
+    def killed_in_part_two(files, *a, **k):
+        calls.append(len(files))
+        if calls == [4, 4]:                                      # the first run, in its second part
+            raise Killed
+        return real(files, *a, **k)
+    monkeypatch.setattr(metrics, 'files_features', killed_in_part_two)
+    with pytest.raises(Killed):
+        run_eval(config, str(tmp_path / 'w'), **kw)
+    assert len(glob.glob(str(tmp_path / 'w' / 'features' / '*.part*.npz'))) == 1
+    calls.clear()
+    again = run_eval(config, str(tmp_path / 'w'), **kw)
+    assert calls == [4, 2]                                      # parts 2 and 3 only
+    assert (again['fid'], again['kid']) == (whole['fid'], whole['kid'])
+    assert np.array_equal(np.load(again['features_file'])['feats'], np.load(whole['features_file'])['feats'])
+    assert glob.glob(str(tmp_path / 'w' / 'features' / '*.part*.npz')) == []
+
+
 def test_kid_subsets_mean_is_clean_fids_kid():
     from evaluation.metrics import kid_from_feats, kid_subsets
     rng = np.random.RandomState(1)

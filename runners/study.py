@@ -360,7 +360,8 @@ def main(argv=None, prog='python -m evaluation.study'):
                 sha = file_record(ckpt)['sha256']
                 rows = done_rows(args.csv, sha, args.fid_features)
                 if args.list:
-                    print(f'(rows of {args.csv}: {args.fid_features} features, checkpoint sha256 {sha[:12]})',
+                    at = f', sampled at {precision_tag(study)}' if precision_tag(study) else ''
+                    print(f'(rows of {args.csv}: {args.fid_features} features, checkpoint sha256 {sha[:12]}{at})',
                           file=sys.stderr)
             elif args.list:
                 print(f'(checkpoint {ckpt} not found: nothing is done yet)')

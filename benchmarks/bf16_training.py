@@ -204,8 +204,13 @@ def main(argv=None):
     args = p.parse_args(argv)
     if args.steps < 1 or args.heldout < 2:
         p.error('--steps >= 1 and --heldout >= 2 expected')
-    config, start, start_scores, results = run(args)
-    return report(args, config, start, start_scores, results)
+    import torch
+    before = torch.get_num_threads()
+    try:
+        config, start, start_scores, results = run(args)
+        return report(args, config, start, start_scores, results)
+    finally:
+        torch.set_num_threads(before)       # a caller's process (the tests) keeps its own
 
 
 if __name__ == '__main__':

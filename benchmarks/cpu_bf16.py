@@ -79,7 +79,16 @@ def main(argv=None):
     p.add_argument('--threads', type=int, default=1)
     p.add_argument('--json', default='')
     args = p.parse_args(argv)
+    before = torch.get_num_threads()
     torch.set_num_threads(args.threads)
+    try:
+        return _run(args)
+    finally:
+        torch.set_num_threads(before)       # a caller's process (the tests) keeps its own
+
+
+def _run(args):
+    import torch
     head = (f'cpu, torch {torch.__version__}, {args.threads} thread(s), CPU bf16 flags: {cpu_flags() or "none"}; '
             f'{time.strftime("%Y-%m-%d %H:%M")}')
     print(head)

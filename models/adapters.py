@@ -17,21 +17,9 @@ A VE network that already returns the score (``net(y, sigma)``) needs no adapter
 process (``model.sigma_min`` / ``sigma_max`` for VE, ``training.sde = 'vpsde'`` with ``model.beta_min`` / ``beta_max``
 / ``num_scales`` for the VP samplers) and the sampler and PDS settings, as for the shipped models.
 """
-import numpy as np
 import torch
 
-
-def chain_label(sigma, level_sigmas):
-    """The fractional index j of the level ``sigma`` (B,) on a chain whose levels ``level_sigmas`` (ascending in j,
-    float64 NumPy) are sqrt(1 / alpha_bar_j - 1): log-linear between the integer levels and exactly j on them."""
-    index = np.interp(np.log(sigma.detach().double().cpu().numpy()), np.log(level_sigmas),
-                      np.arange(len(level_sigmas)))
-    return torch.as_tensor(index, device=sigma.device)
-
-
-def _per_sample(sigma, y):
-    sigma = torch.as_tensor(sigma, dtype=torch.float64, device=y.device)
-    return sigma.expand(y.shape[0]) if sigma.dim() == 0 else sigma
+from models.score import _per_sample, chain_label
 
 
 class EpsScore:
@@ -52,7 +40,7 @@ class EpsScore:
         self.sigma_min, self.sigma_max = float(self.level_sigmas[0]), float(self.level_sigmas[-1])
 
     def __call__(self, y, sigma):
-        sigma = _per_sample(sigma, y)
+        sigma = _per_sample(sigma, y.shape[0], y.device, torch.float64)
         lo, hi = float(sigma.min()), float(sigma.max())
         if lo < self.sigma_min * (1 - 1e-5) or hi > self.sigma_max * (1 + 1e-5):
             raise ValueError(f'sigma in [{lo:.4g}, {hi:.4g}]: this chain covers [{self.sigma_min:.4g}, '
@@ -73,6 +61,6 @@ class DenoiserScore:
         self.denoiser = denoiser
 
     def __call__(self, y, sigma):
-        sigma = _per_sample(sigma, y).to(y.dtype)
+        sigma = _per_sample(sigma, y.shape[0], y.device, y.dtype)
         s = sigma.view(-1, *[1] * (y.dim() - 1))
         return (self.denoiser(y, sigma) - y) / s ** 2

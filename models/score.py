@@ -125,7 +125,6 @@ class ScoreModel(nn.Module):
                              f'largest level; beta_min {self.vp.beta_0:g}, beta_max {self.vp.beta_1:g})')
         if self.vp_continuous:
             return 999. * self.vp.t_of_sigma(sigma).clamp(max=1.)
-        from models.adapters import chain_label
         return chain_label(sigma, self.vp_sigmas)
 
     def _vp_as_ve(self, y, sigma, labels):
@@ -155,6 +154,14 @@ def vp_time_score(net, x, t, sde, continuous):
         labels = t * (sde.N - 1)
         std = sde.sqrt_1m_alphas_cumprod.to(t.device)[labels.long()]
     return -net(x, labels) / std[:, None, None, None]
+
+
+def chain_label(sigma, level_sigmas):
+    """The fractional index j of the level ``sigma`` (B,) on a chain whose levels ``level_sigmas`` (ascending in j,
+    float64 NumPy) are sqrt(1 / alpha_bar_j - 1): log-linear between the integer levels and exactly j on them."""
+    index = np.interp(np.log(sigma.detach().double().cpu().numpy()), np.log(level_sigmas),
+                      np.arange(len(level_sigmas)))
+    return torch.as_tensor(index, device=sigma.device)
 
 
 def _per_sample(value, batch, device, dtype):

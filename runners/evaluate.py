@@ -421,8 +421,9 @@ def _save_features(cache, feats):
 PART_BATCHES = 8
 
 
-def _part_path(cache, k):
-    return cache['path'][:-len('.npz')] + f'.part{k:04d}.npz'
+def _part_path(cache, k='*'):
+    """Part ``k`` of a feature cache's set (``'*'``: the glob of every part)."""
+    return cache['path'][:-len('.npz')] + (f'.part{k:04d}.npz' if k != '*' else '.part*.npz')
 
 
 def _features_in_parts(cache, files, model, mode, batch_size, num_workers, device, fdir, progress):
@@ -449,7 +450,7 @@ def _features_in_parts(cache, files, model, mode, batch_size, num_workers, devic
 
 def _remove_parts(cache):
     import glob
-    for path in glob.glob(cache['path'][:-len('.npz')] + '.part*.npz'):
+    for path in glob.glob(_part_path(cache)):
         os.remove(path)
 
 

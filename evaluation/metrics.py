@@ -145,9 +145,10 @@ def _dataset_images_class():
 
 
 def dataset_features(dataset, model, mode='clean', indices=None, batch_size=64, num_workers=0, device='cpu',
-                     progress=True, description='reference features'):
+                     progress=True, description='reference features', empty_ok=False):
     """(N, D) float32 features of ``dataset[i]`` for ``i`` in ``indices`` (default: all), dataset items being
-    float tensors (C, H, W) in [0, 1] (``open_dataset(..., centered=False)``)."""
+    float tensors (C, H, W) in [0, 1] (``open_dataset(..., centered=False)``).  No readable image at all (every one
+    skipped as unreadable): EvalError, or with ``empty_ok`` an empty (0, 0) array."""
     from cleanfid.fid import get_batch_features
     from utils.progress import iterate
     indices = range(len(dataset)) if indices is None else indices
@@ -160,6 +161,8 @@ def dataset_features(dataset, model, mode='clean', indices=None, batch_size=64, 
         if batch is not None:
             feats.append(get_batch_features(batch, model, torch.device(device)))
     if not feats:
+        if empty_ok:
+            return np.zeros((0, 0), np.float32)
         raise EvalError('no readable image in the reference dataset')
     return np.concatenate(feats)
 

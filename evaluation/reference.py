@@ -25,6 +25,7 @@ A reference is named by a string (``--fid_ref``):
 The cache folder is ``--fid_cache``, else ``$PDS_FID_CACHE``, else ``~/.cache/pds/fid_stats``.
 """
 import datetime
+import hashlib
 import json
 import os
 import sys
@@ -38,6 +39,7 @@ import torch
 from evaluation.features import EvalError, _download, _need_cleanfid, cleanfid_version
 from evaluation.metrics import dataset_features, statistics
 from utils.atomic import atomic_write, atomic_write_text
+from utils.lock import one_at_a_time
 
 CACHE_ENV = 'PDS_FID_CACHE'
 STATS_FORMAT = 'PDS Clean-FID reference statistics v1'
@@ -244,9 +246,11 @@ def dataset_reference(path, config, model, features_info, mode='clean', cache_di
     """Custom statistics of the dataset at ``path``, read as ``config`` says (``open_dataset``, uncentred, at
     ``config.data.image_size``), computed once and cached with their provenance.  ``num_images``: at most that many
     images, a seeded random subset (``data.stats.subset_indices``) when the dataset holds more.  ``skip_bad``:
-    unreadable images are left out with a warning (else the reader's DataError, naming the file)."""
-    from data.readers import open_dataset
-    from data.stats import subset_indices
+    unreadable images are left out with a warning (else the reader's DataError, naming the file).
+
+    The features are computed in parts kept on disk (:data:`REF_PART_BATCHES`), so a killed run resumes where it
+    stopped, and by one process at a time: a second process asking for the same statistics (two studies started
+    together) waits for the first and reads its cache instead of computing them again."""
     cache_dir = cache_dir or default_cache_dir()
     split = split or default_split(path, config)
     res = int(config.data.image_size)
@@ -264,27 +268,81 @@ def dataset_reference(path, config, model, features_info, mode='clean', cache_di
     if generated:            # a generated set is its law (config.data.deadleaves): a cache of another is not it
         law = d.get('deadleaves', None)
         want['data']['deadleaves'] = {k: law[k] for k in sorted(law)} if law else {}
-    if os.path.isfile(npz) and os.path.isfile(meta):
-        try:
-            with open(meta) as f:
-                old = json.load(f)
-            ref = file_reference(npz)
-            old_key = old.get('key', {})
-        except Exception as e:  # noqa: BLE001 -- a cut or damaged cache file is recomputed, never trusted
-            print(f'note: cached reference statistics {os.path.abspath(npz)} cannot be read ({type(e).__name__}: '
-                  f'{e}); recomputing them', file=sys.stderr, flush=True)
-        else:
-            changed = [k for k in want if old_key.get(k) != want[k]]
-            if changed:
-                raise EvalError(f'cached reference statistics {npz} were made with other settings '
-                                f'({", ".join(changed)} differ: {[old_key.get(k) for k in changed]} vs '
-                                f'{[want[k] for k in changed]}); delete them, or use another --fid_cache folder')
-            ref.info.update(kind='dataset', label=f'data:{path}', cached=True, split=split,
-                            count=int(old.get('count', len(ref.feats) if ref.feats is not None else 0)))
-            if progress:
-                print(f'reference data:{path}: the {split} split, cached statistics of {ref.info["count"]} images '
-                      f'({os.path.abspath(npz)})', flush=True)
+    ref = _cached_reference(npz, meta, want, path, split, progress)
+    if ref is not None:
+        return ref
+    # one process at a time: a second one asking for the same statistics waits, then reads the first one's cache
+    try:
+        os.makedirs(cache_dir, exist_ok=True)
+    except OSError as e:
+        raise EvalError(f'cannot create the reference cache folder {cache_dir!r} ({e.strerror or e}); expected a '
+                        'writable folder (--fid_cache or $PDS_FID_CACHE)') from None
+    with one_at_a_time(os.path.join(cache_dir, stem + '.lock'), f'the reference features of data:{path}',
+                       say=lambda line: print(line, file=sys.stderr, flush=True)):
+        ref = _cached_reference(npz, meta, want, path, split, progress)
+        if ref is not None:
             return ref
+        return _compute_reference(path, config, model, features_info, mode, npz, meta, stem, want, name, split,
+                                  num_images, seed, batch_size, num_workers, device, progress, skip_bad)
+
+
+def _cached_reference(npz, meta, want, path, split, progress):
+    """The cached statistics of ``want`` (a Reference), None when there are none or they cannot be read (they are
+    then recomputed, never trusted); EvalError when the cache file of that name was made with other settings."""
+    if not (os.path.isfile(npz) and os.path.isfile(meta)):
+        return None
+    try:
+        with open(meta) as f:
+            old = json.load(f)
+        ref = file_reference(npz)
+        old_key = old.get('key', {})
+    except Exception as e:  # noqa: BLE001 -- a cut or damaged cache file is recomputed, never trusted
+        print(f'note: cached reference statistics {os.path.abspath(npz)} cannot be read ({type(e).__name__}: '
+              f'{e}); recomputing them', file=sys.stderr, flush=True)
+        return None
+    changed = [k for k in want if old_key.get(k) != want[k]]
+    if changed:
+        raise EvalError(f'cached reference statistics {npz} were made with other settings '
+                        f'({", ".join(changed)} differ: {[old_key.get(k) for k in changed]} vs '
+                        f'{[want[k] for k in changed]}); delete them, or use another --fid_cache folder')
+    ref.info.update(kind='dataset', label=f'data:{path}', cached=True, split=split,
+                    count=int(old.get('count', len(ref.feats) if ref.feats is not None else 0)))
+    if progress:
+        print(f'reference data:{path}: the {split} split, cached statistics of {ref.info["count"]} images '
+              f'({os.path.abspath(npz)})', flush=True)
+    return ref
+
+
+# A reference's features are computed in parts of REF_PART_BATCHES feature batches (1,024 images at batch 64, about
+# five minutes of Inception on 2 CPU cores), each kept on disk until the whole set is written: a killed run (60,000
+# MNIST images are about 3 h there) resumes at the part where it stopped.  Parts start on batch boundaries, so every
+# batch is the one a single pass would make and the features are the same.
+REF_PART_BATCHES = 16
+
+
+def _part_digest(want, features_info, batch_size, indices):
+    """What a saved part must have been made with: the cache key, the extractor (its file's sha256), the batch size
+    and the image indices."""
+    h = hashlib.sha256(json.dumps(dict(want, extractor=features_info, batch_size=int(batch_size)),
+                                  sort_keys=True, default=str).encode('utf-8'))
+    h.update(np.asarray(list(indices), np.int64).tobytes())
+    return h.hexdigest()
+
+
+def _load_part(path, digest):
+    try:
+        with np.load(path) as z:
+            if str(z['digest']) == digest:
+                return z['feats']
+    except Exception:  # noqa: BLE001 -- missing, cut or of other settings: computed again
+        pass
+    return None
+
+
+def _compute_reference(path, config, model, features_info, mode, npz, meta, stem, want, name, split, num_images,
+                       seed, batch_size, num_workers, device, progress, skip_bad):
+    from data.readers import open_dataset
+    from data.stats import subset_indices
     ds = open_dataset(path, config, split=split, centered=False, skip_bad=skip_bad)
     indices = subset_indices(len(ds), min(num_images, len(ds)) if num_images else None, seed)   # at most N
     if progress:             # the plan, before what can take hours (60,000 MNIST images: about 3 h on 2 CPU cores)
@@ -295,10 +353,27 @@ def dataset_reference(path, config, model, features_info, mode='clean', cache_di
             guess = (f'; roughly {duration(len(indices) / CPU_INCEPTION_IMAGES_PER_S)} on a 2-core CPU (about '
                      f'{CPU_INCEPTION_IMAGES_PER_S:g} images/s)')
         print(f'reference data:{path}: the {split} split, {len(indices)} images; computing their {kind} features once '
-              f'(cached in {os.path.abspath(cache_dir)}){guess}', flush=True)
+              f'(cached in {os.path.abspath(os.path.dirname(npz))}){guess}', flush=True)
     start = datetime.datetime.now()
-    feats = dataset_features(ds, model, mode, indices, batch_size=batch_size, num_workers=num_workers, device=device,
-                             progress=progress, description=f'reference {stem}')
+    indices = list(indices)
+    digest = _part_digest(want, features_info, batch_size, indices)
+    size = int(batch_size) * REF_PART_BATCHES
+    parts, part_files = [], []
+    for k, first in enumerate(range(0, len(indices), size)):
+        part = os.path.join(os.path.dirname(npz), f'{stem}.part{k:04d}.npz')
+        feats = _load_part(part, digest)
+        if feats is None:
+            last = min(first + size, len(indices))
+            feats = dataset_features(ds, model, mode, indices[first:last], batch_size=batch_size,
+                                     num_workers=num_workers, device=device, progress=progress, empty_ok=True,
+                                     description=f'reference {stem}: images {first + 1}-{last} of {len(indices)}')
+            atomic_write(part, lambda tmp, feats=feats: np.savez(tmp, feats=feats, digest=np.array(digest)))
+        parts.append(feats)
+        part_files.append(part)
+    parts = [p for p in parts if len(p)]
+    if not parts:
+        raise EvalError('no readable image in the reference dataset')
+    feats = np.concatenate(parts)
     mu, sigma = statistics(feats)
     atomic_write(npz, lambda tmp: np.savez(tmp, mu=mu, sigma=sigma, feats=feats.astype(np.float32)))
     provenance = dict(format=STATS_FORMAT, key=want, name=name, dataset_path=str(path), count=len(feats),
@@ -308,6 +383,8 @@ def dataset_reference(path, config, model, features_info, mode='clean', cache_di
                       created=start.isoformat(timespec='seconds'),
                       seconds=round((datetime.datetime.now() - start).total_seconds(), 1))
     atomic_write_text(meta, json.dumps(provenance, indent=1, sort_keys=True))
+    for part in part_files:
+        os.remove(part)
     return Reference(mu, sigma, feats, dict(kind='dataset', label=f'data:{path}', file=os.path.abspath(npz),
                                             provenance=provenance, cached=False, split=split, count=len(feats)))
 

@@ -240,6 +240,38 @@ def check_free(folder, what='--sample_dir'):
         os.close(fd)
 
 
+@contextlib.contextmanager
+def one_at_a_time(path, what, say=None):
+    """``with one_at_a_time(path, what):`` -- hold an exclusive ``flock`` on the file ``path`` (created if missing,
+    left in place), waiting for a process that holds it first: for work that two processes would otherwise both do
+    from the start, such as computing one set of cached reference features (the second waits, then finds the cache).
+    ``say(line)`` is told once when it has to wait, with the holder's pid and command.  Where the file cannot be
+    opened or the file system has no ``flock``, nothing is held (the work is then only possibly done twice)."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError:
+        yield
+        return
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if say is not None:
+                say(f'note: {describe_owner(_read_owner(fd))} is computing {what}; waiting for it to finish')
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError:
+            pass
+        try:
+            os.ftruncate(fd, 0)
+            os.lseek(fd, 0, os.SEEK_SET)
+            os.write(fd, (json.dumps(_owner(), sort_keys=True) + '\n').encode('utf-8'))
+        except OSError:
+            pass
+        yield
+    finally:
+        os.close(fd)             # drops the flock
+
+
 @atexit.register
 def _release_all():
     for lock in list(_held.values()):

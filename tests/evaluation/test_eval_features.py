@@ -198,3 +198,80 @@ def test_custom_statistics_are_cached_with_provenance(tmp_path, fake_mnist, make
     sub = reference.resolve_reference(fake_mnist, config, model, info, cache_dir=cache, num_images=10,
                                       progress=False)
     assert sub.feats.shape == (10, 64) and os.path.isfile(stem + '_n10s0.npz')
+
+
+def test_reference_features_resume_at_the_part_where_a_killed_run_stopped(tmp_path, fake_mnist, make_dataset_config,
+                                                                          monkeypatch):
+    """A reference computed in parts (here 4 parts of 16 images) that is killed after two parts resumes at the
+    third, and its features equal a single pass's bit for bit; the parts are removed once the cache is written."""
+    model, info = _standin()
+    config = make_dataset_config(28, 1)
+    whole = reference.resolve_reference(fake_mnist, config, model, info, cache_dir=str(tmp_path / 'one'),
+                                        batch_size=16, progress=False)             # 64 images: one part of 256
+    monkeypatch.setattr(reference, 'REF_PART_BATCHES', 1)
+    calls = []
+    real = reference.dataset_features
+
+    def killed_after_two(*args, **kwargs):
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        calls.append(len(args[3]))
+        return real(*args, **kwargs)
+
+    cache = tmp_path / 'parts'
+    monkeypatch.setattr(reference, 'dataset_features', killed_after_two)
+    with pytest.raises(KeyboardInterrupt):
+        reference.resolve_reference(fake_mnist, config, model, info, cache_dir=str(cache), batch_size=16,
+                                    progress=False)
+    stem = 'fake_mnist_train_clean_28_standin'
+    assert sorted(os.listdir(cache)) == [f'{stem}.lock', f'{stem}.part0000.npz', f'{stem}.part0001.npz']
+    calls.clear()
+    monkeypatch.setattr(reference, 'dataset_features', lambda *a, **k: calls.append(len(a[3])) or real(*a, **k))
+    ref = reference.resolve_reference(fake_mnist, config, model, info, cache_dir=str(cache), batch_size=16,
+                                      progress=False)
+    assert calls == [16, 16]                                    # only the two parts the killed run had not done
+    assert np.array_equal(ref.feats, whole.feats) and np.array_equal(ref.sigma, whole.sigma)
+    assert not [f for f in os.listdir(cache) if '.part' in f]
+    # parts saved under other settings (here another batch size) are not reused
+    cache = tmp_path / 'other'
+    calls.clear()
+    monkeypatch.setattr(reference, 'dataset_features', killed_after_two)
+    with pytest.raises(KeyboardInterrupt):
+        reference.resolve_reference(fake_mnist, config, model, info, cache_dir=str(cache), batch_size=16,
+                                    progress=False)
+    calls.clear()
+    monkeypatch.setattr(reference, 'dataset_features', lambda *a, **k: calls.append(len(a[3])) or real(*a, **k))
+    ref = reference.resolve_reference(fake_mnist, config, model, info, cache_dir=str(cache), batch_size=8,
+                                      progress=False)
+    assert calls == [8] * 8 and np.allclose(ref.feats, whole.feats, atol=1e-5)
+
+def test_a_second_process_waits_for_the_reference_being_computed_and_reads_it(tmp_path, fake_mnist,
+                                                                               make_dataset_config, monkeypatch,
+                                                                               capsys):
+    """Two runs needing the same reference (two studies started together): the second waits on the first's lock,
+    says so with the owner, and then reads the first's cache instead of computing the features again."""
+    import shutil
+    import threading
+    from utils.lock import one_at_a_time
+    model, info = _standin()
+    config = make_dataset_config(28, 1)
+    made = tmp_path / 'made'
+    reference.resolve_reference(fake_mnist, config, model, info, cache_dir=str(made), progress=False)
+    cache = tmp_path / 'cache'
+    os.makedirs(cache)
+    stem = 'fake_mnist_train_clean_28_standin'
+    computed = []
+    monkeypatch.setattr(reference, 'dataset_features', lambda *a, **k: computed.append(1))
+    got = {}
+    with one_at_a_time(str(cache / f'{stem}.lock'), 'test'):                 # the first run, still computing
+        second = threading.Thread(target=lambda: got.update(ref=reference.resolve_reference(
+            fake_mnist, config, model, info, cache_dir=str(cache), progress=False)))
+        second.start()
+        second.join(1.0)
+        assert second.is_alive() and not got                                 # waiting, not computing
+        for ext in ('.npz', '.json'):                                         # the first run writes its cache
+            shutil.copy(made / (stem + ext), cache / (stem + ext))
+    second.join(10)
+    assert got['ref'].info['cached'] and not computed
+    err = capsys.readouterr().err
+    assert f'pid {os.getpid()}' in err and 'waiting for it to finish' in err

@@ -13,6 +13,12 @@ the CPU would take longest to redo), and those left out (unfinished, or no room)
 the NFE and the seconds; the raw float samples stay behind (nothing reads them once a batch is done), which makes a
 2,000-sample 64 px point about 19 MB packed (25 MB before compression) instead of 123 MB.
 
+``--partial`` (pack): also the unfinished points that were sampled on the CPU, with their finished batches, to carry
+a long CPU run from one machine to another (a session's machine that is taken back): unpacked, the study (or
+``--mode sample`` in that folder) samples only the batches still missing, with the same per-batch seeds, so the point
+ends as one uninterrupted run would.  A point cut short on a GPU is never packed partly (it would be finished on
+another device).  A killed run's leftover run.lock (no process holds it) does not keep a point back.
+
 unpack: every point in the given files (a point may span two of them) is written under DEST at its relative path,
 settings.json first and each batch file last (a batch file marks its batch done), each one atomically.  A point
 already at DEST is left alone where its files are the same; where DEST holds finished batches that differ, or a
@@ -35,10 +41,12 @@ import numpy as np  # noqa: E402
 
 from runners.sample import SETTINGS, _finished_batches  # noqa: E402
 from utils.atomic import atomic_write_bytes  # noqa: E402
+from utils.lock import WorkdirBusy, check_free  # noqa: E402
 
 MiB = 2 ** 20
 BATCH = re.compile(r'batch_(\d{6})\.npz$')
 KEPT = ('images', 'indices', 'nfe', 'seconds')     # what scoring reads of a batch (runners/sample.py, evaluate.py)
+PACKED = 'packed_batches.json'                     # a partly packed point: the batch numbers it carries
 ENTRY_OVERHEAD = 200                               # zip local header + central directory record per entry, generous
 FILE_OVERHEAD = 1024                               # end-of-central-directory record and slack
 
@@ -82,23 +90,33 @@ def _deflated_size(data):
     return len(c.compress(data)) + len(c.flush())
 
 
-def point_entries(rel, path):
+def point_entries(rel, path, partial=False):
     """``[(entry name, bytes)]`` of a finished point (settings first, then its batches in order), or a reason string
-    why it cannot travel."""
+    why it cannot travel.  ``partial``: an unfinished point sampled on the CPU travels with its finished batches and
+    a :data:`PACKED` entry naming them."""
     try:
         with open(os.path.join(path, SETTINGS), 'rb') as f:
             raw = f.read()
         settings = json.loads(raw)
     except (OSError, ValueError) as e:
         return f'its settings.json cannot be read ({e})'
-    if os.path.exists(os.path.join(path, 'run.lock')):
+    try:
+        check_free(path, 'the point')
+    except WorkdirBusy:
         return 'a run is working in it (run.lock)'
     want = _expected_batches(settings)
     folder = os.path.join(path, 'batches')
     names = [n for n in _finished_batches(path) if BATCH.match(n)]
-    if want is None or [int(BATCH.match(n).group(1)) for n in names] != list(range(want)):
-        return f'unfinished ({len(names)} of {want} batches)'
+    numbers = [int(BATCH.match(n).group(1)) for n in names]
     entries = [(f'{rel}/{SETTINGS}', raw)]
+    if want is None or numbers != list(range(want)):
+        why = f'unfinished ({len(names)} of {want} batches)'
+        device = str(settings.get('device', 'cpu'))
+        if not partial or want is None or not names or any(n >= want for n in numbers):
+            return why
+        if device.split(':')[0] != 'cpu':
+            return f'{why}, sampled on {device}: a point cut short there is finished there, never packed partly'
+        entries.append((f'{rel}/{PACKED}', json.dumps(numbers).encode('utf-8')))
     for n in names:
         data = _slim_batch(os.path.join(folder, n))
         if data is None:
@@ -117,10 +135,10 @@ def _cost(path):
         return 0.0
 
 
-def pack(root, out, max_files=8, max_bytes=64 * MiB, file_bytes=16 * MiB, log=print):
-    """Write the finished points under ``root`` into ``out``/samples_<k>.zip within the limits, the costliest first
-    (NFE x samples: the points the CPU would take longest to redo), ties by name; returns ``(packed point names,
-    {left-out point: reason})``."""
+def pack(root, out, max_files=8, max_bytes=64 * MiB, file_bytes=16 * MiB, log=print, partial=False):
+    """Write the finished points under ``root`` (``partial``: and the unfinished CPU ones, their finished batches)
+    into ``out``/samples_<k>.zip within the limits, the costliest first (NFE x samples: the points the CPU would take
+    longest to redo), ties by name; returns ``(packed point names, {left-out point: reason})``."""
     if not os.path.isdir(root):
         raise PackError(f'{root!r} is not a folder; expected the --out folder of evaluation.study --sample_only '
                         '(e.g. runs/study)')
@@ -138,7 +156,7 @@ def pack(root, out, max_files=8, max_bytes=64 * MiB, file_bytes=16 * MiB, log=pr
     points = _points(root)
     for rel in sorted(points, key=lambda r: (-_cost(points[r]), r)):
         path = points[rel]
-        entries = point_entries(rel, path)
+        entries = point_entries(rel, path, partial)
         if isinstance(entries, str):
             left[rel] = entries
             continue
@@ -197,8 +215,8 @@ def _read_packs(paths):
                     parts = name.split('/')
                     if name.startswith('/') or '..' in parts or '\\' in name:
                         raise PackError(f'{path!r} holds the entry {name!r}, outside its folder: not a file of pack')
-                    if parts[-1] == SETTINGS:
-                        rel, inner = '/'.join(parts[:-1]), SETTINGS
+                    if parts[-1] in (SETTINGS, PACKED):
+                        rel, inner = '/'.join(parts[:-1]), parts[-1]
                     elif len(parts) >= 3 and parts[-2] == 'batches' and BATCH.match(parts[-1]):
                         rel, inner = '/'.join(parts[:-2]), 'batches/' + parts[-1]
                     else:
@@ -218,7 +236,16 @@ def _check_point(rel, files):
     except ValueError as e:
         raise PackError(f'point {rel!r}: its settings.json cannot be read ({e}); bring the pack back again') from None
     want = _expected_batches(settings)
-    have = sorted(int(BATCH.match(n.split('/')[-1]).group(1)) for n in files if n != SETTINGS)
+    have = sorted(int(BATCH.match(n.split('/')[-1]).group(1)) for n in files if n not in (SETTINGS, PACKED))
+    if PACKED in files:                  # a partly packed point: the batches pack named
+        try:
+            named = sorted(int(b) for b in json.loads(files[PACKED]))
+        except (ValueError, TypeError) as e:
+            raise PackError(f'point {rel!r}: its {PACKED} cannot be read ({e}); bring the pack back again') from None
+        if want is None or have != named or any(not 0 <= b < want for b in named):
+            raise PackError(f'point {rel!r}: {len(have)} of the {len(named)} packed batches in the files given; give '
+                            'every samples_<k>.zip of the pack')
+        return settings
     if want is None or have != list(range(want)):
         raise PackError(f'point {rel!r}: {len(have)} of {want} batches in the files given; give every samples_<k>.zip '
                         'of the pack')
@@ -247,11 +274,14 @@ def unpack(paths, dest, log=print):
     for rel, files in sorted(points.items()):
         _check_point(rel, files)
         target = os.path.join(dest, *rel.split('/'))
-        if os.path.exists(os.path.join(target, 'run.lock')):
-            raise PackError(f'{target!r}: a run is working there (run.lock); unpack when it has stopped')
+        try:
+            check_free(target, 'the point')
+        except WorkdirBusy:
+            raise PackError(f'{target!r}: a run is working there (run.lock); unpack when it has stopped') from None
         finished = _finished_batches(target)
         if finished:
-            same = all(_same(os.path.join(target, *n.split('/')), data, n == SETTINGS) for n, data in files.items())
+            same = all(_same(os.path.join(target, *n.split('/')), data, n == SETTINGS) for n, data in files.items()
+                       if n != PACKED)
             if not same:
                 raise PackError(f'{target!r} already holds {len(finished)} finished batches that differ from the '
                                 'packed ones (sampled elsewhere); move that folder aside to unpack, or unpack into '
@@ -267,9 +297,10 @@ def unpack(paths, dest, log=print):
                     os.remove(os.path.join(samples, n))
         os.makedirs(os.path.join(target, 'batches'), exist_ok=True)
         atomic_write_bytes(os.path.join(target, SETTINGS), files[SETTINGS])
-        for n in sorted(n for n in files if n != SETTINGS):
+        batches = sorted(n for n in files if n not in (SETTINGS, PACKED))
+        for n in batches:
             atomic_write_bytes(os.path.join(target, *n.split('/')), files[n])
-        log(f'unpacked {rel} ({len(files) - 1} batches)')
+        log(f'unpacked {rel} ({len(batches)} batches{", unfinished: resume it to sample the rest" if PACKED in files else ""})')
     return [rel for rel, _, _ in plans]
 
 
@@ -283,13 +314,15 @@ def main(argv=None):
     a.add_argument('--max_files', type=int, default=8)
     a.add_argument('--max_bytes', type=int, default=64 * MiB)
     a.add_argument('--file_bytes', type=int, default=16 * MiB)
+    a.add_argument('--partial', action='store_true',
+                   help='also unfinished points sampled on the CPU, with their finished batches (to resume elsewhere)')
     b = sub.add_parser('unpack', help='the points of pack files (or their folder) -> DEST')
     b.add_argument('files', nargs='+')
     b.add_argument('dest')
     args = p.parse_args(argv)
     try:
         if args.verb == 'pack':
-            pack(args.root, args.out, args.max_files, args.max_bytes, args.file_bytes)
+            pack(args.root, args.out, args.max_files, args.max_bytes, args.file_bytes, partial=args.partial)
         else:
             unpack(args.files, args.dest)
     except PackError as e:

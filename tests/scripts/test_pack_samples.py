@@ -103,12 +103,19 @@ def test_unpack_refuses_other_finished_batches_and_clears_stale_images_of_unfini
     assert ps.unpack([str(out)], str(cut)) == ['s/p']
     assert os.listdir(os.path.join(d, 'samples')) == []
     assert len(os.listdir(os.path.join(d, 'batches'))) == 2
-    # a run working there: refused
+    # a run working there (another process holds its lock): refused
     busy = tmp_path / 'busy'
     d = _point(busy, 's/p', 80, 40, nfe=50, finished=0)
-    open(os.path.join(d, 'run.lock'), 'w').write('{}')
-    with pytest.raises(ps.PackError, match='a run is working there'):
-        ps.unpack([str(out)], str(busy))
+    holder = subprocess.Popen([sys.executable, '-c', 'import sys, time; from utils.lock import acquire; '
+                               'acquire(sys.argv[1]); print("held", flush=True); time.sleep(60)', d],
+                              cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == 'held'
+        with pytest.raises(ps.PackError, match='a run is working there'):
+            ps.unpack([str(out)], str(busy))
+    finally:
+        holder.kill()
+        holder.wait()
 
 
 def test_bad_input_gets_one_line(tmp_path):
@@ -161,3 +168,57 @@ def test_device_tree_counts_what_travels(tmp_path):
     # folder (~20 MB) or the fixtures (14 MB): a larger tree would make the GPU session's calls fail before they start
     kept = sum(s for n, s in files.items() if n not in aside)
     assert kept < 44 * 2 ** 20, 'the tree that travels to the GPU machine has grown'
+
+
+def test_an_unfinished_cpu_point_travels_partly_and_resumes_there_as_one_run(tmp_path):
+    """--partial: a CPU sampling run cut short (2 of 3 batches; its run.lock left behind by the kill) is packed with
+    the batches it finished, unpacked on another machine, and resumed there: only the missing batch is drawn, and it
+    is the batch an uninterrupted run draws.  Without --partial it stays behind; a GPU point is never packed partly."""
+    import torch
+
+    import models
+    from configs.ncsn import mnist
+    from models.checkpoint import save_checkpoint
+    config = mnist.get_config()
+    config.model.nf = 4
+    torch.manual_seed(0)
+    ckpt = str(tmp_path / 'checkpoint.pth')
+    save_checkpoint(ckpt, models.create_model(config), config)
+
+    def sample(work):
+        r = subprocess.run([sys.executable, 'main.py', '--config', 'configs/mnist_pds.py', '--mode', 'sample',
+                            '--config.model.nf=4', '--config.sampling.n_steps_each=1', '--checkpoint', ckpt,
+                            '--workdir', str(work), '--num_samples', '5', '--batch_size', '2'], cwd=ROOT,
+                           capture_output=True, text=True, timeout=600, env=dict(os.environ, OMP_NUM_THREADS='1'))
+        assert r.returncode == 0, r.stderr[-2000:]
+        return r
+
+    whole = tmp_path / 'here' / 'st' / 'p'
+    sample(whole)
+    cut = tmp_path / 'there' / 'st' / 'p'                      # the same run, killed after its second batch
+    os.makedirs(cut.parent)
+    import shutil
+    shutil.copytree(whole, cut)
+    os.remove(cut / 'batches' / 'batch_000002.npz')
+    (cut / 'run.lock').write_text('{"pid": 1, "host": "gone"}\n')
+    packed, left = ps.pack(str(tmp_path / 'there'), str(tmp_path / 'full'), log=lambda *_: None)
+    assert packed == [] and left == {'st/p': 'unfinished (2 of 3 batches)'}
+    packed, _ = ps.pack(str(tmp_path / 'there'), str(tmp_path / 'back'), log=lambda *_: None, partial=True)
+    assert packed == ['st/p']
+    dest = tmp_path / 'new_machine'
+    log = []
+    assert ps.unpack([str(tmp_path / 'back')], str(dest), log=log.append) == ['st/p']
+    assert 'unfinished' in log[-1]
+    there = dest / 'st' / 'p'
+    assert sorted(os.listdir(there / 'batches')) == ['batch_000000.npz', 'batch_000001.npz']
+    out = sample(there)
+    assert sorted(os.listdir(there / 'batches')) == sorted(os.listdir(whole / 'batches'))
+    for b in range(3):
+        a, c = _arrays(whole / 'batches' / f'batch_{b:06d}.npz'), _arrays(there / 'batches' / f'batch_{b:06d}.npz')
+        assert np.array_equal(a['images'], c['images']) and np.array_equal(a['indices'], c['indices'])
+    assert len(list((there / 'samples').glob('*.png'))) == 5, out.stderr
+    # a point cut short on a GPU stays there
+    settings = json.loads((cut / 'settings.json').read_text())
+    (cut / 'settings.json').write_text(json.dumps(dict(settings, device='cuda:0')))
+    _, left = ps.pack(str(tmp_path / 'there'), str(tmp_path / 'gpu'), log=lambda *_: None, partial=True)
+    assert 'sampled on cuda:0' in left['st/p']

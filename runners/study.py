@@ -25,6 +25,7 @@ default CSV under a former name (``runs/study/mnist_cpu/study.csv``) is still fo
 The studies are listed at the end of ``--help`` (one paragraph per file of ``studies/``).
 """
 import argparse
+import json
 import os
 import re
 import sys
@@ -91,6 +92,21 @@ def _checkpoint(study, checkpoint):
     if not os.path.isfile(checkpoint):
         raise EvalError(f'study {study.name}: checkpoint {checkpoint!r} not found')
     return checkpoint, file_record(checkpoint)
+
+
+def _progress(workdir, point):
+    """' (k of n batches sampled)' for a point part way in ``workdir`` (a resumed run samples only the rest), else ''."""
+    from runners.sample import _finished_batches
+    done = len(_finished_batches(workdir))
+    if not done:
+        return ''
+    try:
+        with open(os.path.join(workdir, 'settings.json')) as f:
+            size = int(json.load(f)['batch_size'])
+    except (OSError, ValueError, KeyError, TypeError):
+        return f' ({done} batches sampled)'
+    total = -(-point.num_samples // size)
+    return f' ({min(done, total)} of {total} batches sampled)' if done < total else ' (sampled; features to do)'
 
 
 def _workdir(out, study, sha, point):
@@ -373,7 +389,8 @@ def main(argv=None, prog='python -m evaluation.study'):
                 return 0
             for pt in study.points:
                 row = rows.get((config_name(study, pt), pt.num_samples))
-                state = f"FID {float(row['fid']):.2f}" if row else 'to do'
+                state = f"FID {float(row['fid']):.2f}" if row else 'to do' + (
+                    _progress(_workdir(args.out, study, sha, pt), pt) if os.path.isfile(ckpt) else '')
                 print(f'{pt.name:24s} {pt.label:32s} {pt.num_samples:5d} samples  {state}')
             if args.plot:
                 plot_map(study, list(rows.values()), args.plot)

@@ -480,3 +480,21 @@ def test_bad_counts_and_results_paths_are_one_line_before_any_sampling(fake_data
     assert engine.main(args) == 2
     assert capsys.readouterr().err.strip() == message.format(root=root)
     assert not (root / 'out').exists()
+
+
+def test_list_shows_how_far_an_unfinished_point_got(fake_data, capsys):
+    """--list: a point killed part way says how many of its batches are sampled (a rerun samples only the rest), one
+    with every batch sampled says only its features are left."""
+    root = fake_data
+    sha = _sha(os.path.join(ROOT, model_a.MODEL_A['checkpoint']))
+    for name, done in (('g1.000_lr2e-05', 1), ('g1.600_lr2e-05', 2)):
+        d = root / 'out' / 'a_map' / sha[:8] / name
+        os.makedirs(d / 'batches')
+        (d / 'settings.json').write_text(json.dumps({'batch_size': 2, 'num_samples': 4}))
+        for b in range(done):
+            (d / 'batches' / f'batch_{b:06d}.npz').write_bytes(b'')
+    assert engine.main(_args(root, '--list')) == 0
+    listed = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()}
+    assert listed['g1.000_lr2e-05'].endswith('to do (1 of 2 batches sampled)')
+    assert listed['g1.600_lr2e-05'].endswith('to do (sampled; features to do)')
+    assert listed['g0.625_lr2e-05'].endswith('to do')

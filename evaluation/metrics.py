@@ -167,6 +167,42 @@ def dataset_features(dataset, model, mode='clean', indices=None, batch_size=64, 
     return np.concatenate(feats)
 
 
+def load_features(path, digest):
+    """The ``feats`` saved at ``path`` under ``digest`` (:func:`save_features`), or None when the file is missing,
+    damaged or was made with other settings (another digest): such features are recomputed, never trusted."""
+    if not os.path.isfile(path):
+        return None
+    try:
+        with np.load(path) as z:
+            if str(z['digest']) != digest:
+                return None
+            return z['feats']
+    except Exception:  # noqa: BLE001 -- a damaged file is recomputed, never trusted
+        return None
+
+
+def save_features(path, feats, digest):
+    """Write ``feats`` (float32) with ``digest`` to ``path`` atomically, making its folder."""
+    from utils.atomic import atomic_write
+    os.makedirs(os.path.dirname(path) or '.', exist_ok=True)
+    atomic_write(path, lambda tmp: np.savez(tmp, feats=np.asarray(feats, np.float32), digest=digest))
+
+
+def features_in_parts(count, part_size, compute, part_path, digest):
+    """The features of items ``0 .. count - 1`` as a list of parts of ``part_size`` items: ``compute(first, last)``
+    gives part ``[first, last)``, which is saved at ``part_path(k)`` under ``digest`` and reused by a later call
+    (a run that was killed resumes at the part it was in).  The caller removes the parts once it has saved the whole
+    set.  Parts that start on feature-batch boundaries make the same batches, and features, as a single pass."""
+    parts = []
+    for k, first in enumerate(range(0, count, part_size)):
+        feats = load_features(part_path(k), digest)
+        if feats is None:
+            feats = compute(first, min(first + part_size, count))
+            save_features(part_path(k), feats, digest)
+        parts.append(feats)
+    return parts
+
+
 def _collate_readable(items):
     """Stack the images of a batch, dropping skipped ones (``BadItem``); a ``Failed`` item is passed on whole."""
     failed = first_failure(items)

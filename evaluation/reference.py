@@ -37,7 +37,7 @@ import numpy as np
 import torch
 
 from evaluation.features import EvalError, _download, _need_cleanfid, cleanfid_version
-from evaluation.metrics import dataset_features, statistics
+from evaluation.metrics import dataset_features, features_in_parts, statistics
 from utils.atomic import atomic_write, atomic_write_text
 from utils.lock import one_at_a_time
 
@@ -325,18 +325,8 @@ def _part_digest(want, features_info, batch_size, indices):
     and the image indices."""
     h = hashlib.sha256(json.dumps(dict(want, extractor=features_info, batch_size=int(batch_size)),
                                   sort_keys=True, default=str).encode('utf-8'))
-    h.update(np.asarray(list(indices), np.int64).tobytes())
+    h.update(np.asarray(indices, np.int64).tobytes())
     return h.hexdigest()
-
-
-def _load_part(path, digest):
-    try:
-        with np.load(path) as z:
-            if str(z['digest']) == digest:
-                return z['feats']
-    except Exception:  # noqa: BLE001 -- missing, cut or of other settings: computed again
-        pass
-    return None
 
 
 def _compute_reference(path, config, model, features_info, mode, npz, meta, stem, want, name, split, num_images,
@@ -358,19 +348,16 @@ def _compute_reference(path, config, model, features_info, mode, npz, meta, stem
     indices = list(indices)
     digest = _part_digest(want, features_info, batch_size, indices)
     size = int(batch_size) * REF_PART_BATCHES
-    parts, part_files = [], []
-    for k, first in enumerate(range(0, len(indices), size)):
-        part = os.path.join(os.path.dirname(npz), f'{stem}.part{k:04d}.npz')
-        feats = _load_part(part, digest)
-        if feats is None:
-            last = min(first + size, len(indices))
-            feats = dataset_features(ds, model, mode, indices[first:last], batch_size=batch_size,
-                                     num_workers=num_workers, device=device, progress=progress, empty_ok=True,
-                                     description=f'reference {stem}: images {first + 1}-{last} of {len(indices)}')
-            atomic_write(part, lambda tmp, feats=feats: np.savez(tmp, feats=feats, digest=np.array(digest)))
-        parts.append(feats)
-        part_files.append(part)
-    parts = [p for p in parts if len(p)]
+
+    def part_path(k):
+        return os.path.join(os.path.dirname(npz), f'{stem}.part{k:04d}.npz')
+
+    def compute(first, last):
+        return dataset_features(ds, model, mode, indices[first:last], batch_size=batch_size, num_workers=num_workers,
+                                device=device, progress=progress, empty_ok=True,
+                                description=f'reference {stem}: images {first + 1}-{last} of {len(indices)}')
+
+    parts = [p for p in features_in_parts(len(indices), size, compute, part_path, digest) if len(p)]
     if not parts:
         raise EvalError('no readable image in the reference dataset')
     feats = np.concatenate(parts)
@@ -383,8 +370,8 @@ def _compute_reference(path, config, model, features_info, mode, npz, meta, stem
                       created=start.isoformat(timespec='seconds'),
                       seconds=round((datetime.datetime.now() - start).total_seconds(), 1))
     atomic_write_text(meta, json.dumps(provenance, indent=1, sort_keys=True))
-    for part in part_files:
-        os.remove(part)
+    for k in range(-(-len(indices) // size)):
+        os.remove(part_path(k))
     return Reference(mu, sigma, feats, dict(kind='dataset', label=f'data:{path}', file=os.path.abspath(npz),
                                             provenance=provenance, cached=False, split=split, count=len(feats)))
 

@@ -397,21 +397,11 @@ def _feature_cache(workdir, settings, files, mode, features_info):
 
 
 def _cached_features(cache):
-    if not cache or not os.path.isfile(cache['path']):
-        return None
-    try:
-        with np.load(cache['path']) as z:
-            if str(z['digest']) != cache['digest']:
-                return None
-            return z['feats']
-    except Exception:  # noqa: BLE001 -- a damaged cache file is recomputed, never trusted
-        return None
+    return metrics.load_features(cache['path'], cache['digest']) if cache else None
 
 
 def _save_features(cache, feats):
-    from utils.atomic import atomic_write
-    os.makedirs(os.path.dirname(cache['path']), exist_ok=True)
-    atomic_write(cache['path'], lambda tmp: np.savez(tmp, feats=feats.astype(np.float32), digest=cache['digest']))
+    metrics.save_features(cache['path'], feats, cache['digest'])
 
 
 # features of a sampling workdir are computed in parts of this many feature batches, each kept on disk until the whole
@@ -430,21 +420,22 @@ def _features_in_parts(cache, files, model, mode, batch_size, num_workers, devic
     """The features of ``files`` part by part (:data:`PART_BATCHES` feature batches each), reusing the parts a
     killed earlier run saved (same digest).  None when a part holds an unreadable image (the caller's whole-set path
     names or skips it)."""
-    size = batch_size * PART_BATCHES
-    parts = []
-    for k, start in enumerate(range(0, len(files), size)):
-        path = _part_path(cache, k)
-        feats = _cached_features(dict(cache, path=path))
-        if feats is None:
-            try:
-                feats = metrics.files_features(files[start:start + size], model, mode, batch_size=batch_size,
-                                               num_workers=num_workers, device=device, fdir=fdir, progress=progress,
-                                               description=f'sample features {start + 1}-'
-                                                           f'{min(start + size, len(files))} of {len(files)}')
-            except Exception:  # noqa: BLE001 -- a bad image: the whole-set path finds and names it
-                return None
-            _save_features(dict(cache, path=path), feats)
-        parts.append(feats)
+    class BadImage(Exception):
+        pass
+
+    def compute(first, last):
+        try:
+            return metrics.files_features(files[first:last], model, mode, batch_size=batch_size,
+                                          num_workers=num_workers, device=device, fdir=fdir, progress=progress,
+                                          description=f'sample features {first + 1}-{last} of {len(files)}')
+        except Exception as e:  # noqa: BLE001 -- a bad image: the whole-set path finds and names it
+            raise BadImage from e
+
+    try:
+        parts = metrics.features_in_parts(len(files), batch_size * PART_BATCHES, compute,
+                                          lambda k: _part_path(cache, k), cache['digest'])
+    except BadImage:
+        return None
     return np.concatenate(parts) if parts else None
 
 

@@ -245,6 +245,7 @@ def test_reference_features_resume_at_the_part_where_a_killed_run_stopped(tmp_pa
                                       progress=False)
     assert calls == [8] * 8 and np.allclose(ref.feats, whole.feats, atol=1e-5)
 
+
 def test_a_second_process_waits_for_the_reference_being_computed_and_reads_it(tmp_path, fake_mnist,
                                                                                make_dataset_config, monkeypatch,
                                                                                capsys):

@@ -25,6 +25,7 @@ A reference is named by a string (``--fid_ref``):
 The cache folder is ``--fid_cache``, else ``$PDS_FID_CACHE``, else ``~/.cache/pds/fid_stats``.
 """
 import datetime
+import glob
 import hashlib
 import json
 import os
@@ -370,8 +371,8 @@ def _compute_reference(path, config, model, features_info, mode, npz, meta, stem
                       created=start.isoformat(timespec='seconds'),
                       seconds=round((datetime.datetime.now() - start).total_seconds(), 1))
     atomic_write_text(meta, json.dumps(provenance, indent=1, sort_keys=True))
-    for k in range(-(-len(indices) // size)):
-        os.remove(part_path(k))
+    for stale in glob.glob(os.path.join(glob.escape(os.path.dirname(npz)), glob.escape(stem) + '.part*.npz')):
+        os.remove(stale)                    # every part, also those of an earlier run in more, smaller parts
     return Reference(mu, sigma, feats, dict(kind='dataset', label=f'data:{path}', file=os.path.abspath(npz),
                                             provenance=provenance, cached=False, split=split, count=len(feats)))
 

@@ -244,6 +244,22 @@ def test_reference_features_resume_at_the_part_where_a_killed_run_stopped(tmp_pa
     ref = reference.resolve_reference(fake_mnist, config, model, info, cache_dir=str(cache), batch_size=8,
                                       progress=False)
     assert calls == [8] * 8 and np.allclose(ref.feats, whole.feats, atol=1e-5)
+    assert not [f for f in os.listdir(cache) if '.part' in f]
+    # the other way round: a run killed after six parts of 8 images, finished in parts of 16, leaves no part behind
+    cache = tmp_path / 'fewer'
+    calls.clear()
+    monkeypatch.setattr(reference, 'dataset_features',
+                        lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt) if len(calls) == 6
+                        else calls.append(len(a[3])) or real(*a, **k))
+    with pytest.raises(KeyboardInterrupt):
+        reference.resolve_reference(fake_mnist, config, model, info, cache_dir=str(cache), batch_size=8,
+                                    progress=False)
+    assert len([f for f in os.listdir(cache) if '.part' in f]) == 6
+    monkeypatch.setattr(reference, 'dataset_features', real)
+    ref = reference.resolve_reference(fake_mnist, config, model, info, cache_dir=str(cache), batch_size=16,
+                                      progress=False)
+    assert np.allclose(ref.feats, whole.feats, atol=1e-5)
+    assert not [f for f in os.listdir(cache) if '.part' in f]
 
 
 def test_a_second_process_waits_for_the_reference_being_computed_and_reads_it(tmp_path, fake_mnist,

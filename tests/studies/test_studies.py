@@ -415,7 +415,7 @@ def test_model_d_chain_points_stay_within_the_models_levels():
     assert not bad, f'{len(bad)} points: {bad[:3]} ...'
 
 
-# docs/vp.md's Model D tables, one per NFE budget: label -> d_first point; a 'the same, PDS (a) / (b)' row below
+# docs/vp.md's Model D tables, one per NFE budget: label -> d_first point (or d_curves point, where d_first has none); a 'the same, PDS (a) / (b)' row below
 # one of them is that point's PDS form (PARENTS)
 VP_DOC_ROWS = {
     20: {'VP PC (Euler-Maruyama), eps 0.05 (speed_up rule): vanilla': 'vanilla_20it',
@@ -430,6 +430,8 @@ VP_DOC_ROWS = {
     50: {'VP PC (Euler-Maruyama), eps 0.02 (speed_up rule): vanilla': 'vanilla_50it',
          'the same, PDS (a) official form, alpha 5': 'pds_a5_50it',
          'the same, PDS (b) marginal form, alpha 5': 'pds_a5_marg_50it',
+         'the same, PDS (a) official form, alpha 10': 'pds_a10_50it',
+         'the same, PDS (b) marginal form, alpha 10': 'pds_a10_marg_50it',
          'DDPM ancestral, 50 steps of the chain': 'ddpm_50it',
          'DDIM (eta 0), 50 steps': 'ddim_50',
          'EDM stochastic, 25 steps (NFE 49)': 'edm_stochastic_25',
@@ -447,7 +449,7 @@ PARENTS = {'the same, PDS (b)': {'vanilla_eps3_20it': 'pds_a5_marg_eps3_20it',
            'the same, PDS (a)': {'vanilla_eps3_20it': 'pds_a5_eps3_20it'}}
 
 
-@pytest.mark.parametrize('nfe,count', [(20, 12), (50, 7), (100, 7)])
+@pytest.mark.parametrize('nfe,count', [(20, 12), (50, 9), (100, 7)])
 def test_vp_doc_table_quotes_the_model_d_rows(nfe, count):
     """Every FID / KID of docs/vp.md's Model D table at this NFE is the committed 2,000-sample Inception row of the
     point it names (rounded as quoted), of the shipped checkpoint; the (a) / (b) rows below a 'the same' row follow
@@ -459,7 +461,7 @@ def test_vp_doc_table_quotes_the_model_d_rows(nfe, count):
     table = text[text.index(f'| NFE {nfe} | FID | KID |'):].split('\n\n')[0].splitlines()[2:]
     rows = list(csv.DictReader(open(os.path.join(root, 'results', 'model_d', 'study.csv'), encoding='utf-8')))
     first = get('d_first')
-    points = {p.name: p for p in first.points}
+    points = {p.name: (study, p) for study in (get('d_curves'), first) for p in study.points}
     parent, checked = None, 0
     for line in table:
         label, fid, kid = (c.strip().strip('*') for c in line.strip('|').split('|'))
@@ -468,7 +470,7 @@ def test_vp_doc_table_quotes_the_model_d_rows(nfe, count):
             parent = name if not label.startswith('the same') else parent
         else:
             name = PARENTS[label][parent]
-        cfg = spec.config_name(first, points[name])
+        cfg = spec.config_name(*points[name])
         found = [r for r in rows if r['config'] == cfg and r['features'] == 'inception']
         assert len(found) == 1 and found[0]['num_samples'] == '2000', name
         assert found[0]['checkpoint_sha256'].startswith('618693ca5cc3'), name

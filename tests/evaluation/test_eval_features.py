@@ -212,14 +212,16 @@ def test_reference_features_resume_at_the_part_where_a_killed_run_stopped(tmp_pa
     calls = []
     real = reference.dataset_features
 
-    def killed_after_two(*args, **kwargs):
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        calls.append(len(args[3]))
-        return real(*args, **kwargs)
+    def killed_after(parts):
+        def features(*args, **kwargs):
+            if len(calls) == parts:
+                raise KeyboardInterrupt
+            calls.append(len(args[3]))
+            return real(*args, **kwargs)
+        return features
 
     cache = tmp_path / 'parts'
-    monkeypatch.setattr(reference, 'dataset_features', killed_after_two)
+    monkeypatch.setattr(reference, 'dataset_features', killed_after(2))
     with pytest.raises(KeyboardInterrupt):
         reference.resolve_reference(fake_mnist, config, model, info, cache_dir=str(cache), batch_size=16,
                                     progress=False)
@@ -235,7 +237,7 @@ def test_reference_features_resume_at_the_part_where_a_killed_run_stopped(tmp_pa
     # parts saved under other settings (here another batch size) are not reused
     cache = tmp_path / 'other'
     calls.clear()
-    monkeypatch.setattr(reference, 'dataset_features', killed_after_two)
+    monkeypatch.setattr(reference, 'dataset_features', killed_after(2))
     with pytest.raises(KeyboardInterrupt):
         reference.resolve_reference(fake_mnist, config, model, info, cache_dir=str(cache), batch_size=16,
                                     progress=False)
@@ -248,9 +250,7 @@ def test_reference_features_resume_at_the_part_where_a_killed_run_stopped(tmp_pa
     # the other way round: a run killed after six parts of 8 images, finished in parts of 16, leaves no part behind
     cache = tmp_path / 'fewer'
     calls.clear()
-    monkeypatch.setattr(reference, 'dataset_features',
-                        lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt) if len(calls) == 6
-                        else calls.append(len(a[3])) or real(*a, **k))
+    monkeypatch.setattr(reference, 'dataset_features', killed_after(6))
     with pytest.raises(KeyboardInterrupt):
         reference.resolve_reference(fake_mnist, config, model, info, cache_dir=str(cache), batch_size=8,
                                     progress=False)

@@ -415,8 +415,8 @@ def test_model_d_chain_points_stay_within_the_models_levels():
     assert not bad, f'{len(bad)} points: {bad[:3]} ...'
 
 
-# docs/vp.md's Model D tables, one per NFE budget: label -> d_first point (or d_curves point, where d_first has none); a 'the same, PDS (a) / (b)' row below
-# one of them is that point's PDS form (PARENTS)
+# docs/vp.md's Model D tables, one per NFE budget: label -> d_first point (or d_curves point, where d_first has
+# none); a 'the same, PDS (a) / (b)' row below one of them is that point's PDS form (PARENTS)
 VP_DOC_ROWS = {
     20: {'VP PC (Euler-Maruyama), eps 0.05 (speed_up rule): vanilla': 'vanilla_20it',
          'the same, PDS (a) official form, alpha 5': 'pds_a5_20it',

@@ -21,6 +21,12 @@ def geometric_sigmas(sigma_max, sigma_min, num_scales):
     return np.exp(np.linspace(np.log(sigma_max), np.log(sigma_min), num_scales))
 
 
+def denoise(score, x, sigma):
+    """The denoiser view of a score: D(x; sigma) = x + sigma^2 score(x, sigma), Tweedie's E[x_0 | x] for VE noise
+    (EDM Eq. 3); the final noise-removal step of the VE samplers and the data prediction of DPM-Solver++."""
+    return x + sigma ** 2 * score(x, sigma)
+
+
 def sigma_buffer(config):
     """The networks' float32 ``sigmas`` buffer (official: the float64 schedule cast to float32)."""
     m = config.model

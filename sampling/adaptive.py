@@ -20,6 +20,8 @@ import math
 
 import torch
 
+from models.score import denoise as denoiser      # the argument ``denoise`` is the on / off switch
+
 
 def sample_adaptive_sde(score, x, sigma_min, sigma_max, draw, eps=1e-5, abstol=0.0039, reltol=0.05, h_init=0.01,
                         safety=0.9, exponent=0.9, denoise=True, callback=None):
@@ -76,7 +78,6 @@ def sample_adaptive_sde(score, x, sigma_min, sigma_max, draw, eps=1e-5, abstol=0
             callback(it, float(sigma(t.max())), x)
         it += 1
     if denoise:                                                 # Tweedie: E[x_0 | x_eps] = x + sigma^2 s
-        s = sigma(eps)
-        x = x + s ** 2 * score(x, s)
+        x = denoiser(score, x, sigma(eps))
         nfe += 1
     return x, nfe

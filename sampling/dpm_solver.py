@@ -32,12 +32,9 @@ corrector moves x between steps; the stored denoiser values of the multistep for
 """
 import math
 
+from models.score import denoise
+
 SOLVER_TYPES = ('midpoint', 'heun')
-
-
-def denoise(score, x, sigma):
-    """D(x; sigma) = x + sigma^2 score(x, sigma) (Tweedie; EDM Eq. 3 for VE)."""
-    return x + sigma ** 2 * score(x, sigma)
 
 
 def _phis(H):

@@ -28,6 +28,8 @@ import numpy as np
 import torch
 from scipy import integrate
 
+from models.score import denoise as denoiser      # the argument ``denoise`` is the on / off switch
+
 # the methods of scipy.integrate.solve_ivp (sampling.ode_method; score_sde uses RK45)
 ODE_METHODS = ('RK45', 'RK23', 'DOP853', 'Radau', 'BDF', 'LSODA')
 
@@ -70,8 +72,7 @@ def sample_ode(score, x, sigma_min, sigma_max, eps=1e-5, rtol=1e-5, atol=1e-5, m
 
     x = _solve(drift, x, 1., eps, rtol, atol, method)
     if denoise:                                                 # Tweedie: E[x_0 | x_eps] = x + sigma^2 s
-        s = sigma(eps)
-        x = x + s ** 2 * score(x, s)
+        x = denoiser(score, x, sigma(eps))
         nfe += 1
     return x, nfe
 

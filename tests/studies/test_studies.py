@@ -494,6 +494,7 @@ D_CURVES_DOC_ROWS = {
 }
 D_DDPM_DOC_ROWS = {
     'vanilla, 50 steps': 'ddpm_50it',
+    'PDS (a) official form, alpha 5, 50 steps': 'ddpm_pds_a5_50it',
     'PDS (b) marginal form, alpha 5, 50 steps': 'ddpm_pds_a5_marg_50it',
     'vanilla, 100 steps': 'ddpm_100it',
     'PDS (a) official form, alpha 5, 100 steps': 'ddpm_pds_a5_100it',

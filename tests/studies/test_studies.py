@@ -491,6 +491,8 @@ D_CURVES_DOC_ROWS = {
     'automatic PDS, 100 it': 'pds_auto_100it',
     'vanilla + Langevin corrector (snr 0.16), 20 it': 'langevin_20it',
     'the same, PDS alpha 5 in the corrector only (form (c))': 'pds_a5_corr_20it',
+    'vanilla + Langevin corrector (snr 0.16), 50 it': 'langevin_50it',
+    'the same, PDS alpha 5 in the corrector only, 50 it': 'pds_a5_corr_50it',
 }
 D_DDPM_DOC_ROWS = {
     'vanilla, 50 steps': 'ddpm_50it',

@@ -442,14 +442,15 @@ VP_DOC_ROWS = {
           'DDPM ancestral, 100 steps of the chain': 'ddpm_100it',
           'DDIM (eta 0), 100 steps': 'ddim_100',
           'EDM stochastic, 50 steps (NFE 99)': 'edm_stochastic_50',
-          'DPM-Solver++ 2M SDE, 100 steps': 'dpmpp_2m_sde_100'},
+          'DPM-Solver++ 2M SDE, 100 steps': 'dpmpp_2m_sde_100',
+          'DPM-Solver++ 3M SDE, 100 steps': 'dpmpp_3m_sde_100'},
 }
 PARENTS = {'the same, PDS (b)': {'vanilla_eps3_20it': 'pds_a5_marg_eps3_20it',
                                  'vanilla_eps3_den_20it': 'pds_a5_marg_eps3_den_20it'},
            'the same, PDS (a)': {'vanilla_eps3_20it': 'pds_a5_eps3_20it'}}
 
 
-@pytest.mark.parametrize('nfe,count', [(20, 12), (50, 9), (100, 7)])
+@pytest.mark.parametrize('nfe,count', [(20, 12), (50, 9), (100, 8)])
 def test_vp_doc_table_quotes_the_model_d_rows(nfe, count):
     """Every FID / KID of docs/vp.md's Model D table at this NFE is the committed 2,000-sample Inception row of the
     point it names (rounded as quoted), of the shipped checkpoint; the (a) / (b) rows below a 'the same' row follow
@@ -461,7 +462,8 @@ def test_vp_doc_table_quotes_the_model_d_rows(nfe, count):
     table = text[text.index(f'| NFE {nfe} | FID | KID |'):].split('\n\n')[0].splitlines()[2:]
     rows = list(csv.DictReader(open(os.path.join(root, 'results', 'model_d', 'study.csv'), encoding='utf-8')))
     first = get('d_first')
-    points = {p.name: (study, p) for study in (get('d_curves'), first) for p in study.points}
+    points = {p.name: (study, p) for study in (get('d_rivals'), get('d_curves'), first)
+              for p in study.points}
     parent, checked = None, 0
     for line in table:
         label, fid, kid = (c.strip().strip('*') for c in line.strip('|').split('|'))

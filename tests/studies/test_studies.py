@@ -415,8 +415,8 @@ def test_model_d_chain_points_stay_within_the_models_levels():
     assert not bad, f'{len(bad)} points: {bad[:3]} ...'
 
 
-# docs/vp.md's Model D tables, one per NFE budget: label -> d_first point (or d_curves point, where d_first has
-# none); a 'the same, PDS (a) / (b)' row below one of them is that point's PDS form (PARENTS)
+# docs/vp.md's Model D tables, one per NFE budget: label -> point of d_first, else of d_curves, else of d_rivals (the
+# first study that has the name); a 'the same, PDS (a) / (b)' row below one of them is that point's PDS form (PARENTS)
 VP_DOC_ROWS = {
     20: {'VP PC (Euler-Maruyama), eps 0.05 (speed_up rule): vanilla': 'vanilla_20it',
          'the same, PDS (a) official form, alpha 5': 'pds_a5_20it',
@@ -462,9 +462,8 @@ def test_vp_doc_table_quotes_the_model_d_rows(nfe, count):
     text = open(os.path.join(root, 'docs', 'vp.md'), encoding='utf-8').read()
     table = text[text.index(f'| NFE {nfe} | FID | KID |'):].split('\n\n')[0].splitlines()[2:]
     rows = list(csv.DictReader(open(os.path.join(root, 'results', 'model_d', 'study.csv'), encoding='utf-8')))
-    first = get('d_first')
-    points = {p.name: (study, p) for study in (get('d_rivals'), get('d_curves'), first)
-              for p in study.points}
+    points = {p.name: (study, p) for study in (get('d_rivals'), get('d_curves'), get('d_first'))
+              for p in study.points}                      # a later study's point wins: d_first, then d_curves
     parent, checked = None, 0
     for line in table:
         label, fid, kid = (c.strip().strip('*') for c in line.strip('|').split('|'))

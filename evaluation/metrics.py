@@ -8,6 +8,7 @@ as clean-fid's ``ResizeDataset`` (the mode's resizer, ``ToTensor``, the feature 
 ``frechet_distance`` of (mean, covariance) as clean-fid computes them; KID is clean-fid's ``kernel_distance`` with
 numpy's global generator seeded for the call.
 """
+import glob
 import io
 import os
 import re
@@ -188,17 +189,31 @@ def save_features(path, feats, digest):
     atomic_write(path, lambda tmp: np.savez(tmp, feats=np.asarray(feats, np.float32), digest=digest))
 
 
-def features_in_parts(count, part_size, compute, part_path, digest):
+def part_path(whole, k='*'):
+    """Part ``k`` of the feature set to be saved at ``whole`` (``<stem>.npz``): ``<stem>.part<k:04d>.npz`` beside it
+    (``'*'``: the glob pattern of every part, with the stem escaped)."""
+    stem = whole[:-len('.npz')] if whole.endswith('.npz') else whole
+    return f'{stem}.part{k:04d}.npz' if k != '*' else glob.escape(stem) + '.part*.npz'
+
+
+def remove_parts(whole):
+    """Remove every part of the set saved at ``whole``, also those of an earlier run in more, smaller parts."""
+    for path in glob.glob(part_path(whole)):
+        os.remove(path)
+
+
+def features_in_parts(count, part_size, compute, whole, digest):
     """The features of items ``0 .. count - 1`` as a list of parts of ``part_size`` items: ``compute(first, last)``
-    gives part ``[first, last)``, which is saved at ``part_path(k)`` under ``digest`` and reused by a later call
-    (a run that was killed resumes at the part it was in).  The caller removes the parts once it has saved the whole
-    set.  Parts that start on feature-batch boundaries make the same batches, and features, as a single pass."""
+    gives part ``[first, last)``, which is saved at ``part_path(whole, k)`` under ``digest`` and reused by a later
+    call (a run that was killed resumes at the part it was in).  The caller saves the whole set at ``whole`` and then
+    calls :func:`remove_parts`.  Parts that start on feature-batch boundaries make the same batches, and features, as
+    a single pass."""
     parts = []
     for k, first in enumerate(range(0, count, part_size)):
-        feats = load_features(part_path(k), digest)
+        feats = load_features(part_path(whole, k), digest)
         if feats is None:
             feats = compute(first, min(first + part_size, count))
-            save_features(part_path(k), feats, digest)
+            save_features(part_path(whole, k), feats, digest)
         parts.append(feats)
     return parts
 

@@ -25,7 +25,6 @@ A reference is named by a string (``--fid_ref``):
 The cache folder is ``--fid_cache``, else ``$PDS_FID_CACHE``, else ``~/.cache/pds/fid_stats``.
 """
 import datetime
-import glob
 import hashlib
 import json
 import os
@@ -38,7 +37,7 @@ import numpy as np
 import torch
 
 from evaluation.features import EvalError, _download, _need_cleanfid, cleanfid_version
-from evaluation.metrics import dataset_features, features_in_parts, statistics
+from evaluation.metrics import dataset_features, features_in_parts, remove_parts, statistics
 from utils.atomic import atomic_write, atomic_write_text
 from utils.lock import one_at_a_time
 
@@ -350,15 +349,12 @@ def _compute_reference(path, config, model, features_info, mode, npz, meta, stem
     digest = _part_digest(want, features_info, batch_size, indices)
     size = int(batch_size) * REF_PART_BATCHES
 
-    def part_path(k):
-        return os.path.join(os.path.dirname(npz), f'{stem}.part{k:04d}.npz')
-
     def compute(first, last):
         return dataset_features(ds, model, mode, indices[first:last], batch_size=batch_size, num_workers=num_workers,
                                 device=device, progress=progress, empty_ok=True,
                                 description=f'reference {stem}: images {first + 1}-{last} of {len(indices)}')
 
-    parts = [p for p in features_in_parts(len(indices), size, compute, part_path, digest) if len(p)]
+    parts = [p for p in features_in_parts(len(indices), size, compute, npz, digest) if len(p)]
     if not parts:
         raise EvalError('no readable image in the reference dataset')
     feats = np.concatenate(parts)
@@ -371,8 +367,7 @@ def _compute_reference(path, config, model, features_info, mode, npz, meta, stem
                       created=start.isoformat(timespec='seconds'),
                       seconds=round((datetime.datetime.now() - start).total_seconds(), 1))
     atomic_write_text(meta, json.dumps(provenance, indent=1, sort_keys=True))
-    for stale in glob.glob(os.path.join(glob.escape(os.path.dirname(npz)), glob.escape(stem) + '.part*.npz')):
-        os.remove(stale)                    # every part, also those of an earlier run in more, smaller parts
+    remove_parts(npz)
     return Reference(mu, sigma, feats, dict(kind='dataset', label=f'data:{path}', file=os.path.abspath(npz),
                                             provenance=provenance, cached=False, split=split, count=len(feats)))
 

@@ -290,7 +290,7 @@ def _run_eval(config, workdir, checkpoint, sample_dir, num_samples, batch_size, 
         feats = _features_in_parts(cache, files, model, mode, fid_batch_size, num_workers, device, fdir, progress)
         if feats is not None:
             _save_features(cache, feats)
-            _remove_parts(cache)
+            metrics.remove_parts(cache['path'])
     if feats is None:
         feats, more = _features(files, model, mode, fid_batch_size, num_workers, device, fdir, progress, skip_bad)
         skipped += more
@@ -411,11 +411,6 @@ def _save_features(cache, feats):
 PART_BATCHES = 8
 
 
-def _part_path(cache, k='*'):
-    """Part ``k`` of a feature cache's set (``'*'``: the glob of every part)."""
-    return cache['path'][:-len('.npz')] + (f'.part{k:04d}.npz' if k != '*' else '.part*.npz')
-
-
 def _features_in_parts(cache, files, model, mode, batch_size, num_workers, device, fdir, progress):
     """The features of ``files`` part by part (:data:`PART_BATCHES` feature batches each), reusing the parts a
     killed earlier run saved (same digest).  None when a part holds an unreadable image (the caller's whole-set path
@@ -433,16 +428,10 @@ def _features_in_parts(cache, files, model, mode, batch_size, num_workers, devic
 
     try:
         parts = metrics.features_in_parts(len(files), batch_size * PART_BATCHES, compute,
-                                          lambda k: _part_path(cache, k), cache['digest'])
+                                          cache['path'], cache['digest'])
     except BadImage:
         return None
     return np.concatenate(parts) if parts else None
-
-
-def _remove_parts(cache):
-    import glob
-    for path in glob.glob(_part_path(cache)):
-        os.remove(path)
 
 
 def _inside(path, folder):

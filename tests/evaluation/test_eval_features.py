@@ -292,3 +292,29 @@ def test_a_second_process_waits_for_the_reference_being_computed_and_reads_it(tm
     assert got['ref'].info['cached'] and not computed
     err = capsys.readouterr().err
     assert f'pid {os.getpid()}' in err and 'waiting for it to finish' in err
+
+
+def test_part_files_are_named_once_and_removed_whatever_the_folder_name(tmp_path):
+    """The parts of a feature set sit beside it as ``<stem>.partNNNN.npz``; removing them takes every part of that
+    stem and nothing else, also in a folder whose name holds glob characters."""
+    from evaluation.metrics import features_in_parts, part_path, remove_parts
+    folder = tmp_path / 'run [a]*'
+    folder.mkdir()
+    whole = str(folder / 'set.npz')
+    other = folder / 'settle.part0000.npz'
+    other.write_bytes(b'not ours')
+    calls = []
+
+    def compute(first, last):
+        calls.append((first, last))
+        return np.full((last - first, 3), first, np.float32)
+
+    parts = features_in_parts(10, 4, compute, whole, 'digest')
+    assert calls == [(0, 4), (4, 8), (8, 10)]
+    assert part_path(whole, 2) == str(folder / 'set.part0002.npz')
+    assert sorted(os.listdir(folder)) == ['set.part0000.npz', 'set.part0001.npz', 'set.part0002.npz',
+                                          'settle.part0000.npz']
+    again = features_in_parts(10, 4, compute, whole, 'digest')      # every part reused: no new computation
+    assert len(calls) == 3 and all(np.array_equal(a, b) for a, b in zip(parts, again))
+    remove_parts(whole)
+    assert os.listdir(folder) == ['settle.part0000.npz']

@@ -109,14 +109,19 @@ def check_csv(path, flag='--results_csv'):
         raise ValueError(f'{flag} {path!r} cannot be written; expected a writable path')
     if os.path.isfile(path) and os.path.getsize(path):
         try:
-            with open(path, newline='') as f:
-                header = next(csv.reader(f), [])
+            header = _header(path)
         except (OSError, UnicodeDecodeError, csv.Error) as e:
             raise ValueError(f'{flag} {path!r} cannot be read as a CSV ({e}); expected a results file or a new '
                              'path') from None
         if tuple(header) != CSV_COLUMNS and not _is_older_header(header):
             raise ValueError(f'{flag} {path!r} has other columns ({header[:4]}...); expected a results file of '
                              'this project or a new path')
+
+
+def _header(path):
+    """The first row of the CSV at ``path`` (``[]`` for an empty file)."""
+    with open(path, newline='') as f:
+        return next(csv.reader(f), [])
 
 
 def append_csv(path, record):
@@ -127,8 +132,7 @@ def append_csv(path, record):
     os.makedirs(folder, exist_ok=True)
     new = not os.path.exists(path) or os.path.getsize(path) == 0
     if not new:
-        with open(path, newline='') as f:
-            header = next(csv.reader(f), [])
+        header = _header(path)
         if tuple(header) != CSV_COLUMNS and _is_older_header(header):
             _upgrade(path)
         elif tuple(header) != CSV_COLUMNS:

@@ -440,6 +440,7 @@ VP_DOC_ROWS = {
           'the same, PDS (a) official form, alpha 5': 'pds_a5_100it',
           'the same, PDS (b) marginal form, alpha 5': 'pds_a5_marg_100it',
           'the same, PDS (a) official form, alpha 10': 'pds_a10_100it',
+          'the same, PDS (b) marginal form, alpha 10': 'pds_a10_marg_100it',
           'DDPM ancestral, 100 steps of the chain': 'ddpm_100it',
           'DDIM (eta 0), 100 steps': 'ddim_100',
           'EDM stochastic, 50 steps (NFE 99)': 'edm_stochastic_50',
@@ -451,7 +452,7 @@ PARENTS = {'the same, PDS (b)': {'vanilla_eps3_20it': 'pds_a5_marg_eps3_20it',
            'the same, PDS (a)': {'vanilla_eps3_20it': 'pds_a5_eps3_20it'}}
 
 
-@pytest.mark.parametrize('nfe,count', [(20, 12), (50, 9), (100, 9)])
+@pytest.mark.parametrize('nfe,count', [(20, 12), (50, 9), (100, 10)])
 def test_vp_doc_table_quotes_the_model_d_rows(nfe, count):
     """Every FID / KID of docs/vp.md's Model D table at this NFE is the committed 2,000-sample Inception row of the
     point it names (rounded as quoted), of the shipped checkpoint; the (a) / (b) rows below a 'the same' row follow

@@ -111,7 +111,7 @@ def load_or_train(folder, cache=None, log=print):
 def read_samples(path):
     """uint8 images (N, 28, 28) of a sample workdir (batches/batch_*.npz) or an .npz / .npy file."""
     if os.path.isdir(path):
-        files = sorted(glob.glob(os.path.join(path, 'batches', 'batch_*.npz')))
+        files = sorted(glob.glob(os.path.join(glob.escape(path), 'batches', 'batch_*.npz')))
         if not files:
             raise ClassesError(f"'{path}' has no batches/batch_*.npz: expected a --mode sample or eval workdir")
         images = np.concatenate([np.load(f)['images'] for f in files])

@@ -169,7 +169,7 @@ def read_images(path):
         raise SpectrumError(f"'{path}' does not exist; expected a sample workdir (batches/batch_*.npz), an .npz / "
                             '.npy array, or a folder or .zip of images')
     if is_workdir(path):
-        files = sorted(glob.glob(os.path.join(path, 'batches', 'batch_*.npz')))
+        files = sorted(glob.glob(os.path.join(glob.escape(path), 'batches', 'batch_*.npz')))
         if not files:
             raise SpectrumError(f"'{path}' has no finished batch (batches/batch_*.npz): nothing sampled yet")
         parts = []

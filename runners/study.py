@@ -126,7 +126,7 @@ def _reuse_samples(out, study, sha, point, config, batch, log, number=''):
     workdir = _workdir(out, study, sha, point)
     if os.path.exists(workdir):
         return None
-    for source in sorted(glob.glob(os.path.join(out, '*', sha[:8], '*'))):
+    for source in sorted(glob.glob(os.path.join(glob.escape(out), '*', sha[:8], '*'))):
         if os.path.basename(source).split('.')[-1].startswith(('stale', 'seeding')) or \
                 os.path.abspath(source) == os.path.abspath(workdir):
             continue

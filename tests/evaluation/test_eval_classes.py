@@ -28,6 +28,16 @@ def test_bad_sample_inputs_are_one_line(tmp_path, capsys):
     assert 'is not a folder' in capsys.readouterr().err
 
 
+def test_a_workdir_is_read_whatever_its_folder_name(tmp_path):
+    """A sample workdir whose name holds glob characters is read, not taken for one without batches."""
+    work = tmp_path / 'run [a]*'
+    os.makedirs(work / 'batches')
+    images = np.arange(2 * 28 * 28, dtype=np.uint8).reshape(2, 28, 28, 1)
+    np.savez(work / 'batches' / 'batch_000000.npz', images=images[:1])
+    np.savez(work / 'batches' / 'batch_000001.npz', images=images[1:])
+    assert np.array_equal(classes.read_samples(str(work)).reshape(images.shape), images)
+
+
 @pytest.mark.slow
 def test_classifier_recognises_real_digits(tmp_path):
     root = os.environ.get('PDS_DATA')

@@ -134,6 +134,9 @@ def test_a_sample_workdir_is_checked_against_the_test_split_of_its_law(tmp_path,
     assert "(the law of the samples' config)" in r['reference_source'] and '2 batches' in r['samples_source']
     _, ref, _, _ = sp.load(str(tmp_path / 'w'))
     assert np.array_equal(ref, images)                                          # seed 1: the held-out images
+    glob_named = tmp_path / 'run [a]*'                                           # glob characters in its name
+    _workdir(glob_named, images[:6], data)
+    assert np.array_equal(sp.read_images(str(glob_named))[0], images[:6])
     capsys.readouterr()
     _workdir(tmp_path / 'm', images[:6], dict(data, dataset='MNIST'))
     assert sp.main([str(tmp_path / 'm')]) == 2

@@ -343,21 +343,23 @@ def test_an_unset_reference_variable_is_named(tmp_path, monkeypatch):
 def test_a_point_reuses_the_first_samples_of_the_same_draws_in_another_study(fake_data, monkeypatch):
     """A point whose images another study of the same checkpoint has drawn already (same config, seed and batch
     size, more samples: a rivals study's 500-sample PC point beside the curves' 2,000-sample run) is seeded from that
-    folder and only scored: no sampler call, the same row as a run that sampled its own 4 samples.  A point of
-    another config, or the same one at another batch size, samples afresh."""
+    folder and only scored: no sampler call, the same row as a run that sampled its own 4 samples (also under an
+    --out whose name holds glob characters).  A point of another config, or the same one at another batch size,
+    samples afresh."""
     import runners.sample as sample_lib
     root = fake_data
     vanilla = (('pds.enabled', False),)
+    out = str(root / 'out [a]*')
     kw = dict(features='standin', fid_cache=str(root / 'cache'), progress=False)
     big = spec.Study('curves', model_a.MODEL_A, (spec.Point('v', 'vanilla', vanilla, 6),), batch_size=2)
     small = spec.Study('rivals', model_a.MODEL_A, (spec.Point('v_small', 'vanilla', vanilla, 4),), batch_size=2)
-    engine.run_study(big, str(root / 'a.csv'), str(root / 'out'), **kw)
+    engine.run_study(big, str(root / 'a.csv'), out, **kw)
     calls, sample = [], sample_lib.sampling.sample
     monkeypatch.setattr(sample_lib.sampling, 'sample', lambda *a, **k: calls.append(1) or sample(*a, **k))
     logs = []
-    reused = engine.run_study(small, str(root / 'a.csv'), str(root / 'out'), log=logs.append, **kw)
+    reused = engine.run_study(small, str(root / 'a.csv'), out, log=logs.append, **kw)
     assert calls == [] and any('are the same draws' in line for line in logs), logs
-    work = next((root / 'out' / 'rivals').glob('*/v_small'))
+    work = next((root / 'out [a]*' / 'rivals').glob('*/v_small'))
     assert sorted(os.listdir(work / 'batches')) == ['batch_000000.npz', 'batch_000001.npz']
     assert len(os.listdir(work / 'samples')) == 4
     fresh = engine.run_study(small, str(root / 'b.csv'), str(root / 'fresh'), **kw)
@@ -366,9 +368,9 @@ def test_a_point_reuses_the_first_samples_of_the_same_draws_in_another_study(fak
     # other draws: another config (PDS on), or another batch size, are not seeded
     calls.clear()
     other = spec.Study('other', model_a.MODEL_A, (spec.Point('p', 'pds', (('pds.enabled', True),), 4),), batch_size=2)
-    engine.run_study(other, str(root / 'a.csv'), str(root / 'out'), **kw)
+    engine.run_study(other, str(root / 'a.csv'), out, **kw)
     batch4 = spec.Study('batch4', model_a.MODEL_A, (spec.Point('v4', 'vanilla', vanilla, 4),), batch_size=4)
-    engine.run_study(batch4, str(root / 'c.csv'), str(root / 'out'), **kw)      # its own CSV: a.csv has the row
+    engine.run_study(batch4, str(root / 'c.csv'), out, **kw)      # its own CSV: a.csv has the row
     assert len(calls) == 3
 
 

@@ -507,6 +507,35 @@ D_DDPM_DOC_ROWS = {
 }
 
 
+# docs/vp.md's NFE-200 table (500 samples per point), row by row: the point each row quotes
+D_200_DOC_POINTS = ['vanilla_200it', 'pds_a5_200it', 'pds_a10_200it', 'pds_a5_marg_200it', 'pds_a10_marg_200it',
+                    'pds_auto_200it', 'langevin_200it', 'pds_a5_corr_200it', 'ddpm_200it', 'ddpm_pds_a5_200it',
+                    'ddpm_pds_a5_marg_200it', 'ddim_200', 'edm_100', 'edm_stochastic_100']
+
+
+def test_vp_doc_nfe_200_table_quotes_the_model_d_rows():
+    """docs/vp.md's NFE-200 table: every NFE, FID and KID is the committed 500-sample Inception row of the point it
+    quotes (d_curves' PC / DDPM points, d_rivals' DDIM and EDM), of the shipped checkpoint."""
+    import csv
+    import re
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    text = open(os.path.join(root, 'docs', 'vp.md'), encoding='utf-8').read()
+    table = text[text.index('| 200 iterations / steps (500 samples) | NFE | FID | KID |'):].split('\n\n')[0]
+    table = table.splitlines()[2:]
+    assert len(table) == len(D_200_DOC_POINTS)
+    rows = list(csv.DictReader(open(os.path.join(root, 'results', 'model_d', 'study.csv'), encoding='utf-8')))
+    points = {p.name: (study, p) for study in (get('d_rivals'), get('d_curves')) for p in study.points}
+    for line, name in zip(table, D_200_DOC_POINTS):
+        label, nfe, fid, kid = (c.strip().strip('*') for c in line.strip('|').split('|'))
+        cfg = spec.config_name(*points[name])
+        found = [r for r in rows if r['config'] == cfg and r['features'] == 'inception' and r['num_samples'] == '500']
+        assert len(found) == 1 and found[0]['checkpoint_sha256'].startswith('618693ca5cc3'), name
+        assert found[0]['nfe'] == nfe and f'{float(found[0]["fid"]):.1f}' == fid, (label, name, nfe, fid)
+        mean, std = re.match(r'([\d.]+) ± ([\d.]+)', kid).groups()
+        digits = len(mean.split('.')[1])
+        assert f'{float(found[0]["kid"]):.{digits}f}' == mean and f'{float(found[0]["kid_std"]):.{digits}f}' == std
+
+
 @pytest.mark.parametrize('header, doc_rows', [('| VP PC, speed_up rule | NFE | FID | KID |', D_CURVES_DOC_ROWS),
                                               ('| DDPM ancestral, steps of the 1000-step chain | NFE | FID | KID |',
                                                D_DDPM_DOC_ROWS)])

@@ -187,6 +187,17 @@ def _open_bracket(vanilla, nv, n, planned):
     return f' [{lo / n:.2g}-{hi / n:.2g}x until vanilla {"/".join(map(str, missing))} it is run]'
 
 
+def _row_at_any_count(rows, config, num_samples):
+    """The row of ``config`` at ``num_samples`` in ``rows`` ({(config, num_samples): row}), else its row at the
+    largest other sample count (None if it has none).  The best-sampler cells rank by KID, which is unbiased in the
+    sample count, so a rivals point measured at another count (e.g. the curves study's 2,000-sample run of the same
+    PC setting, where the rivals study plans 500) is measured, not missing."""
+    if (config, num_samples) in rows:
+        return rows[(config, num_samples)]
+    counts = [n for c, n in rows if c == config]
+    return rows[(config, max(counts))] if counts else None
+
+
 def learned_row(name, side, curves_name, rivals_name, pds_label, curvature_path, root=ROOT):
     """One learned model's row (dict): its cells, the ratios for the plot, and where its numbers come from."""
     from evaluation.study_report import done_rows
@@ -222,7 +233,7 @@ def learned_row(name, side, curves_name, rivals_name, pds_label, curvature_path,
             row['ratios'][(key, n)] = ratio
     done = []
     for p in rivals.points:
-        r = rows.get((config_name(rivals, p), p.num_samples))
+        r = _row_at_any_count(rows, config_name(rivals, p), p.num_samples)
         if r is not None and r.get('nfe') not in ('', None):
             done.append((_sampler_name(p.label, r.get('sampler'), r.get('iterations')), float(r['nfe']),
                          float(r.get('kid') or 'nan'), float(r.get('kid_std') or 0)))
@@ -348,7 +359,8 @@ NOTES = ('Speed-up at N: the iterations vanilla needs to reach the quality of PD
          '(docs/resolution.md, 2a). Best sampler: the lowest KID (exact rows: KL or RMS) within the NFE budget, '
          'across sample counts, in brackets its NFE, then (≈) the other samplers within one combined standard '
          'deviation of its KID; (k of M points so far): the model\'s rivals study is part way, so it is the best of those '
-         'measured. Curvature spread: largest / smallest radial-band median of c sigma^2 at the smallest '
+         'measured (a point counts as measured at any sample count, e.g. the curves study\'s 2,000-sample run of a '
+         'PC setting the rivals study plans on 500). Curvature spread: largest / smallest radial-band median of c sigma^2 at the smallest '
          'sigma (learned / Gaussian model); ~1x: isotropic, nothing for a frequency filter to correct. '
          '`python -m evaluation.resolution` (evaluation/resolution.py says where each number comes from).')
 

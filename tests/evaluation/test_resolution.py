@@ -197,3 +197,23 @@ def test_best_sampler_is_ranked_in_kid_across_sample_counts_and_names_the_ties()
     assert cells == {40: '—', 50: 'DPM-Solver++ 2M SDE (50)', 100: 'DPM-Solver++ 2M SDE (50)',
                      200: 'DPM-Solver++ 2M SDE (50) ≈ vanilla, 100 it (200)'}
     assert _best_cells([('a', 10, .1, 0.), ('b', 10, .1, 0.)], budgets=(10,)) == {10: 'a (10)'}
+
+
+def test_best_sampler_counts_a_rivals_point_measured_at_another_sample_count(tmp_path):
+    """C64's NFE-200 cell: the rivals study plans PDS alpha 5 at 100 PC iterations on 500 samples, and the curves
+    study has measured the same setting on 2,000.  The cells rank by KID (unbiased in the count), so that row counts;
+    a row at the rivals study's own count still wins over another count of the same point."""
+    curves, rivals = STUDIES['c64_curves'](), STUDIES['c64_rivals']()
+    sha, csv_path = _fake_model(tmp_path, curves)
+    by_curves = {p.name: p for p in curves.points}
+    by_rivals = {p.name: p for p in rivals.points}
+    assert by_rivals['pds_a5_100it'].num_samples == 500 and by_curves['pds_a5_100it'].num_samples == 2000
+    append_csv(csv_path, dict(_row(curves, by_curves['pds_a5_100it'], 156., 200, sha, 100, kid=.238),
+                              sampler='pc:reverse_diffusion+langevin'))
+    append_csv(csv_path, _row(rivals, by_rivals['dpmpp_2m_sde_50'], 173.8, 50, sha, 50, kid=.265))
+    append_csv(csv_path, _row(rivals, by_rivals['vanilla_100it'], 190., 200, sha, 100, kid=.267))   # its own 500
+    append_csv(csv_path, _row(curves, by_curves['vanilla_100it'], 177., 200, sha, 100, kid=.200))   # 2,000: not used
+    row = res.learned_row('Model C64', 64, 'c64_curves', 'c64_rivals', 'PDS stats α=5 (Table 2, 100 it)',
+                          'results/model_c64/curvature.npz', root=str(tmp_path))
+    assert row['cells'][('best', 200)] == f'PDS stats α=5, 100 it (200) (3 of {len(rivals.points)} points so far)'
+    assert row['cells'][('best', 100)].startswith('DPM-Solver++ 2M SDE (50)')

@@ -496,6 +496,8 @@ D_CURVES_DOC_ROWS = {
     'the same, PDS alpha 5 in the corrector only (form (c))': 'pds_a5_corr_20it',
     'vanilla + Langevin corrector (snr 0.16), 50 it': 'langevin_50it',
     'the same, PDS alpha 5 in the corrector only, 50 it': 'pds_a5_corr_50it',
+    'vanilla + Langevin corrector (snr 0.16), 100 it': 'langevin_100it',
+    'the same, PDS alpha 5 in the corrector only, 100 it': 'pds_a5_corr_100it',
 }
 D_DDPM_DOC_ROWS = {
     'vanilla, 50 steps': 'ddpm_50it',

@@ -452,17 +452,31 @@ PARENTS = {'the same, PDS (b)': {'vanilla_eps3_20it': 'pds_a5_marg_eps3_20it',
            'the same, PDS (a)': {'vanilla_eps3_20it': 'pds_a5_eps3_20it'}}
 
 
+def _vp_doc_table(header):
+    """The body lines of docs/vp.md's table under ``header`` (header and rule line dropped) and the committed rows of
+    results/model_d/study.csv."""
+    import csv
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    text = open(os.path.join(root, 'docs', 'vp.md'), encoding='utf-8').read()
+    table = text[text.index(header):].split('\n\n')[0].splitlines()[2:]
+    rows = list(csv.DictReader(open(os.path.join(root, 'results', 'model_d', 'study.csv'), encoding='utf-8')))
+    return table, rows
+
+
+def _assert_kid_quoted(row, kid):
+    """``kid`` ('0.0089 ± 0.0006') is the row's KID and its standard deviation, rounded to the digits quoted."""
+    import re
+    mean, std = re.match(r'([\d.]+) ± ([\d.]+)', kid).groups()
+    digits = len(mean.split('.')[1])
+    assert f'{float(row["kid"]):.{digits}f}' == mean and f'{float(row["kid_std"]):.{digits}f}' == std
+
+
 @pytest.mark.parametrize('nfe,count', [(20, 12), (50, 9), (100, 10)])
 def test_vp_doc_table_quotes_the_model_d_rows(nfe, count):
     """Every FID / KID of docs/vp.md's Model D table at this NFE is the committed 2,000-sample Inception row of the
     point it names (rounded as quoted), of the shipped checkpoint; the (a) / (b) rows below a 'the same' row follow
     their parent's setting."""
-    import csv
-    import re
-    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    text = open(os.path.join(root, 'docs', 'vp.md'), encoding='utf-8').read()
-    table = text[text.index(f'| NFE {nfe} | FID | KID |'):].split('\n\n')[0].splitlines()[2:]
-    rows = list(csv.DictReader(open(os.path.join(root, 'results', 'model_d', 'study.csv'), encoding='utf-8')))
+    table, rows = _vp_doc_table(f'| NFE {nfe} | FID | KID |')
     points = {p.name: (study, p) for study in (get('d_rivals'), get('d_curves'), get('d_first'))
               for p in study.points}                      # a later study's point wins: d_first, then d_curves
     parent, checked = None, 0
@@ -478,9 +492,7 @@ def test_vp_doc_table_quotes_the_model_d_rows(nfe, count):
         assert len(found) == 1 and found[0]['num_samples'] == '2000', name
         assert found[0]['checkpoint_sha256'].startswith('618693ca5cc3'), name
         assert f'{float(found[0]["fid"]):.1f}' == fid, (name, fid)
-        mean, std = re.match(r'([\d.]+) ± ([\d.]+)', kid).groups()
-        digits = len(mean.split('.')[1])
-        assert f'{float(found[0]["kid"]):.{digits}f}' == mean and f'{float(found[0]["kid_std"]):.{digits}f}' == std
+        _assert_kid_quoted(found[0], kid)
         checked += 1
     assert checked == count
 
@@ -518,14 +530,8 @@ D_200_DOC_POINTS = ['vanilla_200it', 'pds_a5_200it', 'pds_a10_200it', 'pds_a5_ma
 def test_vp_doc_nfe_200_table_quotes_the_model_d_rows():
     """docs/vp.md's NFE-200 table: every NFE, FID and KID is the committed 500-sample Inception row of the point it
     quotes (d_curves' PC / DDPM points, d_rivals' DDIM and EDM), of the shipped checkpoint."""
-    import csv
-    import re
-    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    text = open(os.path.join(root, 'docs', 'vp.md'), encoding='utf-8').read()
-    table = text[text.index('| 200 iterations / steps (500 samples) | NFE | FID | KID |'):].split('\n\n')[0]
-    table = table.splitlines()[2:]
+    table, rows = _vp_doc_table('| 200 iterations / steps (500 samples) | NFE | FID | KID |')
     assert len(table) == len(D_200_DOC_POINTS)
-    rows = list(csv.DictReader(open(os.path.join(root, 'results', 'model_d', 'study.csv'), encoding='utf-8')))
     points = {p.name: (study, p) for study in (get('d_rivals'), get('d_curves')) for p in study.points}
     for line, name in zip(table, D_200_DOC_POINTS):
         label, nfe, fid, kid = (c.strip().strip('*') for c in line.strip('|').split('|'))
@@ -533,9 +539,7 @@ def test_vp_doc_nfe_200_table_quotes_the_model_d_rows():
         found = [r for r in rows if r['config'] == cfg and r['features'] == 'inception' and r['num_samples'] == '500']
         assert len(found) == 1 and found[0]['checkpoint_sha256'].startswith('618693ca5cc3'), name
         assert found[0]['nfe'] == nfe and f'{float(found[0]["fid"]):.1f}' == fid, (label, name, nfe, fid)
-        mean, std = re.match(r'([\d.]+) ± ([\d.]+)', kid).groups()
-        digits = len(mean.split('.')[1])
-        assert f'{float(found[0]["kid"]):.{digits}f}' == mean and f'{float(found[0]["kid_std"]):.{digits}f}' == std
+        _assert_kid_quoted(found[0], kid)
 
 
 @pytest.mark.parametrize('header, doc_rows', [('| VP PC, speed_up rule | NFE | FID | KID |', D_CURVES_DOC_ROWS),
@@ -544,12 +548,7 @@ def test_vp_doc_nfe_200_table_quotes_the_model_d_rows():
 def test_vp_doc_d_curves_tables_quote_the_model_d_rows(header, doc_rows):
     """docs/vp.md's d_curves tables: every NFE, FID and KID is the committed 2,000-sample Inception row of the
     d_curves point it names, of the shipped checkpoint."""
-    import csv
-    import re
-    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    text = open(os.path.join(root, 'docs', 'vp.md'), encoding='utf-8').read()
-    table = text[text.index(header):].split('\n\n')[0].splitlines()[2:]
-    rows = list(csv.DictReader(open(os.path.join(root, 'results', 'model_d', 'study.csv'), encoding='utf-8')))
+    table, rows = _vp_doc_table(header)
     curves = get('d_curves')
     points = {p.name: p for p in curves.points}
     assert [line.split('|')[1].strip() for line in table] == list(doc_rows)
@@ -559,6 +558,4 @@ def test_vp_doc_d_curves_tables_quote_the_model_d_rows(header, doc_rows):
         found = [r for r in rows if r['config'] == cfg and r['features'] == 'inception' and r['num_samples'] == '2000']
         assert len(found) == 1 and found[0]['checkpoint_sha256'].startswith('618693ca5cc3'), label
         assert found[0]['nfe'] == nfe and f'{float(found[0]["fid"]):.1f}' == fid, (label, nfe, fid)
-        mean, std = re.match(r'([\d.]+) ± ([\d.]+)', kid).groups()
-        digits = len(mean.split('.')[1])
-        assert f'{float(found[0]["kid"]):.{digits}f}' == mean and f'{float(found[0]["kid_std"]):.{digits}f}' == std
+        _assert_kid_quoted(found[0], kid)

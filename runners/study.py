@@ -109,6 +109,17 @@ def _progress(workdir, point):
     return f' ({min(done, total)} of {total} batches sampled)' if done < total else ' (sampled; features to do)'
 
 
+def _elsewhere(rows, study, point):
+    """' (measured at n samples: FID f)' for a point with no row at its own sample count but one at another (e.g. a
+    rivals point that a curves study ran at 2,000 samples; the resolution table counts it, ``--list`` says so), else
+    ''.  ``rows``: {(config, num_samples): row}; the largest other count is named."""
+    config = config_name(study, point)
+    counts = sorted(n for c, n in rows if c == config and n != point.num_samples)
+    if not counts:
+        return ''
+    return f" (measured at {counts[-1]} samples: FID {float(rows[(config, counts[-1])]['fid']):.2f})"
+
+
 def _workdir(out, study, sha, point):
     """Where a point's samples are drawn (and found by a later run): <out>/<study>/<checkpoint sha[:8]>/<point>, or
     <point>.bf16 (.tf32, .bf16-min0.1) for a study sampled at another precision (``studies.spec.at_precision``)."""
@@ -389,7 +400,7 @@ def main(argv=None, prog='python -m evaluation.study'):
                 return 0
             for pt in study.points:
                 row = rows.get((config_name(study, pt), pt.num_samples))
-                state = f"FID {float(row['fid']):.2f}" if row else 'to do' + (
+                state = f"FID {float(row['fid']):.2f}" if row else 'to do' + _elsewhere(rows, study, pt) + (
                     _progress(_workdir(args.out, study, sha, pt), pt) if os.path.isfile(ckpt) else '')
                 print(f'{pt.name:24s} {pt.label:32s} {pt.num_samples:5d} samples  {state}')
             if args.plot:

@@ -60,6 +60,14 @@ def test_map_points_run_once_and_resume_without_duplicates(fake_data, capsys):
     assert engine.main(_args(root, '--list')) == 0
     listed = capsys.readouterr().out.splitlines()
     assert len(listed) == 30 and sum('to do' in line for line in listed) == 27
+    # at another sample count the three are to do, and --list says where they were measured (the resolution table
+    # counts such a row; the FID is the row's)
+    assert engine.main(_args(root, '--list', '--samples', '6')) == 0
+    listed = {line.split()[0]: line for line in capsys.readouterr().out.splitlines() if not line.startswith('(')}
+    fid = {r['config']: float(r['fid']) for r in rows}
+    assert f"to do (measured at 4 samples: FID {fid[rows[0]['config']]:.2f})" in listed['g1.000_lr2e-05']
+    assert sum('measured at 4 samples' in line for line in listed.values()) == 3
+    assert listed['g2.500_lr2e-05'].endswith('to do')
     assert engine.main(_args(root, '--plot', str(root / 'map.png'))) == 0 and os.path.getsize(root / 'map.png')
 
 

@@ -213,6 +213,36 @@ def sample_study(study, out, checkpoint=None, device='cpu', only=(), progress=Tr
             f'{time.time() - start:.0f} s')
 
 
+def _reference(study):
+    """The study's reference (``study.model['ref']``) with its environment variables expanded; one line if one is
+    unset."""
+    from evaluation.features import EvalError
+    ref = os.path.expandvars(study.model['ref'])
+    if '$' in ref:
+        unset = sorted(set(re.findall(r'\$\{?(\w+)', ref)))
+        raise EvalError(f'study {study.name}: the reference {study.model["ref"]!r} needs the environment variable '
+                        f'{", ".join(unset)} (e.g. PDS_DATA=<folder holding the dataset folder it names>)')
+    return ref
+
+
+def reference_study(study, device='cpu', inception_path=None, fid_cache=None, features='inception', progress=True,
+                    log=print):
+    """Compute (or find in the cache) the reference features of ``study`` and score nothing (``--reference_only``):
+    the same file, found by the same key, as :func:`run_study` would make before its first point, so that it can be
+    made beside a ``--sample_only`` run (on another machine or core) instead of after it.  It resumes part way, as
+    there (``evaluation.metrics.features_in_parts``).  Returns the seconds it took."""
+    from evaluation import features as features_lib, reference
+    start = time.time()
+    ref = _reference(study)
+    config = point_config(study, study.points[0])        # the dataset, resolution and channels of every point
+    model, info = features_lib.build_extractor(features, 'clean', device, inception_path)
+    reference.resolve_reference(ref, config, model, info, 'clean', fid_cache, study.model['ref_split'], seed=0,
+                                device=device, progress=progress)
+    log(f'{study.name}: the reference features of {study.model["ref"]} ({study.model["ref_split"] or "default"} '
+        f'split, {features}) are in the cache ({time.time() - start:.0f} s)')
+    return time.time() - start
+
+
 def run_study(study, csv_path, out, checkpoint=None, device='cpu', inception_path=None, fid_cache=None,
               features='inception', only=(), progress=True, log=print, grids=None, compile=False, speed=None):
     """Score every point of ``study`` not yet in ``csv_path``; returns the rows of the study's points.  With
@@ -228,11 +258,7 @@ def run_study(study, csv_path, out, checkpoint=None, device='cpu', inception_pat
     from runners.sample import SamplingError, SettingsMismatch
     speed = _speed(study, speed, compile)
     checkpoint, record = _checkpoint(study, checkpoint)
-    ref = os.path.expandvars(study.model['ref'])
-    if '$' in ref:
-        unset = sorted(set(re.findall(r'\$\{?(\w+)', ref)))
-        raise EvalError(f'study {study.name}: the reference {study.model["ref"]!r} needs the environment variable '
-                        f'{", ".join(unset)} (e.g. PDS_DATA=<folder holding the dataset folder it names>)')
+    ref = _reference(study)
     sha = record['sha256']
     points = [p for p in study.points if not only or p.name in only]
     todo = pending(study, csv_path, sha, features, only)
@@ -353,6 +379,9 @@ def main(argv=None, prog='python -m evaluation.study'):
     p.add_argument('--fid_features', default='inception', choices=('inception', 'standin'),
                    help='the feature extractor of the run; --summary, --list and --plot use only rows of it')
     p.add_argument('--no_progress', action='store_true')
+    p.add_argument('--reference_only', action='store_true', help='compute (or find in --fid_cache) the reference '
+                   'features the study scores against, and nothing else: e.g. beside a --sample_only run, so that the '
+                   'study run after it computes only its samples\' features')
     p.add_argument('--sample_only', action='store_true', help='draw the samples of the points (all, or --only) into '
                    '--out and score nothing: e.g. on a GPU machine, then run the study without it where the Inception '
                    'network is (it finds the batches done)')
@@ -409,11 +438,17 @@ def main(argv=None, prog='python -m evaluation.study'):
             return 0
         from runners.cli import resolve_device
         resolve_device(args.device)          # a CUDA device this machine lacks: one line, before any work
-        if not args.sample_only:
+        if args.reference_only and args.sample_only:
+            raise ValueError('--reference_only and --sample_only together would do nothing; expected one of them')
+        if not args.sample_only and not args.reference_only:
             from evaluation.results import check_csv
             check_csv(args.csv, '--csv')     # a folder or an unwritable path: one line, before any sampling
         # SIGTERM (kill, a scheduler) stops the points as Ctrl-C does: lock files removed, one line, exit 143
         with terminate_as_interrupt():
+            if args.reference_only:
+                reference_study(study, args.device, args.inception_path, args.fid_cache, args.fid_features,
+                                progress=not args.no_progress)
+                return 0
             if args.sample_only:
                 sample_study(study, args.out, args.checkpoint, args.device, only, progress=not args.no_progress,
                              speed=speed)

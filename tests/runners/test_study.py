@@ -508,3 +508,21 @@ def test_list_shows_how_far_an_unfinished_point_got(fake_data, capsys):
     assert listed['g1.000_lr2e-05'].endswith('to do (1 of 2 batches sampled)')
     assert listed['g1.600_lr2e-05'].endswith('to do (sampled; features to do)')
     assert listed['g0.625_lr2e-05'].endswith('to do')
+
+
+@pytest.mark.slow
+def test_reference_only_makes_the_file_the_study_then_finds(fake_data, capsys):
+    """--reference_only computes the study's reference features and nothing else (no samples, no rows); the study
+    run after it finds that file by the same key instead of computing it again."""
+    root = fake_data
+    assert engine.main(_args(root, '--reference_only')) == 0
+    assert 'are in the cache' in capsys.readouterr().out
+    made = {f: os.path.getmtime(root / 'cache' / f) for f in os.listdir(root / 'cache') if f.endswith('.npz')}
+    assert len(made) == 1 and not (root / 'out').exists() and not (root / 'study.csv').exists()
+    assert engine.main(_args(root, '--only', 'g1.000_lr2e-05')) == 0
+    assert {f: os.path.getmtime(root / 'cache' / f) for f in os.listdir(root / 'cache') if f.endswith('.npz')} == made
+    assert len(list(csv.DictReader(open(root / 'study.csv')))) == 1
+    capsys.readouterr()
+    assert engine.main(_args(root, '--reference_only', '--sample_only')) == 2
+    assert capsys.readouterr().err.strip() == ('error: --reference_only and --sample_only together would do nothing; '
+                                               'expected one of them')

@@ -187,20 +187,9 @@ def _open_bracket(vanilla, nv, n, planned):
     return f' [{lo / n:.2g}-{hi / n:.2g}x until vanilla {"/".join(map(str, missing))} it is run]'
 
 
-def _row_at_any_count(rows, config, num_samples):
-    """The row of ``config`` at ``num_samples`` in ``rows`` ({(config, num_samples): row}), else its row at the
-    largest other sample count (None if it has none).  The best-sampler cells rank by KID, which is unbiased in the
-    sample count, so a rivals point measured at another count (e.g. the curves study's 2,000-sample run of the same
-    PC setting, where the rivals study plans 500) is measured, not missing."""
-    if (config, num_samples) in rows:
-        return rows[(config, num_samples)]
-    counts = [n for c, n in rows if c == config]
-    return rows[(config, max(counts))] if counts else None
-
-
 def learned_row(name, side, curves_name, rivals_name, pds_label, curvature_path, root=ROOT):
     """One learned model's row (dict): its cells, the ratios for the plot, and where its numbers come from."""
-    from evaluation.study_report import done_rows
+    from evaluation.study_report import done_rows, row_at_any_count
     from studies import STUDIES
     from studies.spec import config_name
     curves, rivals = STUDIES[curves_name](), STUDIES[rivals_name]()
@@ -233,7 +222,7 @@ def learned_row(name, side, curves_name, rivals_name, pds_label, curvature_path,
             row['ratios'][(key, n)] = ratio
     done = []
     for p in rivals.points:
-        r = _row_at_any_count(rows, config_name(rivals, p), p.num_samples)
+        r = row_at_any_count(rows, config_name(rivals, p), p.num_samples)
         if r is not None and r.get('nfe') not in ('', None):
             done.append((_sampler_name(p.label, r.get('sampler'), r.get('iterations')), float(r['nfe']),
                          float(r.get('kid') or 'nan'), float(r.get('kid_std') or 0)))

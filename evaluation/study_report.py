@@ -265,3 +265,14 @@ def report(study, rows):
     if not any(key in points for key in _by_point(rows)):
         return _rows_line([]) + '\n'
     return TABLES[study.table](study, rows)
+
+
+def row_at_any_count(rows, config, num_samples):
+    """The row of ``config`` at ``num_samples`` in ``rows`` ({(config, num_samples): row}), else its row at the
+    largest other sample count (None if it has none).  The best-sampler cells rank by KID, which is unbiased in the
+    sample count, so a rivals point measured at another count (e.g. the curves study's 2,000-sample run of the same
+    PC setting, where the rivals study plans 500) is measured, not missing."""
+    if (config, num_samples) in rows:
+        return rows[(config, num_samples)]
+    counts = [n for c, n in rows if c == config]
+    return rows[(config, max(counts))] if counts else None

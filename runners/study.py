@@ -35,7 +35,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-from evaluation.study_report import done_rows, plot_map, report  # noqa: E402
+from evaluation.study_report import done_rows, plot_map, report, row_at_any_count  # noqa: E402
 from studies import STUDIES, describe as describe_studies  # noqa: E402
 from studies.spec import at_precision, config_name, point_config, precision_tag  # noqa: E402
 
@@ -113,11 +113,8 @@ def _elsewhere(rows, study, point):
     """' (measured at n samples: FID f)' for a point with no row at its own sample count but one at another (e.g. a
     rivals point that a curves study ran at 2,000 samples; the resolution table counts it, ``--list`` says so), else
     ''.  ``rows``: {(config, num_samples): row}; the largest other count is named."""
-    config = config_name(study, point)
-    counts = sorted(n for c, n in rows if c == config and n != point.num_samples)
-    if not counts:
-        return ''
-    return f" (measured at {counts[-1]} samples: FID {float(rows[(config, counts[-1])]['fid']):.2f})"
+    row = row_at_any_count(rows, config_name(study, point), point.num_samples)
+    return f" (measured at {row['num_samples']} samples: FID {float(row['fid']):.2f})" if row else ''
 
 
 def _workdir(out, study, sha, point):
@@ -253,7 +250,6 @@ def run_study(study, csv_path, out, checkpoint=None, device='cpu', inception_pat
     official code).  Its precision must be the study's (``studies.spec.at_precision``): tf32 and bf16 change the
     images, so their points have rows and workdirs of their own; the other switches change them only by float
     rounding and share the fp32 points'."""
-    from evaluation.features import EvalError
     from runners.evaluate import run_eval
     from runners.sample import SamplingError, SettingsMismatch
     speed = _speed(study, speed, compile)

@@ -27,8 +27,10 @@ the same seed and batch size (so the same noise, batch for batch) into ``<out>/<
 (``--mode sample``'s resumable layout; its eval.json).  A point's variant is **neutral** when
 |KID - KID_fp32| <= sqrt(kid_std^2 + kid_std_fp32^2) (one combined standard deviation); FID is reported beside it.
 Rows are appended to ``<out>/neutrality.csv`` (one per finished run) and the verdicts written to
-``<out>/neutrality.md``.  A finished run (its eval.json with the sample count asked) is read back, never redone;
-killing and rerunning continues the unfinished batches.
+``<out>/neutrality.md``.  A finished run (its eval.json with the sample count asked) is read back, never redone, and
+so is a run whose folder is gone but whose row is in ``<out>/neutrality.csv`` with the same checkpoint sha256 (copy
+``results/neutrality/neutrality.csv`` into ``--out`` to add a variant beside the committed fp32 runs without
+redoing them); killing and rerunning continues the unfinished batches.
 
 ``--per_sigma``: the relative L2 error of the bf16 score against fp32 at each of 10 noise levels on noised test
 images (cheap), to find where bf16 is not neutral if a point fails (e.g. the smallest sigmas), and keep that part in
@@ -172,16 +174,25 @@ def _csv_records(out):
             parts = row['workdir'].replace('\\', '/').rstrip('/').split('/')
             if len(parts) >= 3 and row.get('kid') and row.get('kid_std'):
                 records[(*parts[-3:], int(row['num_samples']))] = {
-                    'fid': float(row['fid']), 'kid': float(row['kid']), 'kid_std': float(row['kid_std'])}
+                    'fid': float(row['fid']), 'kid': float(row['kid']), 'kid_std': float(row['kid_std']),
+                    'checkpoint_sha256': row.get('checkpoint_sha256') or ''}
     return records
 
 
-def run_point(model, point, variant, args, ref, say):
+def run_point(model, point, variant, args, ref, say, logged=None):
+    """Sample and score one variant of a point; a finished run is read back instead, and so is a row of
+    ``<out>/neutrality.csv`` (``logged``) made from the same checkpoint file (same sha256) whose folder is gone,
+    e.g. the committed fp32 reference on a fresh clone: the same seeds give the same run."""
     from runners.evaluate import run_eval
+    from utils.provenance import file_record
     workdir = os.path.join(args.out, model.key, point.name, variant)
     rec = finished(workdir, args.num_samples)
     if rec is not None:
         return rec, True
+    row = (logged or {}).get((model.key, point.name, variant, args.num_samples))
+    if row is not None and not os.path.isdir(os.path.join(workdir, 'batches')) and \
+            row['checkpoint_sha256'] == file_record(model.checkpoint)['sha256']:
+        return row, True
     config = tiny_config(model.config) if args.tiny else load_config(model.config)
     for key, value in point.overrides:
         section, field = key.split('.', 1)
@@ -317,7 +328,7 @@ def main(argv=None):
         raise SystemExit(f'error: --points {" ".join(unknown)}: the models {" ".join(wanted)} have the points '
                          f'{", ".join(sorted(names))}')
     results = {}
-    logged = _csv_records(args.out) if args.summary else {}
+    logged = _csv_records(args.out)
     for key in wanted:
         model = available[key]
         ref = model.ref if args.tiny else os.path.expandvars(model.ref)
@@ -331,7 +342,7 @@ def main(argv=None):
                     if rec is None:
                         continue
                 else:
-                    rec, _ = run_point(model, point, variant, args, ref, say)
+                    rec, _ = run_point(model, point, variant, args, ref, say, logged)
                 results.setdefault((key, point.name), {})[variant] = rec
     text = table(results, args.num_samples)
     say('\n' + text)

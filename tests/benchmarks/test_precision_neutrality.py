@@ -36,6 +36,27 @@ def test_tiny_run_scores_every_variant_and_resumes(tmp_path):
     assert set(summary[('tiny_ald', 'ald_3it')]) == {'fp32', 'bf16'}
 
 
+def test_a_committed_row_of_the_same_checkpoint_stands_in_for_its_deleted_folder(tmp_path):
+    """A fresh clone has the committed rows but not the sample folders: adding a variant must not redo fp32 (hours
+    at 1000 iterations), unless the checkpoint changed since the row was written."""
+    import shutil
+    out = str(tmp_path)
+    args = TINY + ['--out', out, '--models', 'tiny_pc', '--points', 'pc_4it']
+    first = pn.main(args + ['--variants', 'fp32'])
+    rows = (tmp_path / 'neutrality.csv').read_text().splitlines()
+    shutil.rmtree(tmp_path / 'tiny_pc' / 'pc_4it' / 'fp32')
+    again = pn.main(args + ['--variants', 'fp32', 'bf16'])
+    after = (tmp_path / 'neutrality.csv').read_text().splitlines()
+    assert after[:len(rows)] == rows and len(after) == len(rows) + 1 and ',bf16,' in after[-1]   # fp32 not redone
+    assert again[('tiny_pc', 'pc_4it')]['fp32']['kid'] == first[('tiny_pc', 'pc_4it')]['fp32']['kid']
+    shutil.rmtree(tmp_path / 'tiny_pc' / 'pc_4it' / 'fp32', ignore_errors=True)
+    ckpt = tmp_path / 'tiny' / 'pc.pth'
+    ckpt.write_bytes(b'')          # another checkpoint file: its row no longer applies; tiny_setup writes a new one
+    ckpt.unlink()
+    pn.main(args + ['--variants', 'fp32'])
+    assert len((tmp_path / 'neutrality.csv').read_text().splitlines()) == len(after) + 1       # fp32 redone
+
+
 def test_verdict_is_one_combined_standard_deviation():
     ref = {'kid': 0.010, 'kid_std': 0.003}
     assert pn.verdict({'kid': 0.014, 'kid_std': 0.004}, ref)[2]          # 0.004 <= 0.005

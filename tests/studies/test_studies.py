@@ -531,13 +531,20 @@ D_200_DOC_POINTS = ['vanilla_200it', 'pds_a5_200it', 'pds_a10_200it', 'pds_a5_ma
                     'ddpm_pds_a5_marg_200it', 'ddim_200', 'edm_100', 'edm_stochastic_100']
 
 
-def test_vp_doc_nfe_200_table_quotes_the_model_d_rows():
-    """docs/vp.md's NFE-200 table: every NFE, FID and KID is the committed 500-sample Inception row of the point it
-    quotes (d_curves' PC / DDPM points, d_rivals' DDIM and EDM), of the shipped checkpoint."""
-    table, rows = _vp_doc_table('| 200 iterations / steps (500 samples) | NFE | FID | KID |')
-    assert len(table) == len(D_200_DOC_POINTS)
-    points = {p.name: (study, p) for study in (get('d_rivals'), get('d_curves')) for p in study.points}
-    for line, name in zip(table, D_200_DOC_POINTS):
+D_500_DOC_POINTS = ['vanilla_500it', 'pds_a10_marg_500it', 'vanilla_1000it']
+
+
+@pytest.mark.parametrize('header, doc_points', [
+    ('| 200 iterations / steps (500 samples) | NFE | FID | KID |', D_200_DOC_POINTS),
+    ('| 500 and 1000 iterations (500 samples) | NFE | FID | KID |', D_500_DOC_POINTS)])
+def test_vp_doc_500_sample_tables_quote_the_model_d_rows(header, doc_points):
+    """docs/vp.md's NFE-200 and NFE-500 / 1000 tables: every NFE, FID and KID is the committed 500-sample Inception
+    row of the point it quotes (d_curves' PC / DDPM points, d_rivals' DDIM and EDM), of the shipped checkpoint."""
+    table, rows = _vp_doc_table(header)
+    assert len(table) == len(doc_points)
+    points = {p.name: (study, p) for study in (get('d_quality'), get('d_rivals'), get('d_curves'))
+              for p in study.points}
+    for line, name in zip(table, doc_points):
         label, nfe, fid, kid = (c.strip().strip('*') for c in line.strip('|').split('|'))
         cfg = spec.config_name(*points[name])
         found = [r for r in rows if r['config'] == cfg and r['features'] == 'inception' and r['num_samples'] == '500']

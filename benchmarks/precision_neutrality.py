@@ -179,20 +179,39 @@ def _csv_records(out):
     return records
 
 
-def run_point(model, point, variant, args, ref, say, logged=None):
-    """Sample and score one variant of a point; a finished run is read back instead, and so is a row of
-    ``<out>/neutrality.csv`` (``logged``) made from the same checkpoint file (same sha256) whose folder is gone,
-    e.g. the committed fp32 reference on a fresh clone: the same seeds give the same run."""
-    from runners.evaluate import run_eval
+def _checkpoint_sha(model):
+    """sha256 of the checkpoint file the model's path (a file or a run folder) resolves to, None if there is none
+    (the run then says why; no row stands in)."""
+    from models.checkpoint import CheckpointError, resolve_path
     from utils.provenance import file_record
+    try:
+        return file_record(resolve_path(model.checkpoint))['sha256']
+    except CheckpointError:
+        return None
+
+
+def logged_row(logged, model, point, variant, num_samples, sha):
+    """The row of ``<out>/neutrality.csv`` (``logged``) for this run if it was made from the checkpoint whose
+    sha256 is ``sha``, else None: a row of another checkpoint file never stands in for this one."""
+    row = (logged or {}).get((model.key, point.name, variant, num_samples))
+    return row if row is not None and row['checkpoint_sha256'] == sha else None
+
+
+def run_point(model, point, variant, args, ref, say, logged=None, sha=None):
+    """Sample and score one variant of a point; a finished run is read back instead, and so is a row of
+    ``<out>/neutrality.csv`` (``logged``) made from the same checkpoint file (same sha256, ``sha``: hashed here
+    when not given) whose folder is gone, e.g. the committed fp32 reference on a fresh clone: the same seeds give
+    the same run."""
+    from runners.evaluate import run_eval
     workdir = os.path.join(args.out, model.key, point.name, variant)
     rec = finished(workdir, args.num_samples)
     if rec is not None:
         return rec, True
-    row = (logged or {}).get((model.key, point.name, variant, args.num_samples))
-    if row is not None and not os.path.isdir(os.path.join(workdir, 'batches')) and \
-            row['checkpoint_sha256'] == file_record(model.checkpoint)['sha256']:
-        return row, True
+    if logged and not os.path.isdir(os.path.join(workdir, 'batches')):
+        row = logged_row(logged, model, point, variant, args.num_samples,
+                         sha or _checkpoint_sha(model))
+        if row is not None:
+            return row, True
     config = tiny_config(model.config) if args.tiny else load_config(model.config)
     for key, value in point.overrides:
         section, field = key.split('.', 1)
@@ -331,6 +350,7 @@ def main(argv=None):
     logged = _csv_records(args.out)
     for key in wanted:
         model = available[key]
+        sha = _checkpoint_sha(model)
         ref = model.ref if args.tiny else os.path.expandvars(model.ref)
         for point in model.points:
             if args.points and point.name not in args.points:
@@ -338,11 +358,16 @@ def main(argv=None):
             for variant in ['fp32'] + [v for v in args.variants if v != 'fp32']:      # the reference first
                 if args.summary:        # the run's eval.json, else its row (folders are not committed)
                     rec = finished(os.path.join(args.out, key, point.name, variant), args.num_samples) or \
-                        logged.get((key, point.name, variant, args.num_samples))
+                        logged_row(logged, model, point, variant, args.num_samples, sha)
                     if rec is None:
+                        other = logged.get((key, point.name, variant, args.num_samples))
+                        if other is not None:
+                            say(f'note: {key} {point.name} {variant}: the row of neutrality.csv was made from '
+                                f'checkpoint sha256 {other["checkpoint_sha256"][:12]}, not {model.checkpoint} '
+                                f'(sha256 {(sha or "missing")[:12]}); left out of the table')
                         continue
                 else:
-                    rec, _ = run_point(model, point, variant, args, ref, say, logged)
+                    rec, _ = run_point(model, point, variant, args, ref, say, logged, sha)
                 results.setdefault((key, point.name), {})[variant] = rec
     text = table(results, args.num_samples)
     say('\n' + text)

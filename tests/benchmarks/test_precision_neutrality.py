@@ -57,6 +57,27 @@ def test_a_committed_row_of_the_same_checkpoint_stands_in_for_its_deleted_folder
     assert len((tmp_path / 'neutrality.csv').read_text().splitlines()) == len(after) + 1       # fp32 redone
 
 
+def test_the_summary_leaves_out_a_committed_row_of_another_checkpoint(tmp_path, capsys):
+    """--summary reads committed rows back only when their checkpoint sha256 is the current file's: a row of
+    another checkpoint is named in a note and left out of the verdict table."""
+    import shutil
+    out = str(tmp_path)
+    args = TINY + ['--out', out, '--models', 'tiny_pc', '--points', 'pc_4it']
+    first = pn.main(args + ['--variants', 'fp32'])
+    shutil.rmtree(tmp_path / 'tiny_pc' / 'pc_4it' / 'fp32')
+    summary = pn.main(args + ['--variants', 'fp32', '--summary'])
+    assert summary[('tiny_pc', 'pc_4it')]['fp32']['kid'] == first[('tiny_pc', 'pc_4it')]['fp32']['kid']
+    csv_path = tmp_path / 'neutrality.csv'
+    header, row = csv_path.read_text().splitlines()
+    sha = row.split(',')[header.split(',').index('checkpoint_sha256')]
+    csv_path.write_text(header + '\n' + row.replace(sha, 'f' * 64) + '\n')
+    capsys.readouterr()
+    assert pn.main(args + ['--variants', 'fp32', '--summary']) == {}
+    assert f'note: tiny_pc pc_4it fp32: the row of neutrality.csv was made from checkpoint sha256 ffffffffffff, ' \
+           f'not' in capsys.readouterr().out
+    assert '| tiny_pc |' not in (tmp_path / 'neutrality.md').read_text()
+
+
 def test_verdict_is_one_combined_standard_deviation():
     ref = {'kid': 0.010, 'kid_std': 0.003}
     assert pn.verdict({'kid': 0.014, 'kid_std': 0.004}, ref)[2]          # 0.004 <= 0.005

@@ -26,7 +26,7 @@ its statistics filter ``assets/stats/mnist_freq.npy``), so each PDS series state
   with the denoiser as the last step (26 points; their rows are the full studies' rows).
 * ``d_rivals``: DDIM (eta 0) at 10 .. 200 steps, the probability-flow ODE (score_sde's RK45 at tolerances 1e-2, 1e-3,
   1e-5, Model B's rk45 points), EDM Heun and EDM stochastic (n steps: NFE 2n - 1) and DPM-Solver++ 2M / 2M SDE / 3M SDE
-  (NFE = steps) on the Karras grid over EDM's sigma view of the VP SDE (sigma(1e-3) = 0.0105 .. sigma(1) = 152.2),
+  (NFE = steps, at 200 too: the best sampler up to NFE 100) on the Karras grid over EDM's sigma view of the VP SDE (sigma(1e-3) = 0.0105 .. sigma(1) = 152.2),
   beside the curves' one-evaluation-per-step points (PC Euler-Maruyama and DDPM, every form, NFE = N) and the PC +
   Langevin points at NFE 40 and 100 (the same points: their rows are shared), and PC vanilla, (a) and (b) at
   alpha 5 with score_sde's own eps = 1e-3 at every N (``sampling.num_steps``; below), vanilla and (b) also with
@@ -160,8 +160,7 @@ def d_rivals(samples=None):
                          n),
                    Point(f'edm_stochastic_{steps}', 'EDM stochastic',
                          OFF + (('sampling.method', 'edm_stochastic'), ('sampling.num_steps', steps)), n)]
-        if nfe <= 100:
-            points += _dpmpp_points(OFF, n, (nfe,))
+        points += _dpmpp_points(OFF, n, (nfe,))
         # the curves' points at this NFE (their rows): one evaluation per step (PC Euler-Maruyama, DDPM) at N = NFE,
         # PC + Langevin (NFE 2N) where its N is a curves point and the count agrees (NFE 40 and 100)
         points += _pc_points((nfe,), lambda its: n) + _chain_points((nfe,), lambda its: n)

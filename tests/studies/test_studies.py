@@ -332,7 +332,7 @@ def test_model_d_studies_build_valid_configs_at_the_stated_budgets_and_counts(mo
     assert [nfe[f'edm_{n}'] for n in (5, 10, 25, 50, 100)] == [9, 19, 49, 99, 199]
     assert [nfe[f'edm_stochastic_{n}'] for n in (5, 10, 25, 50, 100)] == [9, 19, 49, 99, 199]
     for m in ('dpmpp_2m', 'dpmpp_2m_sde', 'dpmpp_3m_sde'):
-        assert [nfe[f'{m}_{n}'] for n in (10, 20, 50, 100)] == [10, 20, 50, 100]
+        assert [nfe[f'{m}_{n}'] for n in (10, 20, 50, 100, 200)] == [10, 20, 50, 100, 200]
     assert [(k, r[k][1].sampling.ode_rtol, r[k][1].sampling.ode_atol, r[k][0].num_samples) for k in nfe
             if nfe[k] is None] == [('rk45_0.01', 1e-2, 1e-2, 2000), ('rk45_0.001', 1e-3, 1e-3, 2000),
                                    ('rk45_1e-05', 1e-5, 1e-5, 500)]
@@ -360,7 +360,7 @@ def test_model_d_studies_build_valid_configs_at_the_stated_budgets_and_counts(mo
     for k in nfe:            # EDM / DPM-Solver++ in EDM's sigma view from sigma(1e-3) (speed_up 1), not sigma(eps x su)
         if r[k][1].sampling.method not in ('pc', 'ddpm'):
             assert r[k][1].sampling.speed_up == 1. and r[k][1].sampling.eps == 1e-3
-    assert rivals.table == 'rivals' and rivals.budgets == (10, 20, 50, 100, 200) and len(rivals.points) == 104
+    assert rivals.table == 'rivals' and rivals.budgets == (10, 20, 50, 100, 200) and len(rivals.points) == 107
     assert {p.num_samples for s in ('d_quality', 'd_curves', 'd_rivals') for p in get(s, 4).points} == {4}
 
 

@@ -528,7 +528,8 @@ D_DDPM_DOC_ROWS = {
 # docs/vp.md's NFE-200 table (500 samples per point), row by row: the point each row quotes
 D_200_DOC_POINTS = ['vanilla_200it', 'pds_a5_200it', 'pds_a10_200it', 'pds_a5_marg_200it', 'pds_a10_marg_200it',
                     'pds_auto_200it', 'langevin_200it', 'pds_a5_corr_200it', 'ddpm_200it', 'ddpm_pds_a5_200it',
-                    'ddpm_pds_a5_marg_200it', 'ddim_200', 'edm_100', 'edm_stochastic_100']
+                    'ddpm_pds_a5_marg_200it', 'ddim_200', 'dpmpp_2m_200', 'dpmpp_2m_sde_200',
+                    'dpmpp_3m_sde_200', 'edm_100', 'edm_stochastic_100']
 
 
 D_500_DOC_POINTS = ['vanilla_500it', 'pds_a5_marg_500it', 'pds_a10_marg_500it', 'vanilla_1000it']

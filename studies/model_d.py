@@ -25,14 +25,14 @@ its statistics filter ``assets/stats/mnist_freq.npy``), so each PDS series state
   EDM stochastic, and at NFE 20 vanilla PC, (b) and (a) again at score_sde's eps = 1e-3, and vanilla and (b) there
   with the denoiser as the last step (26 points; their rows are the full studies' rows).
 * ``d_rivals``: DDIM (eta 0) at 10 .. 200 steps, the probability-flow ODE (score_sde's RK45 at tolerances 1e-2, 1e-3,
-  1e-5, Model B's rk45 points), EDM Heun and EDM stochastic (n steps: NFE 2n - 1) and DPM-Solver++ 2M / 2M SDE / 3M SDE
-  (NFE = steps, at 200 too: the best sampler up to NFE 100) on the Karras grid over EDM's sigma view of the VP SDE (sigma(1e-3) = 0.0105 .. sigma(1) = 152.2),
-  beside the curves' one-evaluation-per-step points (PC Euler-Maruyama and DDPM, every form, NFE = N) and the PC +
-  Langevin points at NFE 40 and 100 (the same points: their rows are shared), and PC vanilla, (a) and (b) at
-  alpha 5 with score_sde's own eps = 1e-3 at every N (``sampling.num_steps``; below), vanilla and (b) also with
-  the denoiser as the last step (``sampling.last_step``).  2,000 samples per point up
-  to NFE 100, 500 beyond; RK45 counts by its expected NFE (1e-2, 1e-3: 2,000, as Model B's; 1e-5: 500, Model B's
-  took NFE 579).  Its table names the best sampler within NFE 10, 20, 50, 100 and 200.
+  1e-5, Model B's rk45 points), EDM Heun and EDM stochastic (n steps: NFE 2n - 1) and DPM-Solver++ 2M / 2M SDE / 3M
+  SDE (NFE = steps, at 200 too: the best sampler up to NFE 100) on the Karras grid over EDM's sigma view of the VP SDE
+  (sigma(1e-3) = 0.0105 .. sigma(1) = 152.2), beside the curves' one-evaluation-per-step points (PC Euler-Maruyama and
+  DDPM, every form, NFE = N) and the PC + Langevin points at NFE 40 and 100 (the same points: their rows are shared),
+  and PC vanilla, (a) and (b) at alpha 5 with score_sde's own eps = 1e-3 at every N (``sampling.num_steps``; below),
+  vanilla and (b) also with the denoiser as the last step (``sampling.last_step``).  2,000 samples per point up to NFE
+  100, 500 beyond; RK45 counts by its expected NFE (1e-2, 1e-3: 2,000, as Model B's; 1e-5: 500, Model B's took NFE
+  579).  Its table names the best sampler within NFE 10, 20, 50, 100 and 200.
 
 PC: N predictor steps = 1000 / speed_up (the PDS command line's convention, as Models B and C and the config's
 PDS_SETTINGS rows; on VP it also sets the smallest time eps = 1e-3 speed_up: 0.1 at 10 iterations, 1e-3 at 1000);

@@ -540,7 +540,8 @@ D_500_DOC_POINTS = ['vanilla_500it', 'pds_a5_marg_500it', 'pds_a10_marg_500it', 
     ('| 500 and 1000 iterations (500 samples) | NFE | FID | KID |', D_500_DOC_POINTS)])
 def test_vp_doc_500_sample_tables_quote_the_model_d_rows(header, doc_points):
     """docs/vp.md's NFE-200 and NFE-500 / 1000 tables: every NFE, FID and KID is the committed 500-sample Inception
-    row of the point it quotes (d_curves' PC / DDPM points, d_rivals' DDIM and EDM), of the shipped checkpoint."""
+    row of the point it quotes (d_quality's and d_curves' PC / DDPM points, d_rivals' DDIM, DPM-Solver++ and EDM),
+    of the shipped checkpoint."""
     table, rows = _vp_doc_table(header)
     assert len(table) == len(doc_points)
     points = {p.name: (study, p) for study in (get('d_quality'), get('d_rivals'), get('d_curves'))

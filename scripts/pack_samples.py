@@ -18,6 +18,8 @@ a long CPU run from one machine to another (a session's machine that is taken ba
 ``--mode sample`` in that folder) samples only the batches still missing, with the same per-batch seeds, so the point
 ends as one uninterrupted run would.  A point cut short on a GPU is never packed partly (it would be finished on
 another device).  A killed run's leftover run.lock (no process holds it) does not keep a point back.
+``--unfinished_only`` (pack, implies ``--partial``): only those unfinished CPU points; the finished ones are left out
+and named (a finished point already scored has nothing left to do elsewhere).
 
 unpack: every point in the given files (a point may span two of them) is written under DEST at its relative path,
 settings.json first and each batch file last (a batch file marks its batch done), each one atomically.  A point
@@ -90,10 +92,10 @@ def _deflated_size(data):
     return len(c.compress(data)) + len(c.flush())
 
 
-def point_entries(rel, path, partial=False):
+def point_entries(rel, path, partial=False, unfinished_only=False):
     """``[(entry name, bytes)]`` of a finished point (settings first, then its batches in order), or a reason string
     why it cannot travel.  ``partial``: an unfinished point sampled on the CPU travels with its finished batches and
-    a :data:`PACKED` entry naming them."""
+    a :data:`PACKED` entry naming them; ``unfinished_only``: only such a point, a finished one stays."""
     try:
         with open(os.path.join(path, SETTINGS), 'rb') as f:
             raw = f.read()
@@ -117,6 +119,8 @@ def point_entries(rel, path, partial=False):
         if device.split(':')[0] != 'cpu':
             return f'{why}, sampled on {device}: a point cut short there is finished there, never packed partly'
         entries.append((f'{rel}/{PACKED}', json.dumps(numbers).encode('utf-8')))
+    elif unfinished_only:
+        return 'finished (--unfinished_only carries the unfinished points only)'
     for n in names:
         data = _slim_batch(os.path.join(folder, n))
         if data is None:
@@ -135,8 +139,10 @@ def _cost(path):
         return 0.0
 
 
-def pack(root, out, max_files=8, max_bytes=64 * MiB, file_bytes=16 * MiB, log=print, partial=False):
-    """Write the finished points under ``root`` (``partial``: and the unfinished CPU ones, their finished batches)
+def pack(root, out, max_files=8, max_bytes=64 * MiB, file_bytes=16 * MiB, log=print, partial=False,
+         unfinished_only=False):
+    """Write the finished points under ``root`` (``partial``: and the unfinished CPU ones, their finished batches;
+    ``unfinished_only``: those unfinished ones alone)
     into ``out``/samples_<k>.zip within the limits, the costliest first (NFE x samples: the points the CPU would take
     longest to redo), ties by name; returns ``(packed point names, {left-out point: reason})``."""
     if not os.path.isdir(root):
@@ -156,7 +162,7 @@ def pack(root, out, max_files=8, max_bytes=64 * MiB, file_bytes=16 * MiB, log=pr
     points = _points(root)
     for rel in sorted(points, key=lambda r: (-_cost(points[r]), r)):
         path = points[rel]
-        entries = point_entries(rel, path, partial)
+        entries = point_entries(rel, path, partial or unfinished_only, unfinished_only)
         if isinstance(entries, str):
             left[rel] = entries
             continue
@@ -316,13 +322,16 @@ def main(argv=None):
     a.add_argument('--file_bytes', type=int, default=16 * MiB)
     a.add_argument('--partial', action='store_true',
                    help='also unfinished points sampled on the CPU, with their finished batches (to resume elsewhere)')
+    a.add_argument('--unfinished_only', action='store_true',
+                   help='only the unfinished CPU points (implies --partial): carry a long run, not the finished ones')
     b = sub.add_parser('unpack', help='the points of pack files (or their folder) -> DEST')
     b.add_argument('files', nargs='+')
     b.add_argument('dest')
     args = p.parse_args(argv)
     try:
         if args.verb == 'pack':
-            pack(args.root, args.out, args.max_files, args.max_bytes, args.file_bytes, partial=args.partial)
+            pack(args.root, args.out, args.max_files, args.max_bytes, args.file_bytes, partial=args.partial,
+                 unfinished_only=args.unfinished_only)
         else:
             unpack(args.files, args.dest)
     except PackError as e:

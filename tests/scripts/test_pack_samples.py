@@ -222,3 +222,23 @@ def test_an_unfinished_cpu_point_travels_partly_and_resumes_there_as_one_run(tmp
     (cut / 'settings.json').write_text(json.dumps(dict(settings, device='cuda:0')))
     _, left = ps.pack(str(tmp_path / 'there'), str(tmp_path / 'gpu'), log=lambda *_: None, partial=True)
     assert 'sampled on cuda:0' in left['st/p']
+
+
+def test_unfinished_only_carries_the_unfinished_cpu_points_and_names_the_finished_ones(tmp_path):
+    """--unfinished_only (implies --partial): a finished point stays behind, named; the unfinished CPU point travels
+    with its finished batches and unpacks to the same bytes; the CLI takes the flag."""
+    _point(str(tmp_path / 'runs'), 'st/done', num_samples=4, batch_size=2, nfe=10)
+    _point(str(tmp_path / 'runs'), 'st/cut', num_samples=6, batch_size=2, nfe=10, finished=2, seed=1)
+    packed, left = ps.pack(str(tmp_path / 'runs'), str(tmp_path / 'out'), log=lambda *_: None, unfinished_only=True)
+    assert packed == ['st/cut']
+    assert left == {'st/done': 'finished (--unfinished_only carries the unfinished points only)'}
+    assert ps.unpack([str(tmp_path / 'out')], str(tmp_path / 'dest'), log=lambda *_: None) == ['st/cut']
+    there = tmp_path / 'dest' / 'st' / 'cut' / 'batches'
+    assert sorted(os.listdir(there)) == ['batch_000000.npz', 'batch_000001.npz']
+    for n in os.listdir(there):
+        a, b = _arrays(there / n), _arrays(tmp_path / 'runs' / 'st' / 'cut' / 'batches' / n)
+        assert np.array_equal(a['images'], b['images']) and np.array_equal(a['indices'], b['indices'])
+    assert not (tmp_path / 'dest' / 'st' / 'done').exists()
+    assert ps.main(['pack', str(tmp_path / 'runs'), str(tmp_path / 'cli'), '--unfinished_only']) == 0
+    with __import__('zipfile').ZipFile(tmp_path / 'cli' / 'samples_0.zip') as z:
+        assert {n.split('/')[1] for n in z.namelist()} == {'cut'}

@@ -532,7 +532,8 @@ D_200_DOC_POINTS = ['vanilla_200it', 'pds_a5_200it', 'pds_a10_200it', 'pds_a5_ma
                     'dpmpp_3m_sde_200', 'edm_100', 'edm_stochastic_100']
 
 
-D_500_DOC_POINTS = ['vanilla_500it', 'pds_a5_marg_500it', 'pds_a10_marg_500it', 'ddpm_500it', 'vanilla_1000it']
+D_500_DOC_POINTS = ['vanilla_500it', 'pds_a5_500it', 'pds_a10_500it', 'pds_a5_marg_500it', 'pds_a10_marg_500it',
+                    'ddpm_500it', 'vanilla_1000it']
 
 
 @pytest.mark.parametrize('header, doc_points', [
